@@ -1,0 +1,361 @@
+//! Reading the input file as a stream of polars batches, in row order.
+//!
+//! Contract: [`InputReader::open`] checks the file and its header or schema (the phone columns
+//! must exist) and yields [`DataFrame`] batches of at most `batch_rows` rows, in input order,
+//! until the file ends. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
+//! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
+//! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
+//! columns are also offered as text by [`phone_text`] (integer and float columns converted).
+//! Every error names the file, and for CSV the line.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use anyhow::{anyhow, bail, Context, Result};
+use polars::prelude::*;
+
+use crate::config::{Compression, InputConfig, InputFormat, TextEncoding};
+
+pub struct InputReader {
+    schema: Schema,
+    source: Source,
+}
+
+enum Source {
+    Csv(CsvSource),
+    Parquet(ParquetSource),
+}
+
+/// Which columns a pass needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    All,
+    PhonesOnly,
+}
+
+impl InputReader {
+    pub fn open(cfg: &InputConfig, columns: Columns, batch_rows: NonZeroUsize) -> Result<InputReader> {
+        match cfg.format {
+            InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
+            InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
+        }
+    }
+
+    /// The schema of the batches this reader yields.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
+        match &mut self.source {
+            Source::Csv(s) => s.next_batch(&self.schema),
+            Source::Parquet(s) => s.next_batch(),
+        }
+    }
+}
+
+/// The phone column as text: strings as they are, integers as their digits, whole floats too.
+pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
+    let name = column.name().to_string();
+    let text = match column.dtype() {
+        DataType::String => column.clone(),
+        dt if dt.is_integer() => column.cast(&DataType::String)?,
+        dt if dt.is_float() => column.cast(&DataType::Int64)?.cast(&DataType::String)?,
+        DataType::Null => column.cast(&DataType::String)?,
+        dt => bail!("{}: phone column `{name}` has type {dt}; phone columns must be text or numbers", path.display()),
+    };
+    Ok(text.str()?.clone())
+}
+
+// ---- CSV -------------------------------------------------------------------------------------
+
+struct CsvSource {
+    path: PathBuf,
+    reader: csv::Reader<Box<dyn Read + Send>>,
+    /// For each header column: whether this pass builds it, and its name.
+    wanted: Vec<Option<PlSmallStr>>,
+    batch_rows: usize,
+    record: csv::ByteRecord,
+    done: bool,
+}
+
+/// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
+fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
+    let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
+    let raw: Box<dyn Read + Send> = match cfg.compression {
+        Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))),
+    };
+    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+        .encoding(Some(cfg.encoding.encoding()))
+        .bom_override(true)
+        .strip_bom(true)
+        .utf8_passthru(cfg.encoding == TextEncoding::Utf8)
+        .build(raw);
+    Ok(Box::new(decoded))
+}
+
+/// Picks the delimiter that splits the header line into the most fields, outside quotes.
+fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
+    let mut head = Vec::with_capacity(64 * 1024);
+    open_text(cfg)?.take(64 * 1024).read_to_end(&mut head).with_context(|| format!("reading {}", cfg.path.display()))?;
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
+    let mut quoted = false;
+    for &b in &head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if !quoted => {
+                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                    c.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let best = counts.iter().max_by_key(|(_, n)| *n).unwrap();
+    // A single-column file has no delimiter in its header: any will do.
+    Ok(if best.1 == 0 { b',' } else { best.0 })
+}
+
+fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| {
+        anyhow!(
+            "{}: line {line}, column `{column}` is not valid UTF-8; if the file is windows-1251, set input.encoding = \"windows-1251\"",
+            path.display()
+        )
+    })
+}
+
+impl CsvSource {
+    fn open(cfg: &InputConfig, columns: Columns, batch_rows: usize) -> Result<InputReader> {
+        let delimiter = match cfg.delimiter {
+            Some(d) => d,
+            None => sniff_delimiter(cfg)?,
+        };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(true)
+            .flexible(false)
+            .double_quote(true)
+            .buffer_capacity(1 << 20)
+            .from_reader(open_text(cfg)?);
+        let headers = reader.byte_headers().map_err(|e| csv_error(e, &cfg.path))?.clone();
+        if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+            bail!("{}: the file is empty or has no header row", cfg.path.display());
+        }
+        let mut names: Vec<String> = Vec::with_capacity(headers.len());
+        for (i, h) in headers.iter().enumerate() {
+            let name = utf8_field(h, &cfg.path, 1, &format!("#{}", i + 1))?.trim().to_string();
+            let name = if name.is_empty() { format!("column_{}", i + 1) } else { name };
+            if names.contains(&name) {
+                bail!("{}: the header names column `{name}` twice", cfg.path.display());
+            }
+            names.push(name);
+        }
+        check_phone_columns(cfg, names.iter().map(String::as_str))?;
+        let wanted: Vec<Option<PlSmallStr>> = names
+            .iter()
+            .map(|n| match columns {
+                Columns::All => Some(PlSmallStr::from(n.as_str())),
+                Columns::PhonesOnly if cfg.phone_columns.contains(n) => Some(PlSmallStr::from(n.as_str())),
+                Columns::PhonesOnly => None,
+            })
+            .collect();
+        let schema: Schema = wanted.iter().flatten().map(|n| Field::new(n.clone(), DataType::String)).collect();
+        let source = CsvSource { path: cfg.path.clone(), reader, wanted, batch_rows, record: csv::ByteRecord::new(), done: false };
+        Ok(InputReader { schema, source: Source::Csv(source) })
+    }
+
+    fn next_batch(&mut self, schema: &Schema) -> Result<Option<DataFrame>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut builders: Vec<(usize, StringChunkedBuilder)> = self
+            .wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.as_ref().map(|n| (i, StringChunkedBuilder::new(n.clone(), self.batch_rows))))
+            .collect();
+        let mut rows = 0;
+        while rows < self.batch_rows {
+            if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(e, &self.path))? {
+                self.done = true;
+                break;
+            }
+            let line = self.record.position().map(|p| p.line()).unwrap_or(0);
+            for (i, builder) in builders.iter_mut() {
+                let field = &self.record[*i];
+                if field.is_empty() {
+                    builder.append_null();
+                } else {
+                    let name = self.wanted[*i].as_deref().unwrap_or("");
+                    builder.append_value(utf8_field(field, &self.path, line, name)?);
+                }
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        let columns: Vec<Column> = builders.into_iter().map(|(_, b)| b.finish().into_column()).collect();
+        debug_assert_eq!(columns.len(), schema.len());
+        Ok(Some(DataFrame::new(rows, columns)?))
+    }
+}
+
+fn csv_error(e: csv::Error, path: &Path) -> anyhow::Error {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => anyhow!(
+            "{}: line {} has {len} fields where the header has {expected_len}; check the delimiter and quoting",
+            path.display(),
+            pos.as_ref().map(|p| p.line()).unwrap_or(0)
+        ),
+        csv::ErrorKind::Io(io) => anyhow!("{}: {io} (a corrupt or truncated file?)", path.display()),
+        _ => anyhow!("{}: {e}", path.display()),
+    }
+}
+
+fn check_phone_columns<'a>(cfg: &InputConfig, names: impl Iterator<Item = &'a str> + Clone) -> Result<()> {
+    for wanted in &cfg.phone_columns {
+        if !names.clone().any(|n| n == wanted) {
+            let available: Vec<&str> = names.clone().collect();
+            bail!("{}: no column `{wanted}` (input.phone_columns); the columns are: {}", cfg.path.display(), available.join(", "));
+        }
+    }
+    Ok(())
+}
+
+// ---- Parquet ---------------------------------------------------------------------------------
+
+struct ParquetSource {
+    batches: Receiver<PolarsResult<DataFrame>>,
+    path: PathBuf,
+}
+
+impl ParquetSource {
+    fn open(cfg: &InputConfig, columns: Columns, batch_rows: NonZeroUsize) -> Result<InputReader> {
+        let path = cfg.path.clone();
+        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        drop(file);
+        let args = ScanArgsParquet { glob: false, ..Default::default() };
+        let ctx = || format!("reading {} as Parquet", path.display());
+        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args).map_err(anyhow::Error::from).with_context(ctx)?;
+        let full = lf.collect_schema().map_err(anyhow::Error::from).with_context(ctx)?;
+        let names: Vec<&str> = full.iter_names().map(|n| n.as_str()).collect();
+        check_phone_columns(cfg, names.iter().copied())?;
+        if columns == Columns::PhonesOnly {
+            lf = lf.select(cfg.phone_columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>());
+        }
+        let schema = (*lf.collect_schema().map_err(anyhow::Error::from).with_context(ctx)?).clone();
+        let (tx, rx) = sync_channel::<PolarsResult<DataFrame>>(2);
+        let on_error = tx.clone();
+        let sink = lf
+            .sink_batches(PlanCallback::new(move |df: DataFrame| Ok(tx.send(Ok(df)).is_err())), true, Some(batch_rows))
+            .map_err(anyhow::Error::from)
+            .with_context(ctx)?;
+        std::thread::Builder::new().name("parquet-reader".into()).spawn(move || {
+            if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
+                let _ = on_error.send(Err(e));
+            }
+        })?;
+        Ok(InputReader { schema, source: Source::Parquet(ParquetSource { batches: rx, path }) })
+    }
+
+    fn next_batch(&mut self) -> Result<Option<DataFrame>> {
+        loop {
+            match self.batches.recv() {
+                Ok(Ok(df)) if df.height() == 0 => continue,
+                Ok(Ok(df)) => return Ok(Some(df)),
+                Ok(Err(e)) => return Err(anyhow!("reading {} as Parquet: {e}", self.path.display())),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn cfg(path: &Path, encoding: TextEncoding, compression: Compression) -> InputConfig {
+        InputConfig {
+            path: path.to_path_buf(),
+            format: InputFormat::Csv,
+            phone_columns: vec!["phone".into()],
+            delimiter: None,
+            encoding,
+            compression,
+            default_region: phonenumber::country::Id::RU,
+        }
+    }
+
+    fn read_all(cfg: &InputConfig, batch: usize) -> Result<DataFrame> {
+        let mut r = InputReader::open(cfg, Columns::All, NonZeroUsize::new(batch).unwrap())?;
+        let mut out: Option<DataFrame> = None;
+        while let Some(b) = r.next_batch()? {
+            out = Some(match out {
+                None => b,
+                Some(mut o) => {
+                    o.vstack_mut(&b)?;
+                    o
+                }
+            });
+        }
+        Ok(out.unwrap())
+    }
+
+    fn cell(df: &DataFrame, column: &str, row: usize) -> Option<String> {
+        df.column(column).unwrap().str().unwrap().get(row).map(str::to_string)
+    }
+
+    #[test]
+    fn csv_dialects_all_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = "name,phone,note\n\"Иванов, Иван\",8 (916) 123-45-67,\"says \"\"hi\"\"\nsecond line\"\nPetrov,,x\n";
+        let cases: Vec<(&str, Vec<u8>, TextEncoding, Compression)> = vec![
+            ("plain.csv", rows.as_bytes().to_vec(), TextEncoding::Utf8, Compression::None),
+            ("bom.csv", [b"\xEF\xBB\xBF".as_slice(), rows.as_bytes()].concat(), TextEncoding::Utf8, Compression::None),
+            ("semi.csv", rows.replace(',', ";").replace("Иванов; Иван", "Иванов, Иван").into_bytes(), TextEncoding::Utf8, Compression::None),
+            ("tab.tsv", rows.replace(',', "\t").replace("Иванов\t Иван", "Иванов, Иван").into_bytes(), TextEncoding::Utf8, Compression::None),
+            ("cp1251.csv", encoding_rs::WINDOWS_1251.encode(rows).0.into_owned(), TextEncoding::Windows1251, Compression::None),
+            ("gz.csv.gz", {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(rows.as_bytes()).unwrap();
+                e.finish().unwrap()
+            }, TextEncoding::Utf8, Compression::Gzip),
+        ];
+        for (name, bytes, enc, comp) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let df = read_all(&cfg(&path, enc, comp), 1).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            assert_eq!(df.shape(), (2, 3), "{name}");
+            assert_eq!(cell(&df, "name", 0).as_deref(), Some("Иванов, Иван"), "{name}");
+            assert_eq!(cell(&df, "phone", 0).as_deref(), Some("8 (916) 123-45-67"), "{name}");
+            assert_eq!(cell(&df, "note", 0).as_deref(), Some("says \"hi\"\nsecond line"), "{name}");
+            assert_eq!(cell(&df, "phone", 1), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_csv_is_refused_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: &[(&str, &[u8], &str)] = &[
+            ("ragged.csv", b"name,phone\na,1\nb,2,3\n", "line 3 has 3 fields"),
+            ("nophone.csv", b"name,tel\na,1\n", "no column `phone`"),
+            ("latin.csv", b"name,phone\n\xC8\xE2\xE0\xED,1\n", "line 2, column `name` is not valid UTF-8"),
+            ("dup.csv", b"phone,phone\n1,2\n", "twice"),
+            ("empty.csv", b"", "no header"),
+        ];
+        for (name, bytes, want) in cases {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let err = format!("{:#}", read_all(&cfg(&path, TextEncoding::Utf8, Compression::None), 10).unwrap_err());
+            assert!(err.contains(want) && err.contains(name), "{name}: {err}");
+        }
+    }
+}

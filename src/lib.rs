@@ -1,0 +1,19 @@
+//! phone-enrich: enrich phone lists with mobile-operator data from SMSC's `get_operator`.
+//!
+//! The pipeline, one module per stage: [`config`] (the validated job) → [`input`] (batches of
+//! rows) → [`normalize`] (E.164) → [`plan`] (what to ask) → [`pacer`] + [`provider`] (the
+//! requests) → [`state`] (the checkpoint and cache) → [`output`] (the enriched Parquet).
+//! [`job`] runs the stages in order; `main.rs` only parses the command line.
+//! See ARCHITECTURE.md for the invariants.
+
+pub mod config;
+pub mod generate;
+pub mod input;
+pub mod job;
+pub mod normalize;
+pub mod output;
+pub mod pacer;
+pub mod plan;
+pub mod progress;
+pub mod provider;
+pub mod state;

@@ -1,0 +1,136 @@
+//! The SMSC `get_operator` call: what it answers, how it fails, and two ends of the wire.
+//!
+//! Contract: [`client::SmscClient::get_operator`] sends one request for a list of numbers and
+//! returns a [`NumberAnswer`] for each number the provider answered; numbers it did not answer
+//! are simply absent (the caller asks again). Every failure is a [`ProviderError`] whose
+//! [`ProviderError::class`] tells the caller what to do. [`sandbox`] is an emulator of the same
+//! call, served over HTTP, used by the demo job and the tests.
+
+pub mod answer;
+pub mod client;
+pub mod sandbox;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// What the provider knows of a number's operator. `mnc` keeps its leading zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorInfo {
+    pub country: String,
+    pub operator: String,
+    pub region: String,
+    pub mcc: Option<u16>,
+    pub mnc: String,
+    /// Hours from UTC of the number's region.
+    pub tz: Option<i8>,
+}
+
+/// A terminal answer for one number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NumberAnswer {
+    Found(OperatorInfo),
+    /// Error 3: the provider has no operator for this number.
+    NotFound,
+    /// Error 1 for this number alone: the provider rejects it as a number.
+    Rejected,
+}
+
+/// The provider's numbered errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCode {
+    /// 1: error in parameters.
+    Parameters,
+    /// 2: invalid login or password, or the caller's IP is not allowed.
+    Auth,
+    /// 3: operator not found.
+    NotFound,
+    /// 4: the IP address is temporarily blocked.
+    IpBlocked,
+    /// 9: over a request limit (rate, identical requests, or concurrency).
+    Limit,
+    Other(i64),
+}
+
+impl ApiCode {
+    pub fn from_number(n: i64) -> ApiCode {
+        match n {
+            1 => ApiCode::Parameters,
+            2 => ApiCode::Auth,
+            3 => ApiCode::NotFound,
+            4 => ApiCode::IpBlocked,
+            9 => ApiCode::Limit,
+            other => ApiCode::Other(other),
+        }
+    }
+
+    pub fn number(self) -> i64 {
+        match self {
+            ApiCode::Parameters => 1,
+            ApiCode::Auth => 2,
+            ApiCode::NotFound => 3,
+            ApiCode::IpBlocked => 4,
+            ApiCode::Limit => 9,
+            ApiCode::Other(n) => n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider error {} ({message})", code.number())]
+    Api { code: ApiCode, message: String },
+    #[error("HTTP status {status}")]
+    Http { status: u16 },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Transport(String),
+    #[error("answer does not parse: {0}")]
+    Malformed(String),
+}
+
+/// What the caller should do about an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Timeout, connection error, 5xx, unparseable answer: retry with back-off.
+    Transient,
+    /// Error 9: pause everyone to the end of the window, slow down, retry.
+    RateLimited,
+    /// Error 4: pause everyone for a long back-off.
+    Blocked,
+    /// Error 2: stop the whole job.
+    Auth,
+    /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
+    BadRequest,
+    /// Anything else: the batch fails.
+    Fatal,
+}
+
+impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ProviderError::Timeout(_) | ProviderError::Transport(_) | ProviderError::Malformed(_) => ErrorClass::Transient,
+            ProviderError::Http { status } if *status >= 500 || *status == 429 || *status == 408 => ErrorClass::Transient,
+            ProviderError::Http { .. } => ErrorClass::Fatal,
+            ProviderError::Api { code, .. } => match code {
+                ApiCode::Limit => ErrorClass::RateLimited,
+                ApiCode::IpBlocked => ErrorClass::Blocked,
+                ApiCode::Auth => ErrorClass::Auth,
+                ApiCode::Parameters | ApiCode::NotFound => ErrorClass::BadRequest,
+                ApiCode::Other(_) => ErrorClass::Fatal,
+            },
+        }
+    }
+
+    /// A short stable label for counters and reports: `api_9`, `http_503`, `timeout`, ...
+    pub fn label(&self) -> String {
+        match self {
+            ProviderError::Api { code, .. } => format!("api_{}", code.number()),
+            ProviderError::Http { status } => format!("http_{status}"),
+            ProviderError::Timeout(_) => "timeout".into(),
+            ProviderError::Transport(_) => "transport".into(),
+            ProviderError::Malformed(_) => "malformed".into(),
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The state store: every answer the provider gave, in sled, kept across runs.
+//!
+//! Contract: the store is the checkpoint and the cache. [`StateStore::commit`] writes a batch of
+//! answers atomically and flushes it to disk before returning: a number counts as answered only
+//! once `commit` has returned. Answers are keyed by provider host and number, never by login.
+//! Only terminal answers are stored (`Found`, `NotFound`, `Rejected`); a failure never is.
+//! A state directory is held by one run at a time (a lock file naming its holder), and a store
+//! written in another format is refused rather than misread.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::normalize::E164;
+use crate::provider::NumberAnswer;
+
+/// Written to the `meta` tree; a store with another value is refused.
+const FORMAT: &[u8] = b"phone-enrich-state/1";
+const FORMAT_KEY: &[u8] = b"format";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state directory {dir} is in use by another run ({holder}); wait for it to finish or use another --state")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("state store {dir} was written by an incompatible version ({found}); this version reads {expected}. Move it away or point --state elsewhere")]
+    Incompatible { dir: PathBuf, found: String, expected: String },
+    #[error("state store {dir}: {message}")]
+    Io { dir: PathBuf, message: String },
+}
+
+/// An answer as stored: when it was checked (Unix milliseconds) and what it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredAnswer {
+    pub checked_at_ms: i64,
+    pub answer: NumberAnswer,
+}
+
+/// How long answers stay fresh.
+#[derive(Debug, Clone, Copy)]
+pub struct Ttl {
+    pub found: Duration,
+    /// For `NotFound` and `Rejected`.
+    pub not_found: Duration,
+}
+
+impl StoredAnswer {
+    pub fn is_fresh(&self, ttl: Ttl, now_ms: i64) -> bool {
+        let ttl = match self.answer {
+            NumberAnswer::Found(_) => ttl.found,
+            NumberAnswer::NotFound | NumberAnswer::Rejected => ttl.not_found,
+        };
+        now_ms.saturating_sub(self.checked_at_ms) < ttl.as_millis() as i64
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub struct StateStore {
+    dir: PathBuf,
+    db: sled::Db,
+    /// Held for the store's lifetime: the OS lock is what keeps a second run out.
+    _lock: File,
+}
+
+impl StateStore {
+    /// Opens (or creates) the store in `dir`, taking its lock.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        let io = |message: String| StateError::Io { dir: dir.to_path_buf(), message };
+        std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create the directory: {e}")))?;
+        let lock_path = dir.join("LOCK");
+        let mut lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| io(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = lock.read_to_string(&mut holder);
+                let holder = if holder.trim().is_empty() { "holder unknown".to_string() } else { holder.trim().to_string() };
+                return Err(StateError::Locked { dir: dir.to_path_buf(), holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(format!("cannot lock {}: {e}", lock_path.display()))),
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown host".into());
+        let holder = format!("pid {} on {host}, since {}", std::process::id(), humantime::format_rfc3339_seconds(SystemTime::now()));
+        let _ = lock.set_len(0).and_then(|_| lock.rewind()).and_then(|_| lock.write_all(holder.as_bytes()));
+
+        let db = sled::Config::new().path(dir.join("db")).open().map_err(|e| io(format!("cannot open the sled database: {e}")))?;
+        let meta = db.open_tree("meta").map_err(|e| io(e.to_string()))?;
+        match meta.get(FORMAT_KEY).map_err(|e| io(e.to_string()))? {
+            Some(found) if found.as_ref() != FORMAT => {
+                return Err(StateError::Incompatible {
+                    dir: dir.to_path_buf(),
+                    found: String::from_utf8_lossy(&found).into_owned(),
+                    expected: String::from_utf8_lossy(FORMAT).into_owned(),
+                })
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(FORMAT_KEY, FORMAT).map_err(|e| io(e.to_string()))?;
+                db.flush().map_err(|e| io(e.to_string()))?;
+            }
+        }
+        Ok(StateStore { dir: dir.to_path_buf(), db, _lock: lock })
+    }
+
+    fn io(&self, e: impl std::fmt::Display) -> StateError {
+        StateError::Io { dir: self.dir.clone(), message: e.to_string() }
+    }
+
+    fn tree(&self, host: &str) -> Result<sled::Tree, StateError> {
+        self.db.open_tree(format!("answers@{host}")).map_err(|e| self.io(e))
+    }
+
+    /// Stored answers for `numbers` (stale ones included: the caller checks freshness).
+    pub fn get_many(&self, host: &str, numbers: impl IntoIterator<Item = E164>) -> Result<HashMap<E164, StoredAnswer>, StateError> {
+        let tree = self.tree(host)?;
+        let mut out = HashMap::new();
+        for n in numbers {
+            if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
+                let stored: StoredAnswer = postcard::from_bytes(&bytes).map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
+                out.insert(n, stored);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch of answers atomically and flushes it to disk.
+    pub fn commit(&self, host: &str, answers: &[(E164, StoredAnswer)]) -> Result<(), StateError> {
+        let tree = self.tree(host)?;
+        let mut batch = sled::Batch::default();
+        for (n, stored) in answers {
+            let bytes = postcard::to_stdvec(stored).map_err(|e| self.io(e))?;
+            batch.insert(&n.0.to_be_bytes(), bytes);
+        }
+        tree.apply_batch(batch).map_err(|e| self.io(e))?;
+        tree.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::OperatorInfo;
+
+    fn info() -> NumberAnswer {
+        NumberAnswer::Found(OperatorInfo { country: "Россия".into(), operator: "МТС".into(), region: "Москва".into(), mcc: Some(250), mnc: "01".into(), tz: Some(3) })
+    }
+
+    #[test]
+    fn commits_survive_reopening_and_are_keyed_by_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = E164(79161234567);
+        {
+            let store = StateStore::open(dir.path()).unwrap();
+            store.commit("smsc.ru", &[(n, StoredAnswer { checked_at_ms: 5, answer: info() })]).unwrap();
+        }
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.get_many("smsc.ru", [n]).unwrap()[&n].answer, info());
+        assert!(store.get_many("smsc.kz", [n]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateStore::open(dir.path()).unwrap();
+        match StateStore::open(dir.path()) {
+            Err(StateError::Locked { holder, .. }) => assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}"),
+            other => panic!("expected Locked, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn another_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path().join("db")).unwrap();
+            db.open_tree("meta").unwrap().insert(FORMAT_KEY, b"phone-enrich-state/0".as_slice()).unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(StateStore::open(dir.path()), Err(StateError::Incompatible { .. })));
+    }
+
+    #[test]
+    fn freshness_follows_the_ttl_by_status() {
+        let ttl = Ttl { found: Duration::from_secs(30 * 86400), not_found: Duration::from_secs(7 * 86400) };
+        let day = 86_400_000;
+        let cases: &[(NumberAnswer, i64, bool)] = &[
+            (info(), 29 * day, true),
+            (info(), 31 * day, false),
+            (NumberAnswer::NotFound, 6 * day, true),
+            (NumberAnswer::NotFound, 8 * day, false),
+            (NumberAnswer::Rejected, 8 * day, false),
+        ];
+        for (answer, age, fresh) in cases {
+            let stored = StoredAnswer { checked_at_ms: 0, answer: answer.clone() };
+            assert_eq!(stored.is_fresh(ttl, *age), *fresh, "{answer:?} at {age}");
+        }
+    }
+}

@@ -9,7 +9,7 @@
 //! Every error names the file, and for CSV the line.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -89,13 +89,19 @@ fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
         Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))),
     };
-    let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
-        .encoding(Some(cfg.encoding.encoding()))
-        .bom_override(true)
-        .strip_bom(true)
-        .utf8_passthru(cfg.encoding == TextEncoding::Utf8)
-        .build(raw);
-    Ok(Box::new(decoded))
+    match cfg.encoding {
+        // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
+        TextEncoding::Utf8 => {
+            let mut reader = BufReader::with_capacity(1 << 16, raw);
+            if reader.fill_buf().with_context(|| format!("reading {}", cfg.path.display()))?.starts_with(b"\xEF\xBB\xBF") {
+                reader.consume(3);
+            }
+            Ok(Box::new(reader))
+        }
+        TextEncoding::Windows1251 => Ok(Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(cfg.encoding.encoding())).bom_override(true).strip_bom(true).build(raw),
+        )),
+    }
 }
 
 /// Picks the delimiter that splits the header line into the most fields, outside quotes.

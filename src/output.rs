@@ -131,6 +131,22 @@ pub fn enrichment_columns<'a>(prefix: &str, rows: impl ExactSizeIterator<Item = 
     ]
 }
 
+/// The `ARROW:schema` metadata entry, declaring text as `string` (not polars' `string_view`)
+/// so that every Arrow reader, old or new, sees plain strings. The Parquet data is the same.
+fn portable_arrow_schema(schema: &Schema) -> (String, String) {
+    use polars_arrow::datatypes::ArrowDataType;
+    let mut arrow = schema.to_arrow(CompatLevel::oldest());
+    for field in arrow.iter_values_mut() {
+        field.dtype = match &field.dtype {
+            ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => ArrowDataType::Utf8,
+            ArrowDataType::LargeBinary | ArrowDataType::BinaryView => ArrowDataType::Binary,
+            other => other.clone(),
+        };
+    }
+    let kv = polars_parquet::write::schema_to_metadata_key(&arrow);
+    (kv.key, kv.value.unwrap_or_default())
+}
+
 /// The output being written: a temporary file until [`OutputFile::finish`].
 pub struct OutputFile {
     target: PathBuf,
@@ -146,6 +162,8 @@ impl OutputFile {
         let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let mut metadata = metadata;
+        metadata.insert(0, portable_arrow_schema(schema));
         let writer = ParquetWriter::new(file)
             .with_compression(ParquetCompression::Zstd(None))
             .with_key_value_metadata(Some(KeyValueMetadata::from_static(metadata)))

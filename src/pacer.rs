@@ -179,6 +179,10 @@ pub struct Pacer {
     blocked_total: Mutex<Duration>,
     stopping: AtomicBool,
     stop: Mutex<Option<Stop>>,
+    /// Set once the provider has accepted a request: until then requests go one at a time, so
+    /// wrong credentials cost one request, not `concurrency`.
+    credentials_accepted: AtomicBool,
+    first_request: tokio::sync::Mutex<()>,
     pub counters: PacerCounters,
 }
 
@@ -216,6 +220,8 @@ impl PacerBuilder {
             blocked_total: Mutex::new(Duration::ZERO),
             stopping: AtomicBool::new(false),
             stop: Mutex::new(None),
+            credentials_accepted: AtomicBool::new(false),
+            first_request: tokio::sync::Mutex::new(()),
             counters: PacerCounters::default(),
         }
     }
@@ -260,13 +266,16 @@ impl Pacer {
                     let answered: std::collections::HashSet<E164> = answers.iter().map(|(n, _)| *n).collect();
                     let missing: Vec<E164> = batch.iter().copied().filter(|n| !answered.contains(n)).collect();
                     result.answers.extend(answers);
-                    if !missing.is_empty() {
-                        if missing_rounds >= self.max_retries {
+                    // Numbers the answer left out: asked again as a list once (a glitch), then
+                    // one by one (a provider that omits unknown numbers answers a lone one).
+                    match missing.len() {
+                        0 => {}
+                        _ if missing_rounds >= self.max_retries => {
                             result.failed.extend(missing.into_iter().map(|n| (n, "the provider's answer left this number out".to_string())));
-                        } else {
-                            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                            pending.push((missing, missing_rounds + 1));
                         }
+                        1 => pending.push((missing, missing_rounds + 1)),
+                        _ if missing_rounds == 0 => pending.push((missing, 1)),
+                        _ => pending.extend(missing.into_iter().map(|n| (vec![n], missing_rounds + 1))),
                     }
                 }
                 Err(e) if e.class() == ErrorClass::BadRequest && batch.len() > 1 => {
@@ -340,9 +349,13 @@ impl Pacer {
         }
     }
 
-    /// Sends one request through the whole chain: pause, identical guard, concurrency cap,
-    /// rate limit, timeout.
+    /// Sends one request through the whole chain: first-request gate, pause, identical guard,
+    /// concurrency cap, rate limit, timeout.
     async fn send(&self, batch: &[E164]) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
+        let _alone = match self.credentials_accepted.load(Ordering::SeqCst) {
+            true => None,
+            false => Some(self.first_request.lock().await),
+        };
         self.wait_out_pause().await;
         let key = batch.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
         let identical = self.identical.window(&key);
@@ -359,8 +372,16 @@ impl Pacer {
             Ok(r) => r,
             Err(_) => Err(ProviderError::Timeout(self.timeout)),
         };
-        if result.is_ok() {
-            self.speed_up();
+        match &result {
+            Ok(_) => {
+                self.credentials_accepted.store(true, Ordering::SeqCst);
+                self.speed_up();
+            }
+            Err(e) if !matches!(e.class(), ErrorClass::Auth | ErrorClass::Transient) => {
+                // The provider read our credentials and answered: they are good.
+                self.credentials_accepted.store(true, Ordering::SeqCst);
+            }
+            Err(_) => {}
         }
         result
     }

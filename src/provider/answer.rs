@@ -629,7 +629,12 @@ mod tests {
             Entry { phone: Some("79031234567".into()), result: Err((3, "operator not found".into())) },
         ];
         for fmt in [Fmt::Text, Fmt::Csv, Fmt::Xml, Fmt::Json] {
-            assert_eq!(entries(parse(fmt, &render_entries(fmt, &list, true))), list, "{fmt:?}");
+            let mut want = list.clone();
+            if fmt == Fmt::Csv {
+                // fmt=1 carries error codes without their text.
+                want[1].result = Err((3, String::new()));
+            }
+            assert_eq!(entries(parse(fmt, &render_entries(fmt, &list, true))), want, "{fmt:?}");
             let single = render_entries(fmt, &list[..1], false);
             assert_eq!(entries(parse(fmt, &single)), vec![Entry { phone: None, result: Ok(mts()) }], "{fmt:?}");
             assert_eq!(parse(fmt, &render_error(fmt, 9, "limit")).unwrap().match_to(&[E164(79161234567)]).unwrap_err().label(), "api_9", "{fmt:?}");

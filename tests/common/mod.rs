@@ -1,0 +1,138 @@
+//! The test harness: inputs in a temp dir, the real binary, a sandbox on loopback, the Parquet
+//! read back.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use phone_enrich::provider::sandbox::SandboxStats;
+use polars::prelude::*;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_phone-enrich");
+
+/// A sandbox served by the binary (`phone-enrich sandbox`), killed on drop.
+pub struct SandboxProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl SandboxProcess {
+    /// `config` holds the keys of a `[provider.sandbox]` section.
+    pub fn start(dir: &Path, config: &str) -> SandboxProcess {
+        let path = dir.join(format!("sandbox-{}.toml", std::process::id() as u64 ^ rand_suffix()));
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().trim_end_matches('/').to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "sandbox printed `{line}`");
+        SandboxProcess { child, url }
+    }
+
+    pub fn stats(&self) -> SandboxStats {
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = TcpStream::connect(addr).unwrap();
+        write!(stream, "GET /sandbox/stats HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split("\r\n\r\n").nth(1).expect("an HTTP body");
+        serde_json::from_str(body).unwrap()
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed) << 20
+}
+
+/// A temp dir with a job in it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// Writes a job reading `input` into `out.parquet`, with `provider` lines (and any extra
+    /// sections) appended.
+    pub fn job(&self, name: &str, input: &str, input_extra: &str, provider: &str) -> PathBuf {
+        let text = format!(
+            "[input]\npath = \"{input}\"\nphone_columns = [\"phone\"]\n{input_extra}\n\n[output]\npath = \"out.parquet\"\n\n[state]\ndir = \"state\"\n\n[provider]\n{provider}\n"
+        );
+        self.write(name, text)
+    }
+
+    pub fn run(&self, job: &Path, args: &[&str]) -> Output {
+        self.run_env(job, args, &[])
+    }
+
+    pub fn run_env(&self, job: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").arg(job).args(args).current_dir(self.dir.path()).env_remove("SMSC_LOGIN").env_remove("SMSC_PASSWORD");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("the binary runs")
+    }
+
+    pub fn read_output(&self) -> DataFrame {
+        read_parquet(&self.path("out.parquet"))
+    }
+}
+
+pub fn read_parquet(path: &Path) -> DataFrame {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetReader::new(file).finish().unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a run's exit code, showing its stderr when it differs.
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "exit code; stderr:\n{}", stderr(o));
+}
+
+pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    df.column(column).unwrap().str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+}
+
+/// Provider settings for a job pointed at a sandbox process, at short test windows.
+pub fn provider_for(sandbox: &SandboxProcess, extra: &str) -> String {
+    format!(
+        "kind = \"sandbox\"\nbase_url = \"{}\"\nrequest_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nretry_base_delay = \"50ms\"\nretry_max_delay = \"500ms\"\ntimeout = \"2s\"\n{extra}",
+        sandbox.url
+    )
+}
+
+/// A sandbox config at the same short windows as [`provider_for`].
+pub const FAST_SANDBOX: &str = "request_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"5ms\"\n";

@@ -35,7 +35,8 @@ impl FromStr for Rate {
             .trim()
             .parse()
             .map_err(|_| format!("`{s}`: `{count}` is not a whole number"))?;
-        let count = NonZeroU32::new(count).ok_or_else(|| format!("`{s}`: the count must be > 0"))?;
+        let count =
+            NonZeroU32::new(count).ok_or_else(|| format!("`{s}`: the count must be > 0"))?;
         let window = parse_duration(window.trim())?;
         if window.is_zero() {
             return Err(format!("`{s}`: the window must be longer than zero"));
@@ -46,13 +47,19 @@ impl FromStr for Rate {
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.count, humantime::format_duration(self.window))
+        write!(
+            f,
+            "{}/{}",
+            self.count,
+            humantime::format_duration(self.window)
+        )
     }
 }
 
 /// Parses `60s`, `500ms`, `30d`, `1h 30m` (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration ({e}); e.g. `60s`, `30d`"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration ({e}); e.g. `60s`, `30d`"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,7 +229,10 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("login", &self.login).field("password", &"***").finish()
+        f.debug_struct("Credentials")
+            .field("login", &self.login)
+            .field("password", &"***")
+            .finish()
     }
 }
 
@@ -384,7 +394,11 @@ struct StateFile {
 
 impl Default for StateFile {
     fn default() -> Self {
-        StateFile { dir: default_state_dir(), ttl_ok: default_ttl_ok(), ttl_not_found: default_ttl_not_found() }
+        StateFile {
+            dir: default_state_dir(),
+            ttl_ok: default_ttl_ok(),
+            ttl_not_found: default_ttl_not_found(),
+        }
     }
 }
 
@@ -403,31 +417,55 @@ fn default_ttl_not_found() -> String {
 impl Job {
     /// Reads and validates a job file, applying command-line overrides.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Job> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading job file {}", path.display()))?;
-        Job::parse(&text, path, overrides).with_context(|| format!("invalid job file {}", path.display()))
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading job file {}", path.display()))?;
+        Job::parse(&text, path, overrides)
+            .with_context(|| format!("invalid job file {}", path.display()))
     }
 
     /// Parses job text; `path` locates relative paths and names the job.
     pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Job> {
-        let file: JobFile = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let file: JobFile =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
-        let name = file
-            .name
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let name = file.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
 
         let input = validate_input(file.input, overrides.input.clone(), &resolve)?;
         let output = validate_output(file.output, &input, overrides.output.clone(), &resolve)?;
         let provider = validate_provider(file.provider, &resolve)?;
         let state = StateConfig {
-            dir: overrides.state.clone().unwrap_or_else(|| resolve(&file.state.dir)),
+            dir: overrides
+                .state
+                .clone()
+                .unwrap_or_else(|| resolve(&file.state.dir)),
             ttl_ok: parse_duration(&file.state.ttl_ok).map_err(|e| anyhow!("state.ttl_ok: {e}"))?,
-            ttl_not_found: parse_duration(&file.state.ttl_not_found).map_err(|e| anyhow!("state.ttl_not_found: {e}"))?,
+            ttl_not_found: parse_duration(&file.state.ttl_not_found)
+                .map_err(|e| anyhow!("state.ttl_not_found: {e}"))?,
         };
         if output.path == input.path {
-            bail!("output.path must differ from input.path ({})", input.path.display());
+            bail!(
+                "output.path must differ from input.path ({})",
+                input.path.display()
+            );
         }
-        Ok(Job { name, input, output, provider, state })
+        Ok(Job {
+            name,
+            input,
+            output,
+            provider,
+            state,
+        })
     }
 
     /// The job's settings as key/value pairs, for the output's metadata. Never a secret.
@@ -436,29 +474,59 @@ impl Job {
         vec![
             ("job.name".into(), self.name.clone()),
             ("input.path".into(), self.input.path.display().to_string()),
-            ("input.phone_columns".into(), self.input.phone_columns.join(",")),
-            ("input.default_region".into(), format!("{:?}", self.input.default_region)),
-            ("provider.kind".into(), format!("{:?}", p.kind).to_lowercase()),
-            ("provider.base_url".into(), p.base_url.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "in-process sandbox".into())),
+            (
+                "input.phone_columns".into(),
+                self.input.phone_columns.join(","),
+            ),
+            (
+                "input.default_region".into(),
+                format!("{:?}", self.input.default_region),
+            ),
+            (
+                "provider.kind".into(),
+                format!("{:?}", p.kind).to_lowercase(),
+            ),
+            (
+                "provider.base_url".into(),
+                p.base_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "in-process sandbox".into()),
+            ),
             ("provider.batch_size".into(), p.batch_size.to_string()),
             ("provider.request_limit".into(), p.request_limit.to_string()),
-            ("provider.identical_limit".into(), p.identical_limit.to_string()),
+            (
+                "provider.identical_limit".into(),
+                p.identical_limit.to_string(),
+            ),
             ("provider.concurrency".into(), p.concurrency.to_string()),
         ]
     }
 }
 
-fn validate_input(f: InputFile, path_override: Option<PathBuf>, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig> {
+fn validate_input(
+    f: InputFile,
+    path_override: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<InputConfig> {
     let path = path_override.unwrap_or_else(|| resolve(&f.path));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let stem = name.strip_suffix(".gz").unwrap_or(&name);
     let format = match f.format.as_deref() {
         Some("csv") => InputFormat::Csv,
         Some("parquet") => InputFormat::Parquet,
         Some(other) => bail!("input.format: `{other}` is not one of `csv`, `parquet`"),
         None if stem.ends_with(".parquet") || stem.ends_with(".pq") => InputFormat::Parquet,
-        None if stem.ends_with(".csv") || stem.ends_with(".tsv") || stem.ends_with(".txt") => InputFormat::Csv,
-        None => bail!("input.format: cannot tell the format of {} from its name; set `csv` or `parquet`", path.display()),
+        None if stem.ends_with(".csv") || stem.ends_with(".tsv") || stem.ends_with(".txt") => {
+            InputFormat::Csv
+        }
+        None => bail!(
+            "input.format: cannot tell the format of {} from its name; set `csv` or `parquet`",
+            path.display()
+        ),
     };
     if f.phone_columns.is_empty() {
         bail!("input.phone_columns: name at least one column");
@@ -496,8 +564,21 @@ fn validate_input(f: InputFile, path_override: Option<PathBuf>, resolve: &dyn Fn
         .default_region
         .to_uppercase()
         .parse::<phonenumber::country::Id>()
-        .map_err(|_| anyhow!("input.default_region: `{}` is not an ISO 3166 country code such as `RU`", f.default_region))?;
-    Ok(InputConfig { path, format, phone_columns: f.phone_columns, delimiter, encoding, compression, default_region })
+        .map_err(|_| {
+            anyhow!(
+                "input.default_region: `{}` is not an ISO 3166 country code such as `RU`",
+                f.default_region
+            )
+        })?;
+    Ok(InputConfig {
+        path,
+        format,
+        phone_columns: f.phone_columns,
+        delimiter,
+        encoding,
+        compression,
+        default_region,
+    })
 }
 
 fn validate_output(
@@ -516,11 +597,22 @@ fn validate_output(
         }
     }
     let several = input.phone_columns.len() > 1;
-    let template = f.column_prefix.unwrap_or_else(|| if several { "{column}_".into() } else { "phone_".into() });
+    let template = f.column_prefix.unwrap_or_else(|| {
+        if several {
+            "{column}_".into()
+        } else {
+            "phone_".into()
+        }
+    });
     let prefixes: Vec<String> = input
         .phone_columns
         .iter()
-        .map(|c| f.column_prefixes.get(c).cloned().unwrap_or_else(|| template.replace("{column}", c)))
+        .map(|c| {
+            f.column_prefixes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| template.replace("{column}", c))
+        })
         .collect();
     for (i, p) in prefixes.iter().enumerate() {
         if prefixes[..i].contains(p) {
@@ -532,12 +624,19 @@ fn validate_output(
             );
         }
     }
-    let row_group_size =
-        NonZeroUsize::new(f.row_group_size).ok_or_else(|| anyhow!("output.row_group_size must be > 0"))?;
-    Ok(OutputConfig { path, prefixes, row_group_size })
+    let row_group_size = NonZeroUsize::new(f.row_group_size)
+        .ok_or_else(|| anyhow!("output.row_group_size must be > 0"))?;
+    Ok(OutputConfig {
+        path,
+        prefixes,
+        row_group_size,
+    })
 }
 
-fn validate_provider(f: ProviderFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<ProviderConfig> {
+fn validate_provider(
+    f: ProviderFile,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<ProviderConfig> {
     let kind = match f.kind.as_str() {
         "smsc" => ProviderKind::Smsc,
         "sandbox" => ProviderKind::Sandbox,
@@ -545,7 +644,8 @@ fn validate_provider(f: ProviderFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
     };
     let base_url = match f.base_url {
         Some(u) => {
-            let url = reqwest::Url::parse(&u).map_err(|e| anyhow!("provider.base_url: `{u}` is not a URL ({e})"))?;
+            let url = reqwest::Url::parse(&u)
+                .map_err(|e| anyhow!("provider.base_url: `{u}` is not a URL ({e})"))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 bail!("provider.base_url: `{u}` must be an http(s) URL with a host");
             }
@@ -557,14 +657,27 @@ fn validate_provider(f: ProviderFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
     if kind == ProviderKind::Smsc && f.sandbox.is_some() {
         bail!("provider.sandbox: only for provider.kind = \"sandbox\"");
     }
-    let batch_size = NonZeroUsize::new(f.batch_size).ok_or_else(|| anyhow!("provider.batch_size must be > 0"))?;
+    let batch_size = NonZeroUsize::new(f.batch_size)
+        .ok_or_else(|| anyhow!("provider.batch_size must be > 0"))?;
     if f.batch_size > 1000 {
-        bail!("provider.batch_size: {} is more than 1000 numbers a request", f.batch_size);
+        bail!(
+            "provider.batch_size: {} is more than 1000 numbers a request",
+            f.batch_size
+        );
     }
-    let request_limit: Rate = f.request_limit.parse().map_err(|e| anyhow!("provider.request_limit: {e}"))?;
-    let identical_limit: Rate = f.identical_limit.parse().map_err(|e| anyhow!("provider.identical_limit: {e}"))?;
+    let request_limit: Rate = f
+        .request_limit
+        .parse()
+        .map_err(|e| anyhow!("provider.request_limit: {e}"))?;
+    let identical_limit: Rate = f
+        .identical_limit
+        .parse()
+        .map_err(|e| anyhow!("provider.identical_limit: {e}"))?;
     if !(0.0..=0.5).contains(&f.safety_margin) {
-        bail!("provider.safety_margin: {} is not between 0 and 0.5", f.safety_margin);
+        bail!(
+            "provider.safety_margin: {} is not between 0 and 0.5",
+            f.safety_margin
+        );
     }
     let concurrency = match NonZeroUsize::new(f.concurrency) {
         Some(c) if c.get() <= MAX_CONCURRENCY => c,
@@ -577,13 +690,17 @@ fn validate_provider(f: ProviderFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
     if timeout.is_zero() {
         bail!("provider.timeout must be longer than zero");
     }
-    let retry_base_delay = parse_duration(&f.retry_base_delay).map_err(|e| anyhow!("provider.retry_base_delay: {e}"))?;
-    let retry_max_delay = parse_duration(&f.retry_max_delay).map_err(|e| anyhow!("provider.retry_max_delay: {e}"))?;
+    let retry_base_delay = parse_duration(&f.retry_base_delay)
+        .map_err(|e| anyhow!("provider.retry_base_delay: {e}"))?;
+    let retry_max_delay =
+        parse_duration(&f.retry_max_delay).map_err(|e| anyhow!("provider.retry_max_delay: {e}"))?;
     if retry_max_delay < retry_base_delay {
         bail!("provider.retry_max_delay must not be shorter than provider.retry_base_delay");
     }
-    let blocked_pause = parse_duration(&f.blocked_pause).map_err(|e| anyhow!("provider.blocked_pause: {e}"))?;
-    let max_blocked_wait = parse_duration(&f.max_blocked_wait).map_err(|e| anyhow!("provider.max_blocked_wait: {e}"))?;
+    let blocked_pause =
+        parse_duration(&f.blocked_pause).map_err(|e| anyhow!("provider.blocked_pause: {e}"))?;
+    let max_blocked_wait = parse_duration(&f.max_blocked_wait)
+        .map_err(|e| anyhow!("provider.max_blocked_wait: {e}"))?;
     let sandbox = validate_sandbox(f.sandbox.unwrap_or_default())?;
     Ok(ProviderConfig {
         kind,
@@ -607,7 +724,8 @@ fn validate_provider(f: ProviderFile, resolve: &dyn Fn(&Path) -> PathBuf) -> Res
 impl SandboxConfig {
     /// Parses a standalone sandbox config: the keys of a job's `[provider.sandbox]` section.
     pub fn from_toml(text: &str) -> Result<SandboxConfig> {
-        let file: SandboxFile = toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        let file: SandboxFile =
+            toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
         validate_sandbox(file)
     }
 }
@@ -615,10 +733,24 @@ impl SandboxConfig {
 fn validate_sandbox(f: SandboxFile) -> Result<SandboxConfig> {
     let d = SandboxConfig::default();
     let rate = |v: Option<String>, key: &str, default: Rate| -> Result<Rate> {
-        v.map(|s| s.parse().map_err(|e| anyhow!("provider.sandbox.{key}: {e}"))).unwrap_or(Ok(default))
+        v.map(|s| {
+            s.parse()
+                .map_err(|e| anyhow!("provider.sandbox.{key}: {e}"))
+        })
+        .unwrap_or(Ok(default))
     };
-    let faults = Faults { http_5xx: f.faults.http_5xx, hang: f.faults.hang, drop: f.faults.drop, truncate: f.faults.truncate };
-    for (key, v) in [("http_5xx", faults.http_5xx), ("hang", faults.hang), ("drop", faults.drop), ("truncate", faults.truncate)] {
+    let faults = Faults {
+        http_5xx: f.faults.http_5xx,
+        hang: f.faults.hang,
+        drop: f.faults.drop,
+        truncate: f.faults.truncate,
+    };
+    for (key, v) in [
+        ("http_5xx", faults.http_5xx),
+        ("hang", faults.hang),
+        ("drop", faults.drop),
+        ("truncate", faults.truncate),
+    ] {
         if !(0.0..=1.0).contains(&v) {
             bail!("provider.sandbox.faults.{key}: {v} is not between 0 and 1");
         }
@@ -639,7 +771,11 @@ fn validate_sandbox(f: SandboxFile) -> Result<SandboxConfig> {
         max_list: f.max_list.unwrap_or(d.max_list).max(1),
         not_found_percent,
         list_not_found: f.list_not_found.unwrap_or(d.list_not_found),
-        latency: f.latency.map(|s| parse_duration(&s).map_err(|e| anyhow!("provider.sandbox.latency: {e}"))).transpose()?.unwrap_or(d.latency),
+        latency: f
+            .latency
+            .map(|s| parse_duration(&s).map_err(|e| anyhow!("provider.sandbox.latency: {e}")))
+            .transpose()?
+            .unwrap_or(d.latency),
         faults,
         seed: f.seed.unwrap_or(d.seed),
     })
@@ -650,12 +786,17 @@ impl ProviderConfig {
     /// sandbox, missing credentials fall back to the sandbox's own.
     pub fn credentials(&self) -> Result<Credentials> {
         let login = std::env::var("SMSC_LOGIN").ok().filter(|s| !s.is_empty());
-        let password = match std::env::var("SMSC_PASSWORD").ok().filter(|s| !s.is_empty()) {
+        let password = match std::env::var("SMSC_PASSWORD")
+            .ok()
+            .filter(|s| !s.is_empty())
+        {
             Some(p) => Some(p),
             None => match &self.password_file {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
-                        .with_context(|| format!("reading provider.password_file {}", path.display()))?
+                        .with_context(|| {
+                            format!("reading provider.password_file {}", path.display())
+                        })?
                         .trim_end_matches(['\r', '\n'])
                         .to_string(),
                 ),
@@ -668,9 +809,13 @@ impl ProviderConfig {
                 login: login.unwrap_or_else(|| self.sandbox.login.clone()),
                 password: password.unwrap_or_else(|| self.sandbox.password.clone()),
             }),
-            (ProviderKind::Smsc, None, _) => bail!("SMSC_LOGIN is not set: provider `smsc` needs a login in the environment"),
+            (ProviderKind::Smsc, None, _) => {
+                bail!("SMSC_LOGIN is not set: provider `smsc` needs a login in the environment")
+            }
             (ProviderKind::Smsc, _, None) => {
-                bail!("no password: set SMSC_PASSWORD or provider.password_file for provider `smsc`")
+                bail!(
+                    "no password: set SMSC_PASSWORD or provider.password_file for provider `smsc`"
+                )
             }
         }
     }
@@ -722,7 +867,10 @@ kind = "sandbox"
             ("10/forever", None),
         ];
         for (text, want) in cases {
-            let got = text.parse::<Rate>().ok().map(|r| (r.count.get(), r.window.as_millis() as u64));
+            let got = text
+                .parse::<Rate>()
+                .ok()
+                .map(|r| (r.count.get(), r.window.as_millis() as u64));
             assert_eq!(got, *want, "{text}");
         }
     }
@@ -730,19 +878,67 @@ kind = "sandbox"
     #[test]
     fn bad_jobs_are_refused_naming_the_key() {
         let cases: &[(&str, &str, &str)] = &[
-            ("[provider]\nkind = \"sandbox\"", "[provider]\nkind = \"sandbox\"\nbogus = 1", "bogus"),
+            (
+                "[provider]\nkind = \"sandbox\"",
+                "[provider]\nkind = \"sandbox\"\nbogus = 1",
+                "bogus",
+            ),
             ("kind = \"sandbox\"", "kind = \"sms\"", "provider.kind"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\nconcurrency = 15", "provider.concurrency"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\nconcurrency = 0", "provider.concurrency"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\nbatch_size = 0", "provider.batch_size"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\nrequest_limit = \"100 per minute\"", "provider.request_limit"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\ntimeout = \"soon\"", "provider.timeout"),
-            ("kind = \"sandbox\"", "kind = \"sandbox\"\nbase_url = \"not a url\"", "provider.base_url"),
-            ("phone_columns = [\"phone\"]", "phone_columns = []", "input.phone_columns"),
-            ("phone_columns = [\"phone\"]", "phone_columns = [\"phone\"]\ndefault_region = \"XX\"", "input.default_region"),
-            ("phone_columns = [\"phone\"]", "phone_columns = [\"phone\"]\nencoding = \"koi8-r\"", "input.encoding"),
-            ("phone_columns = [\"phone\"]", "phone_columns = [\"phone\"]\ndelimiter = \":\"", "input.delimiter"),
-            ("path = \"out.parquet\"", "path = \"out.csv\"", "output.path"),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nconcurrency = 15",
+                "provider.concurrency",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nconcurrency = 0",
+                "provider.concurrency",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nbatch_size = 0",
+                "provider.batch_size",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nrequest_limit = \"100 per minute\"",
+                "provider.request_limit",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\ntimeout = \"soon\"",
+                "provider.timeout",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nbase_url = \"not a url\"",
+                "provider.base_url",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = []",
+                "input.phone_columns",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ndefault_region = \"XX\"",
+                "input.default_region",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\nencoding = \"koi8-r\"",
+                "input.encoding",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ndelimiter = \":\"",
+                "input.delimiter",
+            ),
+            (
+                "path = \"out.parquet\"",
+                "path = \"out.csv\"",
+                "output.path",
+            ),
             ("path = \"out.parquet\"", "path = \"in.csv\"", "output.path"),
         ];
         for (from, to, key) in cases {
@@ -756,14 +952,23 @@ kind = "sandbox"
     #[test]
     fn several_phone_columns_get_their_own_prefix() {
         let text = MINIMAL.replace("[\"phone\"]", "[\"mobile\", \"work\"]");
-        assert_eq!(parse(&text).unwrap().output.prefixes, vec!["mobile_", "work_"]);
-        let clash = text.replace("path = \"out.parquet\"", "path = \"out.parquet\"\ncolumn_prefix = \"p_\"");
+        assert_eq!(
+            parse(&text).unwrap().output.prefixes,
+            vec!["mobile_", "work_"]
+        );
+        let clash = text.replace(
+            "path = \"out.parquet\"",
+            "path = \"out.parquet\"\ncolumn_prefix = \"p_\"",
+        );
         assert!(format!("{:#}", parse(&clash).unwrap_err()).contains("both get the prefix"));
     }
 
     #[test]
     fn credentials_debug_hides_the_password() {
-        let c = Credentials { login: "l".into(), password: "secret".into() };
+        let c = Credentials {
+            login: "l".into(),
+            password: "secret".into(),
+        };
         assert!(!format!("{c:?}").contains("secret"));
     }
 }

@@ -20,7 +20,11 @@ use crate::config::TextEncoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenFormat {
-    Csv { delimiter: u8, encoding: TextEncoding, gzip: bool },
+    Csv {
+        delimiter: u8,
+        encoding: TextEncoding,
+        gzip: bool,
+    },
     Parquet,
 }
 
@@ -33,10 +37,64 @@ pub struct GenerateOptions {
     pub format: GenFormat,
 }
 
-const FIRST: &[&str] = &["Иван", "Мария", "Алексей", "Ольга", "Дмитрий", "Анна", "Сергей", "Елена", "Андрей", "Наталья", "Павел", "Татьяна", "Артём", "Юлия", "Никита", "Ксения"];
-const LAST: &[&str] = &["Иванов", "Смирнова", "Кузнецов", "Попова", "Васильев", "Петрова", "Соколов", "Михайлова", "Новиков", "Фёдорова", "Морозов", "Волкова", "Алексеев", "Лебедева"];
-const CITIES: &[&str] = &["Москва", "Санкт-Петербург", "Новосибирск", "Екатеринбург", "Казань", "Нижний Новгород", "Краснодар", "Самара", "Ростов-на-Дону", "Уфа", "Алматы", "Минск"];
-const GARBAGE: &[&str] = &["-", "нет", "n/a", "12345", "звонить после 18:00", "0", "тел. уточнить", "+7 (000) 000-00-00"];
+const FIRST: &[&str] = &[
+    "Иван",
+    "Мария",
+    "Алексей",
+    "Ольга",
+    "Дмитрий",
+    "Анна",
+    "Сергей",
+    "Елена",
+    "Андрей",
+    "Наталья",
+    "Павел",
+    "Татьяна",
+    "Артём",
+    "Юлия",
+    "Никита",
+    "Ксения",
+];
+const LAST: &[&str] = &[
+    "Иванов",
+    "Смирнова",
+    "Кузнецов",
+    "Попова",
+    "Васильев",
+    "Петрова",
+    "Соколов",
+    "Михайлова",
+    "Новиков",
+    "Фёдорова",
+    "Морозов",
+    "Волкова",
+    "Алексеев",
+    "Лебедева",
+];
+const CITIES: &[&str] = &[
+    "Москва",
+    "Санкт-Петербург",
+    "Новосибирск",
+    "Екатеринбург",
+    "Казань",
+    "Нижний Новгород",
+    "Краснодар",
+    "Самара",
+    "Ростов-на-Дону",
+    "Уфа",
+    "Алматы",
+    "Минск",
+];
+const GARBAGE: &[&str] = &[
+    "-",
+    "нет",
+    "n/a",
+    "12345",
+    "звонить после 18:00",
+    "0",
+    "тел. уточнить",
+    "+7 (000) 000-00-00",
+];
 
 /// The digits of the `index`-th distinct number of a generated export (E.164, no `+`).
 fn number_for(index: u64, seed: u64) -> (u64, Kind) {
@@ -46,22 +104,38 @@ fn number_for(index: u64, seed: u64) -> (u64, Kind) {
     match roll {
         0..=87 => (79_000_000_000 + tail(&mut rng, 9), Kind::RuMobile),
         88..=91 => {
-            let code = [701u64, 702, 705, 707, 747, 771, 775, 776, 777, 778][rng.random_range(0..10)];
-            (7_000_000_000_0 + code * 10_000_000 + tail(&mut rng, 7), Kind::Foreign)
+            let code =
+                [701u64, 702, 705, 707, 747, 771, 775, 776, 777, 778][rng.random_range(0..10)];
+            (
+                70_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
+                Kind::Foreign,
+            )
         }
         92..=93 => {
             let code = [25u64, 29, 33, 44][rng.random_range(0..4)];
-            (375_000_000_000 + code * 10_000_000 + tail(&mut rng, 7), Kind::Foreign)
+            (
+                375_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
+                Kind::Foreign,
+            )
         }
         94..=95 => {
             let code = [50u64, 63, 66, 67, 68, 73, 93, 95, 96, 97, 98, 99][rng.random_range(0..12)];
-            (380_000_000_000 + code * 10_000_000 + tail(&mut rng, 7), Kind::Foreign)
+            (
+                380_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
+                Kind::Foreign,
+            )
         }
         96 => {
             let code = [90u64, 91, 93, 94, 95, 97, 99][rng.random_range(0..7)];
-            (998_000_000_000 + code * 10_000_000 + tail(&mut rng, 7), Kind::Foreign)
+            (
+                998_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
+                Kind::Foreign,
+            )
         }
-        _ => (74_950_000_000 + rng.random_range(2_000_000..10_000_000), Kind::RuLandline),
+        _ => (
+            74_950_000_000 + rng.random_range(2_000_000..10_000_000),
+            Kind::RuLandline,
+        ),
     }
 }
 
@@ -79,9 +153,19 @@ fn typed(number: u64, kind: Kind, rng: &mut StdRng) -> String {
         let cc = if d.starts_with('7') { 1 } else { 3 };
         let (c, rest) = d.split_at(cc);
         return match rng.random_range(0..3) {
-            0 => format!("+{c} {} {}-{}-{}", &rest[..rest.len() - 7], &rest[rest.len() - 7..rest.len() - 4], &rest[rest.len() - 4..rest.len() - 2], &rest[rest.len() - 2..]),
+            0 => format!(
+                "+{c} {} {}-{}-{}",
+                &rest[..rest.len() - 7],
+                &rest[rest.len() - 7..rest.len() - 4],
+                &rest[rest.len() - 4..rest.len() - 2],
+                &rest[rest.len() - 2..]
+            ),
             1 => format!("+{d}"),
-            _ => format!("+{c} {} {}", &rest[..rest.len() - 7], &rest[rest.len() - 7..]),
+            _ => format!(
+                "+{c} {} {}",
+                &rest[..rest.len() - 7],
+                &rest[rest.len() - 7..]
+            ),
         };
     }
     // Russian: 7 + 10 national digits.
@@ -157,34 +241,74 @@ impl Iterator for Rows {
             name: format!("{last} {first}"),
             phone,
             city: CITIES[rng.random_range(0..CITIES.len())],
-            email: format!("user{}@example.{}", rng.random_range(0..1_000_000), ["ru", "com", "kz"][rng.random_range(0..3)]),
-            created_at: format!("2025-{:02}-{:02} {:02}:{:02}:{:02}", rng.random_range(1..13), rng.random_range(1..29), rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60)),
+            email: format!(
+                "user{}@example.{}",
+                rng.random_range(0..1_000_000),
+                ["ru", "com", "kz"][rng.random_range(0..3)]
+            ),
+            created_at: format!(
+                "2025-{:02}-{:02} {:02}:{:02}:{:02}",
+                rng.random_range(1..13),
+                rng.random_range(1..29),
+                rng.random_range(0..24),
+                rng.random_range(0..60),
+                rng.random_range(0..60)
+            ),
         })
     }
 }
 
 pub fn generate(options: &GenerateOptions) -> Result<()> {
     if !(0.0..=1.0).contains(&options.distinct_ratio) {
-        bail!("--distinct-ratio {} is not between 0 and 1", options.distinct_ratio);
+        bail!(
+            "--distinct-ratio {} is not between 0 and 1",
+            options.distinct_ratio
+        );
     }
-    let rows = Rows { rng: StdRng::seed_from_u64(options.seed), seed: options.seed, next: 0, total: options.rows, distinct_used: 0, distinct_ratio: options.distinct_ratio };
+    let rows = Rows {
+        rng: StdRng::seed_from_u64(options.seed),
+        seed: options.seed,
+        next: 0,
+        total: options.rows,
+        distinct_used: 0,
+        distinct_ratio: options.distinct_ratio,
+    };
     let path = &options.path;
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     match options.format {
-        GenFormat::Csv { delimiter, encoding, gzip } => {
+        GenFormat::Csv {
+            delimiter,
+            encoding,
+            gzip,
+        } => {
             let sink: Box<dyn Write> = if gzip {
-                Box::new(flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast()))
+                Box::new(flate2::write::GzEncoder::new(
+                    BufWriter::new(file),
+                    flate2::Compression::fast(),
+                ))
             } else {
                 Box::new(BufWriter::with_capacity(1 << 20, file))
             };
-            write_csv(rows, sink, delimiter, encoding).with_context(|| format!("writing {}", path.display()))
+            write_csv(rows, sink, delimiter, encoding)
+                .with_context(|| format!("writing {}", path.display()))
         }
-        GenFormat::Parquet => write_parquet(rows, file).with_context(|| format!("writing {}", path.display())),
+        GenFormat::Parquet => {
+            write_parquet(rows, file).with_context(|| format!("writing {}", path.display()))
+        }
     }
 }
 
-fn write_csv(rows: Rows, mut sink: Box<dyn Write>, delimiter: u8, encoding: TextEncoding) -> Result<()> {
-    let new_chunk = || csv::WriterBuilder::new().delimiter(delimiter).from_writer(Vec::with_capacity(1 << 20));
+fn write_csv(
+    rows: Rows,
+    mut sink: Box<dyn Write>,
+    delimiter: u8,
+    encoding: TextEncoding,
+) -> Result<()> {
+    let new_chunk = || {
+        csv::WriterBuilder::new()
+            .delimiter(delimiter)
+            .from_writer(Vec::with_capacity(1 << 20))
+    };
     let flush = |csv: csv::Writer<Vec<u8>>, sink: &mut Box<dyn Write>| -> Result<()> {
         let buf = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
         match encoding {
@@ -199,7 +323,14 @@ fn write_csv(rows: Rows, mut sink: Box<dyn Write>, delimiter: u8, encoding: Text
     let mut csv = new_chunk();
     csv.write_record(["id", "name", "phone", "city", "email", "created_at"])?;
     for (i, r) in rows.enumerate() {
-        csv.write_record([r.id.to_string().as_str(), &r.name, r.phone.as_deref().unwrap_or(""), r.city, &r.email, &r.created_at])?;
+        csv.write_record([
+            r.id.to_string().as_str(),
+            &r.name,
+            r.phone.as_deref().unwrap_or(""),
+            r.city,
+            &r.email,
+            &r.created_at,
+        ])?;
         if i % 10_000 == 9_999 {
             flush(std::mem::replace(&mut csv, new_chunk()), &mut sink)?;
         }
@@ -218,7 +349,9 @@ fn write_parquet(mut rows: Rows, file: File) -> Result<()> {
         Field::new("email".into(), DataType::String),
         Field::new("created_at".into(), DataType::String),
     ]);
-    let mut writer = ParquetWriter::new(file).with_compression(ParquetCompression::Zstd(None)).batched(&schema)?;
+    let mut writer = ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .batched(&schema)?;
     loop {
         let chunk: Vec<Row> = rows.by_ref().take(100_000).collect();
         if chunk.is_empty() {
@@ -228,12 +361,33 @@ fn write_parquet(mut rows: Rows, file: File) -> Result<()> {
         let mut df = DataFrame::new(
             n,
             vec![
-                Column::new("id".into(), chunk.iter().map(|r| r.id as i64).collect::<Vec<_>>()),
-                Column::new("name".into(), chunk.iter().map(|r| r.name.as_str()).collect::<Vec<_>>()),
-                Column::new("phone".into(), chunk.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>()),
-                Column::new("city".into(), chunk.iter().map(|r| r.city).collect::<Vec<_>>()),
-                Column::new("email".into(), chunk.iter().map(|r| r.email.as_str()).collect::<Vec<_>>()),
-                Column::new("created_at".into(), chunk.iter().map(|r| r.created_at.as_str()).collect::<Vec<_>>()),
+                Column::new(
+                    "id".into(),
+                    chunk.iter().map(|r| r.id as i64).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "name".into(),
+                    chunk.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "phone".into(),
+                    chunk.iter().map(|r| r.phone.as_deref()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "city".into(),
+                    chunk.iter().map(|r| r.city).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "email".into(),
+                    chunk.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "created_at".into(),
+                    chunk
+                        .iter()
+                        .map(|r| r.created_at.as_str())
+                        .collect::<Vec<_>>(),
+                ),
             ],
         )?;
         df.align_chunks_par();

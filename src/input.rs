@@ -37,7 +37,11 @@ pub enum Columns {
 }
 
 impl InputReader {
-    pub fn open(cfg: &InputConfig, columns: Columns, batch_rows: NonZeroUsize) -> Result<InputReader> {
+    pub fn open(
+        cfg: &InputConfig,
+        columns: Columns,
+        batch_rows: NonZeroUsize,
+    ) -> Result<InputReader> {
         match cfg.format {
             InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
             InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
@@ -65,7 +69,10 @@ pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
         dt if dt.is_integer() => column.cast(&DataType::String)?,
         dt if dt.is_float() => column.cast(&DataType::Int64)?.cast(&DataType::String)?,
         DataType::Null => column.cast(&DataType::String)?,
-        dt => bail!("{}: phone column `{name}` has type {dt}; phone columns must be text or numbers", path.display()),
+        dt => bail!(
+            "{}: phone column `{name}` has type {dt}; phone columns must be text or numbers",
+            path.display()
+        ),
     };
     Ok(text.str()?.clone())
 }
@@ -87,19 +94,30 @@ fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
     let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
     let raw: Box<dyn Read + Send> = match cfg.compression {
         Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file))),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            file,
+        ))),
     };
     match cfg.encoding {
         // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
         TextEncoding::Utf8 => {
             let mut reader = BufReader::with_capacity(1 << 16, raw);
-            if reader.fill_buf().with_context(|| format!("reading {}", cfg.path.display()))?.starts_with(b"\xEF\xBB\xBF") {
+            if reader
+                .fill_buf()
+                .with_context(|| format!("reading {}", cfg.path.display()))?
+                .starts_with(b"\xEF\xBB\xBF")
+            {
                 reader.consume(3);
             }
             Ok(Box::new(reader))
         }
         TextEncoding::Windows1251 => Ok(Box::new(
-            encoding_rs_io::DecodeReaderBytesBuilder::new().encoding(Some(cfg.encoding.encoding())).bom_override(true).strip_bom(true).build(raw),
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(cfg.encoding.encoding()))
+                .bom_override(true)
+                .strip_bom(true)
+                .build(raw),
         )),
     }
 }
@@ -107,7 +125,10 @@ fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
 /// Picks the delimiter that splits the header line into the most fields, outside quotes.
 fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
     let mut head = Vec::with_capacity(64 * 1024);
-    open_text(cfg)?.take(64 * 1024).read_to_end(&mut head).with_context(|| format!("reading {}", cfg.path.display()))?;
+    open_text(cfg)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", cfg.path.display()))?;
     let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
     let mut quoted = false;
     for &b in &head {
@@ -149,16 +170,31 @@ impl CsvSource {
             .double_quote(true)
             .buffer_capacity(1 << 20)
             .from_reader(open_text(cfg)?);
-        let headers = reader.byte_headers().map_err(|e| csv_error(e, &cfg.path))?.clone();
+        let headers = reader
+            .byte_headers()
+            .map_err(|e| csv_error(e, &cfg.path))?
+            .clone();
         if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-            bail!("{}: the file is empty or has no header row", cfg.path.display());
+            bail!(
+                "{}: the file is empty or has no header row",
+                cfg.path.display()
+            );
         }
         let mut names: Vec<String> = Vec::with_capacity(headers.len());
         for (i, h) in headers.iter().enumerate() {
-            let name = utf8_field(h, &cfg.path, 1, &format!("#{}", i + 1))?.trim().to_string();
-            let name = if name.is_empty() { format!("column_{}", i + 1) } else { name };
+            let name = utf8_field(h, &cfg.path, 1, &format!("#{}", i + 1))?
+                .trim()
+                .to_string();
+            let name = if name.is_empty() {
+                format!("column_{}", i + 1)
+            } else {
+                name
+            };
             if names.contains(&name) {
-                bail!("{}: the header names column `{name}` twice", cfg.path.display());
+                bail!(
+                    "{}: the header names column `{name}` twice",
+                    cfg.path.display()
+                );
             }
             names.push(name);
         }
@@ -167,13 +203,29 @@ impl CsvSource {
             .iter()
             .map(|n| match columns {
                 Columns::All => Some(PlSmallStr::from(n.as_str())),
-                Columns::PhonesOnly if cfg.phone_columns.contains(n) => Some(PlSmallStr::from(n.as_str())),
+                Columns::PhonesOnly if cfg.phone_columns.contains(n) => {
+                    Some(PlSmallStr::from(n.as_str()))
+                }
                 Columns::PhonesOnly => None,
             })
             .collect();
-        let schema: Schema = wanted.iter().flatten().map(|n| Field::new(n.clone(), DataType::String)).collect();
-        let source = CsvSource { path: cfg.path.clone(), reader, wanted, batch_rows, record: csv::ByteRecord::new(), done: false };
-        Ok(InputReader { schema, source: Source::Csv(source) })
+        let schema: Schema = wanted
+            .iter()
+            .flatten()
+            .map(|n| Field::new(n.clone(), DataType::String))
+            .collect();
+        let source = CsvSource {
+            path: cfg.path.clone(),
+            reader,
+            wanted,
+            batch_rows,
+            record: csv::ByteRecord::new(),
+            done: false,
+        };
+        Ok(InputReader {
+            schema,
+            source: Source::Csv(source),
+        })
     }
 
     fn next_batch(&mut self, schema: &Schema) -> Result<Option<DataFrame>> {
@@ -184,11 +236,18 @@ impl CsvSource {
             .wanted
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| w.as_ref().map(|n| (i, StringChunkedBuilder::new(n.clone(), self.batch_rows))))
+            .filter_map(|(i, w)| {
+                w.as_ref()
+                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), self.batch_rows)))
+            })
             .collect();
         let mut rows = 0;
         while rows < self.batch_rows {
-            if !self.reader.read_byte_record(&mut self.record).map_err(|e| csv_error(e, &self.path))? {
+            if !self
+                .reader
+                .read_byte_record(&mut self.record)
+                .map_err(|e| csv_error(e, &self.path))?
+            {
                 self.done = true;
                 break;
             }
@@ -207,7 +266,10 @@ impl CsvSource {
         if rows == 0 {
             return Ok(None);
         }
-        let columns: Vec<Column> = builders.into_iter().map(|(_, b)| b.finish().into_column()).collect();
+        let columns: Vec<Column> = builders
+            .into_iter()
+            .map(|(_, b)| b.finish().into_column())
+            .collect();
         debug_assert_eq!(columns.len(), schema.len());
         Ok(Some(DataFrame::new(rows, columns)?))
     }
@@ -225,11 +287,18 @@ fn csv_error(e: csv::Error, path: &Path) -> anyhow::Error {
     }
 }
 
-fn check_phone_columns<'a>(cfg: &InputConfig, names: impl Iterator<Item = &'a str> + Clone) -> Result<()> {
+fn check_phone_columns<'a>(
+    cfg: &InputConfig,
+    names: impl Iterator<Item = &'a str> + Clone,
+) -> Result<()> {
     for wanted in &cfg.phone_columns {
         if !names.clone().any(|n| n == wanted) {
             let available: Vec<&str> = names.clone().collect();
-            bail!("{}: no column `{wanted}` (input.phone_columns); the columns are: {}", cfg.path.display(), available.join(", "));
+            bail!(
+                "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
+                cfg.path.display(),
+                available.join(", ")
+            );
         }
     }
     Ok(())
@@ -247,28 +316,54 @@ impl ParquetSource {
         let path = cfg.path.clone();
         let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         drop(file);
-        let args = ScanArgsParquet { glob: false, ..Default::default() };
+        let args = ScanArgsParquet {
+            glob: false,
+            ..Default::default()
+        };
         let ctx = || format!("reading {} as Parquet", path.display());
-        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args).map_err(anyhow::Error::from).with_context(ctx)?;
-        let full = lf.collect_schema().map_err(anyhow::Error::from).with_context(ctx)?;
+        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)
+            .map_err(anyhow::Error::from)
+            .with_context(ctx)?;
+        let full = lf
+            .collect_schema()
+            .map_err(anyhow::Error::from)
+            .with_context(ctx)?;
         let names: Vec<&str> = full.iter_names().map(|n| n.as_str()).collect();
         check_phone_columns(cfg, names.iter().copied())?;
         if columns == Columns::PhonesOnly {
-            lf = lf.select(cfg.phone_columns.iter().map(|c| col(c.as_str())).collect::<Vec<_>>());
+            lf = lf.select(
+                cfg.phone_columns
+                    .iter()
+                    .map(|c| col(c.as_str()))
+                    .collect::<Vec<_>>(),
+            );
         }
-        let schema = (*lf.collect_schema().map_err(anyhow::Error::from).with_context(ctx)?).clone();
+        let schema = (*lf
+            .collect_schema()
+            .map_err(anyhow::Error::from)
+            .with_context(ctx)?)
+        .clone();
         let (tx, rx) = sync_channel::<PolarsResult<DataFrame>>(2);
         let on_error = tx.clone();
         let sink = lf
-            .sink_batches(PlanCallback::new(move |df: DataFrame| Ok(tx.send(Ok(df)).is_err())), true, Some(batch_rows))
+            .sink_batches(
+                PlanCallback::new(move |df: DataFrame| Ok(tx.send(Ok(df)).is_err())),
+                true,
+                Some(batch_rows),
+            )
             .map_err(anyhow::Error::from)
             .with_context(ctx)?;
-        std::thread::Builder::new().name("parquet-reader".into()).spawn(move || {
-            if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
-                let _ = on_error.send(Err(e));
-            }
-        })?;
-        Ok(InputReader { schema, source: Source::Parquet(ParquetSource { batches: rx, path }) })
+        std::thread::Builder::new()
+            .name("parquet-reader".into())
+            .spawn(move || {
+                if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
+                    let _ = on_error.send(Err(e));
+                }
+            })?;
+        Ok(InputReader {
+            schema,
+            source: Source::Parquet(ParquetSource { batches: rx, path }),
+        })
     }
 
     fn next_batch(&mut self) -> Result<Option<DataFrame>> {
@@ -276,7 +371,9 @@ impl ParquetSource {
             match self.batches.recv() {
                 Ok(Ok(df)) if df.height() == 0 => continue,
                 Ok(Ok(df)) => return Ok(Some(df)),
-                Ok(Err(e)) => return Err(anyhow!("reading {} as Parquet: {e}", self.path.display())),
+                Ok(Err(e)) => {
+                    return Err(anyhow!("reading {} as Parquet: {e}", self.path.display()))
+                }
                 Err(_) => return Ok(None),
             }
         }
@@ -316,7 +413,12 @@ mod tests {
     }
 
     fn cell(df: &DataFrame, column: &str, row: usize) -> Option<String> {
-        df.column(column).unwrap().str().unwrap().get(row).map(str::to_string)
+        df.column(column)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(row)
+            .map(str::to_string)
     }
 
     #[test]
@@ -324,25 +426,73 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rows = "name,phone,note\n\"Иванов, Иван\",8 (916) 123-45-67,\"says \"\"hi\"\"\nsecond line\"\nPetrov,,x\n";
         let cases: Vec<(&str, Vec<u8>, TextEncoding, Compression)> = vec![
-            ("plain.csv", rows.as_bytes().to_vec(), TextEncoding::Utf8, Compression::None),
-            ("bom.csv", [b"\xEF\xBB\xBF".as_slice(), rows.as_bytes()].concat(), TextEncoding::Utf8, Compression::None),
-            ("semi.csv", rows.replace(',', ";").replace("Иванов; Иван", "Иванов, Иван").into_bytes(), TextEncoding::Utf8, Compression::None),
-            ("tab.tsv", rows.replace(',', "\t").replace("Иванов\t Иван", "Иванов, Иван").into_bytes(), TextEncoding::Utf8, Compression::None),
-            ("cp1251.csv", encoding_rs::WINDOWS_1251.encode(rows).0.into_owned(), TextEncoding::Windows1251, Compression::None),
-            ("gz.csv.gz", {
-                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-                e.write_all(rows.as_bytes()).unwrap();
-                e.finish().unwrap()
-            }, TextEncoding::Utf8, Compression::Gzip),
+            (
+                "plain.csv",
+                rows.as_bytes().to_vec(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
+                "bom.csv",
+                [b"\xEF\xBB\xBF".as_slice(), rows.as_bytes()].concat(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
+                "semi.csv",
+                rows.replace(',', ";")
+                    .replace("Иванов; Иван", "Иванов, Иван")
+                    .into_bytes(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
+                "tab.tsv",
+                rows.replace(',', "\t")
+                    .replace("Иванов\t Иван", "Иванов, Иван")
+                    .into_bytes(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
+                "cp1251.csv",
+                encoding_rs::WINDOWS_1251.encode(rows).0.into_owned(),
+                TextEncoding::Windows1251,
+                Compression::None,
+            ),
+            (
+                "gz.csv.gz",
+                {
+                    let mut e =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                    e.write_all(rows.as_bytes()).unwrap();
+                    e.finish().unwrap()
+                },
+                TextEncoding::Utf8,
+                Compression::Gzip,
+            ),
         ];
         for (name, bytes, enc, comp) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            let df = read_all(&cfg(&path, enc, comp), 1).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let df =
+                read_all(&cfg(&path, enc, comp), 1).unwrap_or_else(|e| panic!("{name}: {e:#}"));
             assert_eq!(df.shape(), (2, 3), "{name}");
-            assert_eq!(cell(&df, "name", 0).as_deref(), Some("Иванов, Иван"), "{name}");
-            assert_eq!(cell(&df, "phone", 0).as_deref(), Some("8 (916) 123-45-67"), "{name}");
-            assert_eq!(cell(&df, "note", 0).as_deref(), Some("says \"hi\"\nsecond line"), "{name}");
+            assert_eq!(
+                cell(&df, "name", 0).as_deref(),
+                Some("Иванов, Иван"),
+                "{name}"
+            );
+            assert_eq!(
+                cell(&df, "phone", 0).as_deref(),
+                Some("8 (916) 123-45-67"),
+                "{name}"
+            );
+            assert_eq!(
+                cell(&df, "note", 0).as_deref(),
+                Some("says \"hi\"\nsecond line"),
+                "{name}"
+            );
             assert_eq!(cell(&df, "phone", 1), None, "{name}");
         }
     }
@@ -351,16 +501,27 @@ mod tests {
     fn bad_csv_is_refused_naming_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
         let cases: &[(&str, &[u8], &str)] = &[
-            ("ragged.csv", b"name,phone\na,1\nb,2,3\n", "line 3 has 3 fields"),
+            (
+                "ragged.csv",
+                b"name,phone\na,1\nb,2,3\n",
+                "line 3 has 3 fields",
+            ),
             ("nophone.csv", b"name,tel\na,1\n", "no column `phone`"),
-            ("latin.csv", b"name,phone\n\xC8\xE2\xE0\xED,1\n", "line 2, column `name` is not valid UTF-8"),
+            (
+                "latin.csv",
+                b"name,phone\n\xC8\xE2\xE0\xED,1\n",
+                "line 2, column `name` is not valid UTF-8",
+            ),
             ("dup.csv", b"phone,phone\n1,2\n", "twice"),
             ("empty.csv", b"", "no header"),
         ];
         for (name, bytes, want) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, bytes).unwrap();
-            let err = format!("{:#}", read_all(&cfg(&path, TextEncoding::Utf8, Compression::None), 10).unwrap_err());
+            let err = format!(
+                "{:#}",
+                read_all(&cfg(&path, TextEncoding::Utf8, Compression::None), 10).unwrap_err()
+            );
             assert!(err.contains(want) && err.contains(name), "{name}: {err}");
         }
     }

@@ -101,7 +101,13 @@ fn cache_key(job: &Job, client: Option<&SmscClient>) -> String {
     match (job.provider.kind, client) {
         (ProviderKind::Sandbox, _) => "sandbox".into(),
         (ProviderKind::Smsc, Some(c)) => c.host(),
-        (ProviderKind::Smsc, None) => job.provider.base_url.as_ref().and_then(|u| u.host_str()).unwrap_or("smsc").to_string(),
+        (ProviderKind::Smsc, None) => job
+            .provider
+            .base_url
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .unwrap_or("smsc")
+            .to_string(),
     }
 }
 
@@ -113,7 +119,16 @@ pub struct Scan {
 
 impl Scan {
     pub fn distinct_numbers(&self) -> HashSet<E164> {
-        self.raw.values().filter_map(|n| if let Normalized::Valid(e) = n { Some(*e) } else { None }).collect()
+        self.raw
+            .values()
+            .filter_map(|n| {
+                if let Normalized::Valid(e) = n {
+                    Some(*e)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -122,15 +137,23 @@ fn batch_rows(job: &Job) -> NonZeroUsize {
 }
 
 /// Pass 1: every phone cell, each distinct raw value normalized once.
-pub fn scan_phones(job: &Job, progress: ProgressMode, interrupted: &AtomicBool) -> Result<Scan, JobError> {
-    let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job)).or_kind(ExitKind::Input)?;
+pub fn scan_phones(
+    job: &Job,
+    progress: ProgressMode,
+    interrupted: &AtomicBool,
+) -> Result<Scan, JobError> {
+    let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job))
+        .or_kind(ExitKind::Input)?;
     let normalizer = Normalizer::new(job.input.default_region);
     let mut raw: HashMap<Box<str>, Normalized> = HashMap::new();
     let mut rows = 0u64;
     let bar = Progress::new("reading", 0, progress);
     while let Some(batch) = reader.next_batch().or_kind(ExitKind::Input)? {
         if interrupted.load(Ordering::SeqCst) {
-            return Err(JobError::new(ExitKind::Interrupted, anyhow!("interrupted while reading the input")));
+            return Err(JobError::new(
+                ExitKind::Interrupted,
+                anyhow!("interrupted while reading the input"),
+            ));
         }
         for name in &job.input.phone_columns {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
@@ -142,7 +165,9 @@ pub fn scan_phones(job: &Job, progress: ProgressMode, interrupted: &AtomicBool) 
             }
         }
         rows += batch.height() as u64;
-        bar.inc(batch.height() as u64, || format!("{} distinct values", raw.len()));
+        bar.inc(batch.height() as u64, || {
+            format!("{} distinct values", raw.len())
+        });
     }
     bar.finish();
     Ok(Scan { rows, raw })
@@ -159,19 +184,41 @@ impl Answers {
     fn enrichment(&self, normalized: Option<&Normalized>) -> Enrichment<'_> {
         match normalized {
             None | Some(Normalized::Empty) => Enrichment::EMPTY,
-            Some(Normalized::Invalid) => Enrichment { status: Some(Status::InvalidNumber), ..Enrichment::EMPTY },
+            Some(Normalized::Invalid) => Enrichment {
+                status: Some(Status::InvalidNumber),
+                ..Enrichment::EMPTY
+            },
             Some(Normalized::Valid(n)) => {
-                let base = Enrichment { e164: Some(n.0), ..Enrichment::EMPTY };
+                let base = Enrichment {
+                    e164: Some(n.0),
+                    ..Enrichment::EMPTY
+                };
                 match self.known.get(n) {
                     Some(stored) => {
                         let at = Some(stored.checked_at_ms);
                         match &stored.answer {
-                            NumberAnswer::Found(info) => Enrichment { status: Some(Status::Ok), info: Some(info), checked_at_ms: at, ..base },
-                            NumberAnswer::NotFound => Enrichment { status: Some(Status::NotFound), checked_at_ms: at, ..base },
-                            NumberAnswer::Rejected => Enrichment { status: Some(Status::InvalidNumber), checked_at_ms: at, ..base },
+                            NumberAnswer::Found(info) => Enrichment {
+                                status: Some(Status::Ok),
+                                info: Some(info),
+                                checked_at_ms: at,
+                                ..base
+                            },
+                            NumberAnswer::NotFound => Enrichment {
+                                status: Some(Status::NotFound),
+                                checked_at_ms: at,
+                                ..base
+                            },
+                            NumberAnswer::Rejected => Enrichment {
+                                status: Some(Status::InvalidNumber),
+                                checked_at_ms: at,
+                                ..base
+                            },
                         }
                     }
-                    None => Enrichment { status: Some(Status::Failed), ..base },
+                    None => Enrichment {
+                        status: Some(Status::Failed),
+                        ..base
+                    },
                 }
             }
         }
@@ -182,44 +229,97 @@ impl Answers {
 pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError> {
     let started = Instant::now();
     // Everything that can be refused is refused before any request: the schema, the names.
-    let input_schema = InputReader::open(&job.input, Columns::All, batch_rows(job)).or_kind(ExitKind::Input)?.schema().clone();
+    let input_schema = InputReader::open(&job.input, Columns::All, batch_rows(job))
+        .or_kind(ExitKind::Input)?
+        .schema()
+        .clone();
     let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
     let credentials = job.provider.credentials().or_kind(ExitKind::Usage)?;
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
 
     let scan = {
-        let (job, progress, interrupted) = (job.clone(), options.progress, options.interrupted.clone());
-        tokio::task::spawn_blocking(move || scan_phones(&job, progress, &interrupted)).await.or_kind(ExitKind::Internal)??
+        let (job, progress, interrupted) =
+            (job.clone(), options.progress, options.interrupted.clone());
+        tokio::task::spawn_blocking(move || scan_phones(&job, progress, &interrupted))
+            .await
+            .or_kind(ExitKind::Internal)??
     };
     let distinct = scan.distinct_numbers();
-    tracing::info!(rows = scan.rows, distinct_values = scan.raw.len(), distinct_numbers = distinct.len(), "input read");
+    tracing::info!(
+        rows = scan.rows,
+        distinct_values = scan.raw.len(),
+        distinct_numbers = distinct.len(),
+        "input read"
+    );
 
     let sandbox = match (job.provider.kind, &job.provider.base_url) {
-        (ProviderKind::Sandbox, None) => {
-            Some(Sandbox::start(job.provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap()).await.or_kind(ExitKind::Internal)?)
-        }
+        (ProviderKind::Sandbox, None) => Some(
+            Sandbox::start(job.provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
+                .await
+                .or_kind(ExitKind::Internal)?,
+        ),
         _ => None,
     };
     let base_url = match &sandbox {
         Some(s) => s.base_url(),
-        None => job.provider.base_url.clone().expect("validated: a base URL unless the sandbox runs in-process"),
+        None => job
+            .provider
+            .base_url
+            .clone()
+            .expect("validated: a base URL unless the sandbox runs in-process"),
     };
     // The reqwest timeout is a backstop behind the pacer's own.
-    let client = SmscClient::new(&base_url, credentials, job.provider.timeout + Duration::from_secs(5)).or_kind(ExitKind::Usage)?;
+    let client = SmscClient::new(
+        &base_url,
+        credentials,
+        job.provider.timeout + Duration::from_secs(5),
+    )
+    .or_kind(ExitKind::Usage)?;
     let host = cache_key(job, Some(&client));
-    let ttl = Ttl { found: job.state.ttl_ok, not_found: job.state.ttl_not_found };
-    let plan = Plan::build(&distinct, &state, &host, ttl, options.refresh, job.provider.batch_size).or_kind(ExitKind::Input)?;
-    tracing::info!(cached = plan.cached.len(), to_look_up = plan.to_look_up(), requests = plan.batches.len(), "plan");
+    let ttl = Ttl {
+        found: job.state.ttl_ok,
+        not_found: job.state.ttl_not_found,
+    };
+    let plan = Plan::build(
+        &distinct,
+        &state,
+        &host,
+        ttl,
+        options.refresh,
+        job.provider.batch_size,
+    )
+    .or_kind(ExitKind::Input)?;
+    tracing::info!(
+        cached = plan.cached.len(),
+        to_look_up = plan.to_look_up(),
+        requests = plan.batches.len(),
+        "plan"
+    );
 
-    let mut answers = Answers { known: plan.cached, failed: HashMap::new() };
-    let mut summary = RunSummary { rows: scan.rows, distinct_numbers: distinct.len() as u64, cached: answers.known.len() as u64, ..Default::default() };
+    let mut answers = Answers {
+        known: plan.cached,
+        failed: HashMap::new(),
+    };
+    let mut summary = RunSummary {
+        rows: scan.rows,
+        distinct_numbers: distinct.len() as u64,
+        cached: answers.known.len() as u64,
+        ..Default::default()
+    };
     if !plan.batches.is_empty() {
         let pacer = Arc::new(PacerBuilder::new(&job.provider).build(client));
         let outcome = look_up(&pacer, plan.batches, &state, &host, &mut answers, options).await;
         summary.looked_up = outcome.looked_up;
         summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
         summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
-        summary.errors = pacer.counters.errors.lock().unwrap().iter().map(|(k, v)| (k.clone(), *v)).collect();
+        summary.errors = pacer
+            .counters
+            .errors
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         outcome.result?;
     }
     summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
@@ -229,11 +329,14 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError
     }
 
     let statuses = {
-        let (job, interrupted, progress) = (job.clone(), options.interrupted.clone(), options.progress);
+        let (job, interrupted, progress) =
+            (job.clone(), options.interrupted.clone(), options.progress);
         let rows = summary.rows;
-        tokio::task::spawn_blocking(move || write_output(&job, &schema, &scan, &answers, rows, progress, &interrupted))
-            .await
-            .or_kind(ExitKind::Internal)??
+        tokio::task::spawn_blocking(move || {
+            write_output(&job, &schema, &scan, &answers, rows, progress, &interrupted)
+        })
+        .await
+        .or_kind(ExitKind::Internal)??
     };
     summary.statuses = statuses;
     summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
@@ -284,31 +387,55 @@ async fn look_up(
                 None => break,
             }
         }
-        let Some(done) = in_flight.join_next().await else { break };
+        let Some(done) = in_flight.join_next().await else {
+            break;
+        };
         let result = match done {
             Ok(r) => r,
             Err(e) => {
-                commit_error.get_or_insert(JobError::new(ExitKind::Internal, anyhow!("a lookup task failed: {e}")));
+                commit_error.get_or_insert(JobError::new(
+                    ExitKind::Internal,
+                    anyhow!("a lookup task failed: {e}"),
+                ));
                 continue;
             }
         };
         let at = now_ms();
-        let stored: Vec<(E164, StoredAnswer)> = result.answers.into_iter().map(|(n, a)| (n, StoredAnswer { checked_at_ms: at, answer: a })).collect();
+        let stored: Vec<(E164, StoredAnswer)> = result
+            .answers
+            .into_iter()
+            .map(|(n, a)| {
+                (
+                    n,
+                    StoredAnswer {
+                        checked_at_ms: at,
+                        answer: a,
+                    },
+                )
+            })
+            .collect();
         if !stored.is_empty() {
             let state = state.clone();
             let host = host.to_string();
             let to_commit = stored.clone();
-            let committed = tokio::task::spawn_blocking(move || state.commit(&host, &to_commit)).await;
+            let committed =
+                tokio::task::spawn_blocking(move || state.commit(&host, &to_commit)).await;
             match committed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     pacer.stop(Stop::Interrupted);
-                    commit_error.get_or_insert(JobError::new(ExitKind::Internal, anyhow::Error::new(e).context("committing answers to the state store")));
+                    commit_error.get_or_insert(JobError::new(
+                        ExitKind::Internal,
+                        anyhow::Error::new(e).context("committing answers to the state store"),
+                    ));
                     continue;
                 }
                 Err(e) => {
                     pacer.stop(Stop::Interrupted);
-                    commit_error.get_or_insert(JobError::new(ExitKind::Internal, anyhow!("committing answers: {e}")));
+                    commit_error.get_or_insert(JobError::new(
+                        ExitKind::Internal,
+                        anyhow!("committing answers: {e}"),
+                    ));
                     continue;
                 }
             }
@@ -320,7 +447,9 @@ async fn look_up(
         let requests = pacer.counters.requests.load(Ordering::Relaxed);
         let retries = pacer.counters.retries.load(Ordering::Relaxed);
         let failed = answers.failed.len();
-        progress.inc(n, || format!("{requests} requests, {retries} retries, {failed} failed"));
+        progress.inc(n, || {
+            format!("{requests} requests, {retries} retries, {failed} failed")
+        });
     }
     watcher.abort();
     progress.finish();
@@ -344,28 +473,43 @@ fn write_output(
     progress: ProgressMode,
     interrupted: &AtomicBool,
 ) -> Result<BTreeMap<String, u64>, JobError> {
-    let mut reader = InputReader::open(&job.input, Columns::All, batch_rows(job)).or_kind(ExitKind::Input)?;
-    let mut out = OutputFile::create(&job.output.path, schema, job.settings()).or_kind(ExitKind::Internal)?;
+    let mut reader =
+        InputReader::open(&job.input, Columns::All, batch_rows(job)).or_kind(ExitKind::Input)?;
+    let mut out =
+        OutputFile::create(&job.output.path, schema, job.settings()).or_kind(ExitKind::Internal)?;
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let bar = Progress::new("writing", total_rows, progress);
     while let Some(mut batch) = reader.next_batch().or_kind(ExitKind::Input)? {
         if interrupted.load(Ordering::SeqCst) {
-            return Err(JobError::new(ExitKind::Interrupted, anyhow!("interrupted while writing the output; nothing was written to {}", job.output.path.display())));
+            return Err(JobError::new(
+                ExitKind::Interrupted,
+                anyhow!(
+                    "interrupted while writing the output; nothing was written to {}",
+                    job.output.path.display()
+                ),
+            ));
         }
         let mut added = Vec::new();
         for (name, prefix) in job.input.phone_columns.iter().zip(&job.output.prefixes) {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            let rows: Vec<Enrichment> = text.iter().map(|v| answers.enrichment(v.and_then(|v| scan.raw.get(v)))).collect();
+            let rows: Vec<Enrichment> = text
+                .iter()
+                .map(|v| answers.enrichment(v.and_then(|v| scan.raw.get(v))))
+                .collect();
             for r in &rows {
-                *statuses.entry(r.status.map(Status::as_str).unwrap_or("empty").to_string()).or_default() += 1;
+                *statuses
+                    .entry(r.status.map(Status::as_str).unwrap_or("empty").to_string())
+                    .or_default() += 1;
             }
             added.extend(enrichment_columns(prefix, rows.into_iter()));
         }
         for column in added {
             batch.with_column(column).or_kind(ExitKind::Internal)?;
         }
-        out.write(&mut batch).with_context(|| format!("writing {}", job.output.path.display())).or_kind(ExitKind::Internal)?;
+        out.write(&mut batch)
+            .with_context(|| format!("writing {}", job.output.path.display()))
+            .or_kind(ExitKind::Internal)?;
         bar.inc(batch.height() as u64, String::new);
     }
     bar.finish();

@@ -29,7 +29,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "phone-enrich", version, about = "Enrich phone lists with mobile-operator data from SMSC get_operator")]
+#[command(
+    name = "phone-enrich",
+    version,
+    about = "Enrich phone lists with mobile-operator data from SMSC get_operator"
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -106,9 +110,14 @@ enum Command {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PHONE_ENRICH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHONE_ENRICH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(LogWriter).with_target(false).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(LogWriter)
+        .with_target(false)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -118,7 +127,10 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start the async runtime: {e}");
@@ -133,8 +145,20 @@ fn main() -> ExitCode {
 
 async fn async_main(command: Command) -> u8 {
     match command {
-        Command::Run { job, input, output, state, refresh, progress, progress_every } => {
-            let overrides = Overrides { input, output, state };
+        Command::Run {
+            job,
+            input,
+            output,
+            state,
+            refresh,
+            progress,
+            progress_every,
+        } => {
+            let overrides = Overrides {
+                input,
+                output,
+                state,
+            };
             let job = match Job::load(&job, &overrides) {
                 Ok(j) => j,
                 Err(e) => {
@@ -150,7 +174,11 @@ async fn async_main(command: Command) -> u8 {
             };
             let interrupted = Arc::new(AtomicBool::new(false));
             spawn_signal_watch(interrupted.clone());
-            let options = RunOptions { refresh, progress, interrupted };
+            let options = RunOptions {
+                refresh,
+                progress,
+                interrupted,
+            };
             match run(&job, &options).await {
                 Ok(summary) => {
                     tracing::info!(
@@ -191,7 +219,14 @@ async fn async_main(command: Command) -> u8 {
                 exit::USAGE
             }
         },
-        Command::Generate { path, rows, distinct_ratio, seed, delimiter, encoding } => {
+        Command::Generate {
+            path,
+            rows,
+            distinct_ratio,
+            seed,
+            delimiter,
+            encoding,
+        } => {
             let result = (|| {
                 let name = path.to_string_lossy().to_lowercase();
                 let format = if name.ends_with(".parquet") {
@@ -206,11 +241,23 @@ async fn async_main(command: Command) -> u8 {
                     let encoding = match encoding.as_str() {
                         "utf-8" => TextEncoding::Utf8,
                         "windows-1251" => TextEncoding::Windows1251,
-                        other => anyhow::bail!("--encoding `{other}` is not one of `utf-8`, `windows-1251`"),
+                        other => anyhow::bail!(
+                            "--encoding `{other}` is not one of `utf-8`, `windows-1251`"
+                        ),
                     };
-                    GenFormat::Csv { delimiter, encoding, gzip: name.ends_with(".gz") }
+                    GenFormat::Csv {
+                        delimiter,
+                        encoding,
+                        gzip: name.ends_with(".gz"),
+                    }
                 };
-                generate(&GenerateOptions { path: path.clone(), rows, distinct_ratio, seed, format })
+                generate(&GenerateOptions {
+                    path: path.clone(),
+                    rows,
+                    distinct_ratio,
+                    seed,
+                    format,
+                })
             })();
             match result {
                 Ok(()) => exit::SUCCESS,
@@ -226,10 +273,11 @@ async fn async_main(command: Command) -> u8 {
 /// SIGINT and SIGTERM ask the run to stop; a second one ends the process at once.
 fn spawn_signal_watch(interrupted: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -246,8 +294,10 @@ fn spawn_signal_watch(interrupted: Arc<AtomicBool>) {
 async fn serve_sandbox(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            config::SandboxConfig::from_toml(&text).with_context(|| format!("invalid sandbox config {}", path.display()))?
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            config::SandboxConfig::from_toml(&text)
+                .with_context(|| format!("invalid sandbox config {}", path.display()))?
         }
         None => config::SandboxConfig::default(),
     };

@@ -15,7 +15,17 @@ use polars::prelude::*;
 use crate::provider::OperatorInfo;
 
 /// The added columns, by suffix after the prefix, with their types.
-pub const ENRICHMENT_COLUMNS: &[&str] = &["e164", "status", "country", "operator", "region", "mcc", "mnc", "tz", "checked_at"];
+pub const ENRICHMENT_COLUMNS: &[&str] = &[
+    "e164",
+    "status",
+    "country",
+    "operator",
+    "region",
+    "mcc",
+    "mnc",
+    "tz",
+    "checked_at",
+];
 
 fn enrichment_dtype(suffix: &str) -> DataType {
     match suffix {
@@ -59,7 +69,12 @@ pub struct Enrichment<'a> {
 }
 
 impl Enrichment<'_> {
-    pub const EMPTY: Enrichment<'static> = Enrichment { e164: None, status: None, info: None, checked_at_ms: None };
+    pub const EMPTY: Enrichment<'static> = Enrichment {
+        e164: None,
+        status: None,
+        info: None,
+        checked_at_ms: None,
+    };
 }
 
 /// A text field, null when missing or empty.
@@ -85,7 +100,10 @@ pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
 }
 
 /// Builds one phone column's enrichment columns for a batch, one `Enrichment` per row.
-pub fn enrichment_columns<'a>(prefix: &str, rows: impl ExactSizeIterator<Item = Enrichment<'a>>) -> Vec<Column> {
+pub fn enrichment_columns<'a>(
+    prefix: &str,
+    rows: impl ExactSizeIterator<Item = Enrichment<'a>>,
+) -> Vec<Column> {
     let n = rows.len();
     let name = |s: &str| PlSmallStr::from(format!("{prefix}{s}"));
     let mut e164 = StringChunkedBuilder::new(name("e164"), n);
@@ -127,7 +145,10 @@ pub fn enrichment_columns<'a>(prefix: &str, rows: impl ExactSizeIterator<Item = 
         mcc.finish().into_column(),
         mnc.finish().into_column(),
         tz.finish().into_column(),
-        checked.finish().into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column(),
+        checked
+            .finish()
+            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            .into_column(),
     ]
 }
 
@@ -156,10 +177,21 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    pub fn create(target: &Path, schema: &Schema, metadata: Vec<(String, String)>) -> Result<OutputFile> {
-        let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).with_context(|| format!("creating the output directory {}", dir.display()))?;
-        let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    pub fn create(
+        target: &Path,
+        schema: &Schema,
+        metadata: Vec<(String, String)>,
+    ) -> Result<OutputFile> {
+        let dir = target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output directory {}", dir.display()))?;
+        let file_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
         let mut metadata = metadata;
@@ -170,13 +202,21 @@ impl OutputFile {
             .batched(schema)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("starting the Parquet writer for {}", temp.display()))?;
-        Ok(OutputFile { target: target.to_path_buf(), temp, writer: Some(writer), rows: 0 })
+        Ok(OutputFile {
+            target: target.to_path_buf(),
+            temp,
+            writer: Some(writer),
+            rows: 0,
+        })
     }
 
     pub fn write(&mut self, batch: &mut DataFrame) -> Result<()> {
         batch.align_chunks_par();
         let writer = self.writer.as_mut().expect("written after finish");
-        writer.write_batch(batch).map_err(anyhow::Error::from).with_context(|| format!("writing {}", self.temp.display()))?;
+        writer
+            .write_batch(batch)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("writing {}", self.temp.display()))?;
         self.rows += batch.height() as u64;
         Ok(())
     }
@@ -184,11 +224,22 @@ impl OutputFile {
     /// Completes the file and moves it into place. Returns the rows written.
     pub fn finish(mut self) -> Result<u64> {
         let writer = self.writer.take().expect("finished once");
-        writer.finish().map_err(anyhow::Error::from).with_context(|| format!("finishing {}", self.temp.display()))?;
+        writer
+            .finish()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("finishing {}", self.temp.display()))?;
         drop(writer);
         // fsync through a fresh handle flushes the file's pages all the same.
-        File::open(&self.temp).and_then(|f| f.sync_all()).with_context(|| format!("syncing {}", self.temp.display()))?;
-        std::fs::rename(&self.temp, &self.target).with_context(|| format!("moving {} to {}", self.temp.display(), self.target.display()))?;
+        File::open(&self.temp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", self.temp.display()))?;
+        std::fs::rename(&self.temp, &self.target).with_context(|| {
+            format!(
+                "moving {} to {}",
+                self.temp.display(),
+                self.target.display()
+            )
+        })?;
         if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             let _ = File::open(dir).and_then(|d| d.sync_all());
         }

@@ -86,7 +86,12 @@ pub struct Ticket<'a> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.window.slots.lock().unwrap().held.insert(self.id, Some(Instant::now()));
+        self.window
+            .slots
+            .lock()
+            .unwrap()
+            .held
+            .insert(self.id, Some(Instant::now()));
         // Waiters recompute when the earliest slot frees.
         self.window.freed.notify_waiters();
     }
@@ -111,7 +116,9 @@ impl SlidingWindow {
                 let now = Instant::now();
                 let mut slots = self.slots.lock().unwrap();
                 let hold = self.hold;
-                slots.held.retain(|_, done| done.is_none_or(|t| now.duration_since(t) < hold));
+                slots
+                    .held
+                    .retain(|_, done| done.is_none_or(|t| now.duration_since(t) < hold));
                 if (slots.held.len() as u32) < cap.clamp(1, self.limit) {
                     let id = slots.next_id;
                     slots.next_id += 1;
@@ -144,11 +151,20 @@ pub struct IdenticalGuard {
 
 impl IdenticalGuard {
     pub fn new(rate: Rate, margin: f64) -> Self {
-        IdenticalGuard { rate, margin, windows: Mutex::new(HashMap::new()) }
+        IdenticalGuard {
+            rate,
+            margin,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     fn window(&self, key: &str) -> Arc<SlidingWindow> {
-        self.windows.lock().unwrap().entry(key.to_string()).or_insert_with(|| Arc::new(SlidingWindow::new(self.rate, self.margin))).clone()
+        self.windows
+            .lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::new(SlidingWindow::new(self.rate, self.margin)))
+            .clone()
     }
 }
 
@@ -194,7 +210,9 @@ pub struct PacerBuilder {
 
 impl PacerBuilder {
     pub fn new(config: &ProviderConfig) -> Self {
-        PacerBuilder { config: config.clone() }
+        PacerBuilder {
+            config: config.clone(),
+        }
     }
 
     pub fn build(self, client: SmscClient) -> Pacer {
@@ -263,19 +281,27 @@ impl Pacer {
             }
             match self.request_with_retries(&batch).await {
                 Ok(answers) => {
-                    let answered: std::collections::HashSet<E164> = answers.iter().map(|(n, _)| *n).collect();
-                    let missing: Vec<E164> = batch.iter().copied().filter(|n| !answered.contains(n)).collect();
+                    let answered: std::collections::HashSet<E164> =
+                        answers.iter().map(|(n, _)| *n).collect();
+                    let missing: Vec<E164> = batch
+                        .iter()
+                        .copied()
+                        .filter(|n| !answered.contains(n))
+                        .collect();
                     result.answers.extend(answers);
                     // Numbers the answer left out: asked again as a list once (a glitch), then
                     // one by one (a provider that omits unknown numbers answers a lone one).
                     match missing.len() {
                         0 => {}
                         _ if missing_rounds >= self.max_retries => {
-                            result.failed.extend(missing.into_iter().map(|n| (n, "the provider's answer left this number out".to_string())));
+                            result.failed.extend(missing.into_iter().map(|n| {
+                                (n, "the provider's answer left this number out".to_string())
+                            }));
                         }
                         1 => pending.push((missing, missing_rounds + 1)),
                         _ if missing_rounds == 0 => pending.push((missing, 1)),
-                        _ => pending.extend(missing.into_iter().map(|n| (vec![n], missing_rounds + 1))),
+                        _ => pending
+                            .extend(missing.into_iter().map(|n| (vec![n], missing_rounds + 1))),
                     }
                 }
                 Err(e) if e.class() == ErrorClass::BadRequest && batch.len() > 1 => {
@@ -288,12 +314,17 @@ impl Pacer {
                     self.stop(Stop::AuthRejected(e.to_string()));
                     result.unasked.extend(batch);
                 }
-                Err(e) if self.is_stopping() && !matches!(e.class(), ErrorClass::Fatal | ErrorClass::BadRequest) => {
+                Err(e)
+                    if self.is_stopping()
+                        && !matches!(e.class(), ErrorClass::Fatal | ErrorClass::BadRequest) =>
+                {
                     result.unasked.extend(batch);
                 }
                 Err(e) => {
                     let message = e.to_string();
-                    result.failed.extend(batch.into_iter().map(|n| (n, message.clone())));
+                    result
+                        .failed
+                        .extend(batch.into_iter().map(|n| (n, message.clone())));
                 }
             }
         }
@@ -301,7 +332,10 @@ impl Pacer {
     }
 
     /// One list, sent until it gets an answer or an error that retrying will not fix.
-    async fn request_with_retries(&self, batch: &[E164]) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
+    async fn request_with_retries(
+        &self,
+        batch: &[E164],
+    ) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
         let mut schedule = self.retry.build();
         let mut blocked_pause = self.blocked_pause;
         loop {
@@ -336,10 +370,16 @@ impl Pacer {
                         *total
                     };
                     if total > self.max_blocked_wait {
-                        self.stop(Stop::Blocked(format!("{error}; blocked for more than {}", humantime::format_duration(self.max_blocked_wait))));
+                        self.stop(Stop::Blocked(format!(
+                            "{error}; blocked for more than {}",
+                            humantime::format_duration(self.max_blocked_wait)
+                        )));
                         return Err(error);
                     }
-                    tracing::warn!(pause_s = blocked_pause.as_secs(), "the provider blocked our IP (error 4): pausing all requests");
+                    tracing::warn!(
+                        pause_s = blocked_pause.as_secs(),
+                        "the provider blocked our IP (error 4): pausing all requests"
+                    );
                     self.pause_all(blocked_pause);
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -357,10 +397,18 @@ impl Pacer {
             false => Some(self.first_request.lock().await),
         };
         self.wait_out_pause().await;
-        let key = batch.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        let key = batch
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let identical = self.identical.window(&key);
         let _same = identical.acquire(u32::MAX).await;
-        let _permit = self.concurrency.acquire().await.expect("the semaphore is never closed");
+        let _permit = self
+            .concurrency
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         self.wait_out_pause().await;
         let cap = *self.cap.lock().unwrap();
         let _slot = self.rate.acquire(cap).await;
@@ -368,7 +416,8 @@ impl Pacer {
             return Err(ProviderError::Transport("stopping".into()));
         }
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(self.timeout, self.client.get_operator(batch)).await {
+        let result = match tokio::time::timeout(self.timeout, self.client.get_operator(batch)).await
+        {
             Ok(r) => r,
             Err(_) => Err(ProviderError::Timeout(self.timeout)),
         };
@@ -407,7 +456,10 @@ impl Pacer {
     fn slow_down(&self) {
         let mut cap = self.cap.lock().unwrap();
         *cap = (*cap * 3 / 4).max(1);
-        tracing::warn!(limit = *cap, "the provider answered error 9: pausing a window and lowering the request rate");
+        tracing::warn!(
+            limit = *cap,
+            "the provider answered error 9: pausing a window and lowering the request rate"
+        );
     }
 
     fn speed_up(&self) {
@@ -450,12 +502,21 @@ mod tests {
         sent.sort();
         assert_eq!(sent.len(), 80);
         for (i, t) in sent.iter().enumerate() {
-            let in_window = sent[i..].iter().filter(|u| u.duration_since(*t) < Duration::from_secs(2)).count();
-            assert!(in_window <= 20, "{in_window} requests within 2 s from request {i}");
+            let in_window = sent[i..]
+                .iter()
+                .filter(|u| u.duration_since(*t) < Duration::from_secs(2))
+                .count();
+            assert!(
+                in_window <= 20,
+                "{in_window} requests within 2 s from request {i}"
+            );
         }
         // 80 requests at 20 per 2 s (each held 30 ms longer) take a little over 6 s.
         let took = sent.last().unwrap().duration_since(start);
-        assert!(took >= Duration::from_secs(6) && took < Duration::from_millis(6_500), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(6) && took < Duration::from_millis(6_500),
+            "{took:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -474,7 +535,10 @@ mod tests {
         // Another list is not held back.
         let other = guard.window("79161234567");
         let _t = other.acquire(u32::MAX).await;
-        assert_eq!(Instant::now().duration_since(start), Duration::from_secs(60));
+        assert_eq!(
+            Instant::now().duration_since(start),
+            Duration::from_secs(60)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -36,10 +36,21 @@ impl Plan {
     }
 
     /// The plan given what is already known.
-    pub fn from_known(distinct: &HashSet<E164>, cached: HashMap<E164, StoredAnswer>, batch_size: NonZeroUsize) -> Plan {
-        let mut to_ask: Vec<E164> = distinct.iter().copied().filter(|n| !cached.contains_key(n)).collect();
+    pub fn from_known(
+        distinct: &HashSet<E164>,
+        cached: HashMap<E164, StoredAnswer>,
+        batch_size: NonZeroUsize,
+    ) -> Plan {
+        let mut to_ask: Vec<E164> = distinct
+            .iter()
+            .copied()
+            .filter(|n| !cached.contains_key(n))
+            .collect();
         to_ask.sort_unstable();
-        let batches = to_ask.chunks(batch_size.get()).map(<[E164]>::to_vec).collect();
+        let batches = to_ask
+            .chunks(batch_size.get())
+            .map(<[E164]>::to_vec)
+            .collect();
         Plan { cached, batches }
     }
 
@@ -65,8 +76,17 @@ mod tests {
         ];
         for &(n, cached, size, want) in cases {
             let distinct: HashSet<E164> = (0..n).map(|i| E164(79_000_000_000 + i)).collect();
-            let known: HashMap<E164, StoredAnswer> =
-                (0..cached).map(|i| (E164(79_000_000_000 + i), StoredAnswer { checked_at_ms: 0, answer: NumberAnswer::NotFound })).collect();
+            let known: HashMap<E164, StoredAnswer> = (0..cached)
+                .map(|i| {
+                    (
+                        E164(79_000_000_000 + i),
+                        StoredAnswer {
+                            checked_at_ms: 0,
+                            answer: NumberAnswer::NotFound,
+                        },
+                    )
+                })
+                .collect();
             let plan = Plan::from_known(&distinct, known, NonZeroUsize::new(size).unwrap());
             assert_eq!(plan.batches.len(), want, "{n} {cached} {size}");
             let asked: Vec<E164> = plan.batches.concat();

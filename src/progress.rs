@@ -75,9 +75,11 @@ impl Progress {
             ProgressMode::Bar => {
                 let bar = multi().add(ProgressBar::new(total));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}")
-                        .expect("the template is valid")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}",
+                    )
+                    .expect("the template is valid")
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(phase);
                 bar.enable_steady_tick(Duration::from_millis(200));
@@ -85,7 +87,17 @@ impl Progress {
             }
             ProgressMode::Log { every } => (None, every),
         };
-        Progress { phase, bar, every, started: now, state: Mutex::new(LogState { done: 0, total, last_log: now }) }
+        Progress {
+            phase,
+            bar,
+            every,
+            started: now,
+            state: Mutex::new(LogState {
+                done: 0,
+                total,
+                last_log: now,
+            }),
+        }
     }
 
     pub fn inc(&self, n: u64, message: impl FnOnce() -> String) {
@@ -105,13 +117,21 @@ impl Progress {
     fn log(&self, s: &LogState, message: &str) {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = s.done as f64 / secs;
-        let eta = if rate > 0.0 { (s.total.saturating_sub(s.done)) as f64 / rate } else { f64::INFINITY };
+        let eta = if rate > 0.0 {
+            (s.total.saturating_sub(s.done)) as f64 / rate
+        } else {
+            f64::INFINITY
+        };
         tracing::info!(
             phase = self.phase,
             done = s.done,
             total = s.total,
             rate_per_s = (rate * 10.0).round() / 10.0,
-            eta_s = if eta.is_finite() { eta.round() as i64 } else { -1 },
+            eta_s = if eta.is_finite() {
+                eta.round() as i64
+            } else {
+                -1
+            },
             detail = message,
             "progress"
         );

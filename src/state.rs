@@ -27,7 +27,11 @@ pub enum StateError {
     #[error("state directory {dir} is in use by another run ({holder}); wait for it to finish or use another --state")]
     Locked { dir: PathBuf, holder: String },
     #[error("state store {dir} was written by an incompatible version ({found}); this version reads {expected}. Move it away or point --state elsewhere")]
-    Incompatible { dir: PathBuf, found: String, expected: String },
+    Incompatible {
+        dir: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("state store {dir}: {message}")]
     Io { dir: PathBuf, message: String },
 }
@@ -58,7 +62,10 @@ impl StoredAnswer {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub struct StateStore {
@@ -71,25 +78,56 @@ pub struct StateStore {
 impl StateStore {
     /// Opens (or creates) the store in `dir`, taking its lock.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
-        let io = |message: String| StateError::Io { dir: dir.to_path_buf(), message };
-        std::fs::create_dir_all(dir).map_err(|e| io(format!("cannot create the directory: {e}")))?;
+        let io = |message: String| StateError::Io {
+            dir: dir.to_path_buf(),
+            message,
+        };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io(format!("cannot create the directory: {e}")))?;
         let lock_path = dir.join("LOCK");
-        let mut lock = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(|e| io(format!("cannot open {}: {e}", lock_path.display())))?;
+        let mut lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io(format!("cannot open {}: {e}", lock_path.display())))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 let _ = lock.read_to_string(&mut holder);
-                let holder = if holder.trim().is_empty() { "holder unknown".to_string() } else { holder.trim().to_string() };
-                return Err(StateError::Locked { dir: dir.to_path_buf(), holder });
+                let holder = if holder.trim().is_empty() {
+                    "holder unknown".to_string()
+                } else {
+                    holder.trim().to_string()
+                };
+                return Err(StateError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder,
+                });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(format!("cannot lock {}: {e}", lock_path.display()))),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io(format!("cannot lock {}: {e}", lock_path.display())))
+            }
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown host".into());
-        let holder = format!("pid {} on {host}, since {}", std::process::id(), humantime::format_rfc3339_seconds(SystemTime::now()));
-        let _ = lock.set_len(0).and_then(|_| lock.rewind()).and_then(|_| lock.write_all(holder.as_bytes()));
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown host".into());
+        let holder = format!(
+            "pid {} on {host}, since {}",
+            std::process::id(),
+            humantime::format_rfc3339_seconds(SystemTime::now())
+        );
+        let _ = lock
+            .set_len(0)
+            .and_then(|_| lock.rewind())
+            .and_then(|_| lock.write_all(holder.as_bytes()));
 
-        let db = sled::Config::new().path(dir.join("db")).open().map_err(|e| io(format!("cannot open the sled database: {e}")))?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .open()
+            .map_err(|e| io(format!("cannot open the sled database: {e}")))?;
         let meta = db.open_tree("meta").map_err(|e| io(e.to_string()))?;
         match meta.get(FORMAT_KEY).map_err(|e| io(e.to_string()))? {
             Some(found) if found.as_ref() != FORMAT => {
@@ -101,28 +139,43 @@ impl StateStore {
             }
             Some(_) => {}
             None => {
-                meta.insert(FORMAT_KEY, FORMAT).map_err(|e| io(e.to_string()))?;
+                meta.insert(FORMAT_KEY, FORMAT)
+                    .map_err(|e| io(e.to_string()))?;
                 db.flush().map_err(|e| io(e.to_string()))?;
             }
         }
-        Ok(StateStore { dir: dir.to_path_buf(), db, _lock: lock })
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            db,
+            _lock: lock,
+        })
     }
 
     fn io(&self, e: impl std::fmt::Display) -> StateError {
-        StateError::Io { dir: self.dir.clone(), message: e.to_string() }
+        StateError::Io {
+            dir: self.dir.clone(),
+            message: e.to_string(),
+        }
     }
 
     fn tree(&self, host: &str) -> Result<sled::Tree, StateError> {
-        self.db.open_tree(format!("answers@{host}")).map_err(|e| self.io(e))
+        self.db
+            .open_tree(format!("answers@{host}"))
+            .map_err(|e| self.io(e))
     }
 
     /// Stored answers for `numbers` (stale ones included: the caller checks freshness).
-    pub fn get_many(&self, host: &str, numbers: impl IntoIterator<Item = E164>) -> Result<HashMap<E164, StoredAnswer>, StateError> {
+    pub fn get_many(
+        &self,
+        host: &str,
+        numbers: impl IntoIterator<Item = E164>,
+    ) -> Result<HashMap<E164, StoredAnswer>, StateError> {
         let tree = self.tree(host)?;
         let mut out = HashMap::new();
         for n in numbers {
             if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
-                let stored: StoredAnswer = postcard::from_bytes(&bytes).map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
+                let stored: StoredAnswer = postcard::from_bytes(&bytes)
+                    .map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
                 out.insert(n, stored);
             }
         }
@@ -149,7 +202,14 @@ mod tests {
     use crate::provider::OperatorInfo;
 
     fn info() -> NumberAnswer {
-        NumberAnswer::Found(OperatorInfo { country: "Россия".into(), operator: "МТС".into(), region: "Москва".into(), mcc: Some(250), mnc: "01".into(), tz: Some(3) })
+        NumberAnswer::Found(OperatorInfo {
+            country: "Россия".into(),
+            operator: "МТС".into(),
+            region: "Москва".into(),
+            mcc: Some(250),
+            mnc: "01".into(),
+            tz: Some(3),
+        })
     }
 
     #[test]
@@ -158,7 +218,18 @@ mod tests {
         let n = E164(79161234567);
         {
             let store = StateStore::open(dir.path()).unwrap();
-            store.commit("smsc.ru", &[(n, StoredAnswer { checked_at_ms: 5, answer: info() })]).unwrap();
+            store
+                .commit(
+                    "smsc.ru",
+                    &[(
+                        n,
+                        StoredAnswer {
+                            checked_at_ms: 5,
+                            answer: info(),
+                        },
+                    )],
+                )
+                .unwrap();
         }
         let store = StateStore::open(dir.path()).unwrap();
         assert_eq!(store.get_many("smsc.ru", [n]).unwrap()[&n].answer, info());
@@ -170,7 +241,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = StateStore::open(dir.path()).unwrap();
         match StateStore::open(dir.path()) {
-            Err(StateError::Locked { holder, .. }) => assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}"),
+            Err(StateError::Locked { holder, .. }) => assert!(
+                holder.contains(&format!("pid {}", std::process::id())),
+                "{holder}"
+            ),
             other => panic!("expected Locked, got {:?}", other.err()),
         }
     }
@@ -180,15 +254,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let db = sled::open(dir.path().join("db")).unwrap();
-            db.open_tree("meta").unwrap().insert(FORMAT_KEY, b"phone-enrich-state/0".as_slice()).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(FORMAT_KEY, b"phone-enrich-state/0".as_slice())
+                .unwrap();
             db.flush().unwrap();
         }
-        assert!(matches!(StateStore::open(dir.path()), Err(StateError::Incompatible { .. })));
+        assert!(matches!(
+            StateStore::open(dir.path()),
+            Err(StateError::Incompatible { .. })
+        ));
     }
 
     #[test]
     fn freshness_follows_the_ttl_by_status() {
-        let ttl = Ttl { found: Duration::from_secs(30 * 86400), not_found: Duration::from_secs(7 * 86400) };
+        let ttl = Ttl {
+            found: Duration::from_secs(30 * 86400),
+            not_found: Duration::from_secs(7 * 86400),
+        };
         let day = 86_400_000;
         let cases: &[(NumberAnswer, i64, bool)] = &[
             (info(), 29 * day, true),
@@ -198,7 +281,10 @@ mod tests {
             (NumberAnswer::Rejected, 8 * day, false),
         ];
         for (answer, age, fresh) in cases {
-            let stored = StoredAnswer { checked_at_ms: 0, answer: answer.clone() };
+            let stored = StoredAnswer {
+                checked_at_ms: 0,
+                answer: answer.clone(),
+            };
             assert_eq!(stored.is_fresh(ttl, *age), *fresh, "{answer:?} at {age}");
         }
     }

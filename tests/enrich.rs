@@ -50,7 +50,12 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
     ws.write("crm.csv", CRM);
-    let job = ws.job("job.toml", "crm.csv", "", &provider_for(&sandbox, "batch_size = 2\n"));
+    let job = ws.job(
+        "job.toml",
+        "crm.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 2\n"),
+    );
     let out = ws.run(&job, &[]);
     assert_exit(&out, 0);
 
@@ -72,17 +77,43 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
 
     // The enrichment is what the sandbox answers for the number.
     let want = lookup(phone_enrich::normalize::E164(79161234567), 0).unwrap();
-    assert_eq!(strings(&df, "phone_operator")[0].as_deref(), Some(want.operator.as_str()));
-    assert_eq!(strings(&df, "phone_region")[0].as_deref(), Some(want.region.as_str()));
+    assert_eq!(
+        strings(&df, "phone_operator")[0].as_deref(),
+        Some(want.operator.as_str())
+    );
+    assert_eq!(
+        strings(&df, "phone_region")[0].as_deref(),
+        Some(want.region.as_str())
+    );
     assert_eq!(strings(&df, "phone_country")[0].as_deref(), Some("Россия"));
-    assert_eq!(df.column("phone_mcc").unwrap().u16().unwrap().get(0), Some(250));
-    assert_eq!(strings(&df, "phone_mnc")[0].as_deref(), Some(want.mnc.as_str()));
+    assert_eq!(
+        df.column("phone_mcc").unwrap().u16().unwrap().get(0),
+        Some(250)
+    );
+    assert_eq!(
+        strings(&df, "phone_mnc")[0].as_deref(),
+        Some(want.mnc.as_str())
+    );
     assert_eq!(df.column("phone_tz").unwrap().i8().unwrap().get(0), want.tz);
-    assert!(df.column("phone_checked_at").unwrap().is_not_null().get(0).unwrap());
-    assert!(df.column("phone_checked_at").unwrap().is_null().get(4).unwrap());
+    assert!(df
+        .column("phone_checked_at")
+        .unwrap()
+        .is_not_null()
+        .get(0)
+        .unwrap());
+    assert!(df
+        .column("phone_checked_at")
+        .unwrap()
+        .is_null()
+        .get(4)
+        .unwrap());
 
     // Types as documented.
-    let types: Vec<(String, DataType)> = df.schema().iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+    let types: Vec<(String, DataType)> = df
+        .schema()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
     let want_types: Vec<(&str, DataType)> = vec![
         ("id", DataType::String),
         ("name", DataType::String),
@@ -96,9 +127,18 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
         ("phone_mcc", DataType::UInt16),
         ("phone_mnc", DataType::String),
         ("phone_tz", DataType::Int8),
-        ("phone_checked_at", DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))),
+        (
+            "phone_checked_at",
+            DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
+        ),
     ];
-    assert_eq!(types, want_types.into_iter().map(|(n, t)| (n.to_string(), t)).collect::<Vec<_>>());
+    assert_eq!(
+        types,
+        want_types
+            .into_iter()
+            .map(|(n, t)| (n.to_string(), t))
+            .collect::<Vec<_>>()
+    );
 
     // 6 distinct valid numbers, asked once each, in lists of at most 2.
     let stats = sandbox.stats();
@@ -112,30 +152,53 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
     let input = ws.path("export.csv");
-    let status = std::process::Command::new(BIN).args(["generate", "--rows", "1500", "--seed", "3"]).arg(&input).status().unwrap();
+    let status = std::process::Command::new(BIN)
+        .args(["generate", "--rows", "1500", "--seed", "3"])
+        .arg(&input)
+        .status()
+        .unwrap();
     assert!(status.success());
-    let job = ws.job("job.toml", "export.csv", "", &provider_for(&sandbox, "batch_size = 50\n"));
+    let job = ws.job(
+        "job.toml",
+        "export.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 50\n"),
+    );
     assert_exit(&ws.run(&job, &[]), 0);
 
     let df = ws.read_output();
     assert_eq!(df.height(), 1500);
     let normalizer = Normalizer::new(phonenumber::country::Id::RU);
-    let (ids, phones, e164, status, operator) =
-        (strings(&df, "id"), strings(&df, "phone"), strings(&df, "phone_e164"), strings(&df, "phone_status"), strings(&df, "phone_operator"));
+    let (ids, phones, e164, status, operator) = (
+        strings(&df, "id"),
+        strings(&df, "phone"),
+        strings(&df, "phone_e164"),
+        strings(&df, "phone_status"),
+        strings(&df, "phone_operator"),
+    );
     let mut distinct = HashSet::new();
     for i in 0..df.height() {
         assert_eq!(ids[i], Some((i + 1).to_string()), "row order");
-        let expected = phones[i].as_deref().map(|p| normalizer.normalize(p)).unwrap_or(Normalized::Empty);
+        let expected = phones[i]
+            .as_deref()
+            .map(|p| normalizer.normalize(p))
+            .unwrap_or(Normalized::Empty);
         match expected {
             Normalized::Empty => assert_eq!(status[i], None, "row {i}"),
-            Normalized::Invalid => assert_eq!(status[i].as_deref(), Some("invalid_number"), "row {i}"),
+            Normalized::Invalid => {
+                assert_eq!(status[i].as_deref(), Some("invalid_number"), "row {i}")
+            }
             Normalized::Valid(n) => {
                 distinct.insert(n);
                 assert_eq!(e164[i], Some(format!("+{n}")), "row {i}");
                 match lookup(n, 3) {
                     Some(info) => {
                         assert_eq!(status[i].as_deref(), Some("ok"), "row {i}");
-                        assert_eq!(operator[i].as_deref(), Some(info.operator.as_str()), "row {i}");
+                        assert_eq!(
+                            operator[i].as_deref(),
+                            Some(info.operator.as_str()),
+                            "row {i}"
+                        );
                     }
                     None => assert_eq!(status[i].as_deref(), Some("not_found"), "row {i}"),
                 }
@@ -143,13 +206,27 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
         }
     }
     let stats = sandbox.stats();
-    assert_eq!(stats.numbers_answered as usize, distinct.len(), "each number asked once");
+    assert_eq!(
+        stats.numbers_answered as usize,
+        distinct.len(),
+        "each number asked once"
+    );
     assert_eq!(stats.requests as usize, distinct.len().div_ceil(50));
 }
 
 /// The enrichment columns of an output, without `checked_at` (a time).
 fn enrichment(df: &DataFrame) -> DataFrame {
-    df.select(["phone_e164", "phone_status", "phone_country", "phone_operator", "phone_region", "phone_mcc", "phone_mnc", "phone_tz"]).unwrap()
+    df.select([
+        "phone_e164",
+        "phone_status",
+        "phone_country",
+        "phone_operator",
+        "phone_region",
+        "phone_mcc",
+        "phone_mnc",
+        "phone_tz",
+    ])
+    .unwrap()
 }
 
 #[test]
@@ -158,25 +235,63 @@ fn csv_dialects_give_the_same_output() {
     let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
     let provider = provider_for(&sandbox, "");
     ws.write("utf8.csv", CRM);
-    assert_exit(&ws.run(&ws.job("utf8.toml", "utf8.csv", "", &provider), &[]), 0);
+    assert_exit(
+        &ws.run(&ws.job("utf8.toml", "utf8.csv", "", &provider), &[]),
+        0,
+    );
     let reference = ws.read_output();
 
-    let semicolons = CRM.replace(',', ";").replace("Иванов; Иван", "Иванов, Иван").replace("same number; other", "same number, other").replace("+7 926 765 43 21; 8", "+7 926 765 43 21, 8");
+    let semicolons = CRM
+        .replace(',', ";")
+        .replace("Иванов; Иван", "Иванов, Иван")
+        .replace("same number; other", "same number, other")
+        .replace("+7 926 765 43 21; 8", "+7 926 765 43 21, 8");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(CRM.as_bytes()).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("cp1251.csv", encoding_rs::WINDOWS_1251.encode(&semicolons).0.into_owned(), "encoding = \"windows-1251\""),
-        ("bom.csv", [b"\xEF\xBB\xBF".as_slice(), CRM.as_bytes()].concat(), ""),
+        (
+            "cp1251.csv",
+            encoding_rs::WINDOWS_1251.encode(&semicolons).0.into_owned(),
+            "encoding = \"windows-1251\"",
+        ),
+        (
+            "bom.csv",
+            [b"\xEF\xBB\xBF".as_slice(), CRM.as_bytes()].concat(),
+            "",
+        ),
         ("crm.csv.gz", gz.finish().unwrap(), ""),
-        ("tabs.tsv", CRM.replace(',', "\t").replace("Иванов\t Иван", "Иванов, Иван").replace("same number\t other", "same number, other").replace("+7 926 765 43 21\t 8", "+7 926 765 43 21, 8").into_bytes(), "delimiter = \"tab\""),
+        (
+            "tabs.tsv",
+            CRM.replace(',', "\t")
+                .replace("Иванов\t Иван", "Иванов, Иван")
+                .replace("same number\t other", "same number, other")
+                .replace("+7 926 765 43 21\t 8", "+7 926 765 43 21, 8")
+                .into_bytes(),
+            "delimiter = \"tab\"",
+        ),
     ];
     for (name, bytes, extra) in cases {
         ws.write(name, bytes);
-        let out = ws.run(&ws.job(&format!("{name}.toml"), name, extra, &provider), &[]);
+        let out = ws.run(
+            &ws.job(&format!("{name}.toml"), name, extra, &provider),
+            &[],
+        );
         assert_exit(&out, 0);
         let df = ws.read_output();
-        assert!(df.select(["id", "name", "phone", "comment"]).unwrap().equals_missing(&reference.select(["id", "name", "phone", "comment"]).unwrap()), "{name}");
-        assert!(enrichment(&df).equals_missing(&enrichment(&reference)), "{name}");
+        assert!(
+            df.select(["id", "name", "phone", "comment"])
+                .unwrap()
+                .equals_missing(
+                    &reference
+                        .select(["id", "name", "phone", "comment"])
+                        .unwrap()
+                ),
+            "{name}"
+        );
+        assert!(
+            enrichment(&df).equals_missing(&enrichment(&reference)),
+            "{name}"
+        );
     }
 }
 
@@ -193,14 +308,35 @@ fn parquet_input_keeps_its_types_and_takes_integer_phones() {
     )
     .unwrap();
     let input = ws.path("in.parquet");
-    ParquetWriter::new(std::fs::File::create(&input).unwrap()).finish(&mut df).unwrap();
+    ParquetWriter::new(std::fs::File::create(&input).unwrap())
+        .finish(&mut df)
+        .unwrap();
     let job = ws.job("job.toml", "in.parquet", "", &provider_for(&sandbox, ""));
     assert_exit(&ws.run(&job, &[]), 0);
 
     let out = ws.read_output();
-    assert!(out.select(["id", "phone", "score", "active", "name"]).unwrap().equals_missing(&df));
-    assert_eq!(strings(&out, "phone_e164"), vec![Some("+79161234567".into()), None, Some("+79161234567".into()), None]);
-    assert_eq!(strings(&out, "phone_status"), vec![Some("ok".into()), None, Some("ok".into()), Some("invalid_number".into())]);
+    assert!(out
+        .select(["id", "phone", "score", "active", "name"])
+        .unwrap()
+        .equals_missing(&df));
+    assert_eq!(
+        strings(&out, "phone_e164"),
+        vec![
+            Some("+79161234567".into()),
+            None,
+            Some("+79161234567".into()),
+            None
+        ]
+    );
+    assert_eq!(
+        strings(&out, "phone_status"),
+        vec![
+            Some("ok".into()),
+            None,
+            Some("ok".into()),
+            Some("invalid_number".into())
+        ]
+    );
     assert_eq!(sandbox.stats().requests, 1);
 }
 
@@ -208,7 +344,10 @@ fn parquet_input_keeps_its_types_and_takes_integer_phones() {
 fn several_phone_columns_each_get_their_columns_and_share_lookups() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
-    ws.write("two.csv", "id;mobile;work\n1;+7 916 123 45 67;8 903 123 45 67\n2;8 903 123 45 67;\n");
+    ws.write(
+        "two.csv",
+        "id;mobile;work\n1;+7 916 123 45 67;8 903 123 45 67\n2;8 903 123 45 67;\n",
+    );
     let job = ws.write(
         "job.toml",
         format!(
@@ -218,8 +357,14 @@ fn several_phone_columns_each_get_their_columns_and_share_lookups() {
     );
     assert_exit(&ws.run(&job, &[]), 0);
     let df = ws.read_output();
-    assert_eq!(strings(&df, "mobile_e164"), vec![Some("+79161234567".into()), Some("+79031234567".into())]);
-    assert_eq!(strings(&df, "w_e164"), vec![Some("+79031234567".into()), None]);
+    assert_eq!(
+        strings(&df, "mobile_e164"),
+        vec![Some("+79161234567".into()), Some("+79031234567".into())]
+    );
+    assert_eq!(
+        strings(&df, "w_e164"),
+        vec![Some("+79031234567".into()), None]
+    );
     assert_eq!(strings(&df, "w_status"), vec![Some("ok".into()), None]);
     assert_eq!(sandbox.stats().numbers_answered, 2);
 }
@@ -231,26 +376,80 @@ fn bad_jobs_and_inputs_stop_before_any_request_and_write_nothing() {
     let provider = provider_for(&sandbox, "");
     ws.write("crm.csv", CRM);
     ws.write("clash.csv", "id,phone,phone_status\n1,89161234567,x\n");
-    ws.write("ragged.csv", "id,phone\n1,89161234567\n2,89031234567,extra\n");
+    ws.write(
+        "ragged.csv",
+        "id,phone\n1,89161234567\n2,89031234567,extra\n",
+    );
     let cases: Vec<(&str, std::path::PathBuf, i32, &str)> = vec![
-        ("unknown key", ws.job("a.toml", "crm.csv", "colour = \"red\"", &provider), 2, "unknown field `colour`"),
-        ("bad rate", ws.job("b.toml", "crm.csv", "", &format!("{provider}\nconcurrency = 20")), 2, "provider.concurrency"),
-        ("missing input", ws.job("c.toml", "nope.csv", "", &provider), 3, "nope.csv"),
-        ("missing column", {
-            let job = ws.job("d.toml", "crm.csv", "", &provider);
-            ws.write("d.toml", std::fs::read_to_string(job).unwrap().replace("[\"phone\"]", "[\"tel\"]"))
-        }, 3, "no column `tel`"),
-        ("name clash", ws.job("e.toml", "clash.csv", "", &provider), 2, "phone_status"),
-        ("ragged row", ws.job("f.toml", "ragged.csv", "", &provider), 3, "line 3"),
+        (
+            "unknown key",
+            ws.job("a.toml", "crm.csv", "colour = \"red\"", &provider),
+            2,
+            "unknown field `colour`",
+        ),
+        (
+            "bad rate",
+            ws.job(
+                "b.toml",
+                "crm.csv",
+                "",
+                &format!("{provider}\nconcurrency = 20"),
+            ),
+            2,
+            "provider.concurrency",
+        ),
+        (
+            "missing input",
+            ws.job("c.toml", "nope.csv", "", &provider),
+            3,
+            "nope.csv",
+        ),
+        (
+            "missing column",
+            {
+                let job = ws.job("d.toml", "crm.csv", "", &provider);
+                ws.write(
+                    "d.toml",
+                    std::fs::read_to_string(job)
+                        .unwrap()
+                        .replace("[\"phone\"]", "[\"tel\"]"),
+                )
+            },
+            3,
+            "no column `tel`",
+        ),
+        (
+            "name clash",
+            ws.job("e.toml", "clash.csv", "", &provider),
+            2,
+            "phone_status",
+        ),
+        (
+            "ragged row",
+            ws.job("f.toml", "ragged.csv", "", &provider),
+            3,
+            "line 3",
+        ),
     ];
     for (what, job, code, message) in cases {
         let out = ws.run(&job, &[]);
         assert_exit(&out, code);
-        assert!(stderr(&out).contains(message), "{what}: stderr lacks `{message}`:\n{}", stderr(&out));
-        assert!(!ws.path("out.parquet").exists(), "{what}: an output was written");
+        assert!(
+            stderr(&out).contains(message),
+            "{what}: stderr lacks `{message}`:\n{}",
+            stderr(&out)
+        );
+        assert!(
+            !ws.path("out.parquet").exists(),
+            "{what}: an output was written"
+        );
     }
     assert_eq!(sandbox.stats().requests, 0, "a request was sent");
-    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 
@@ -259,12 +458,36 @@ fn wrong_credentials_stop_after_one_request_with_their_own_exit_code() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
     let input = ws.path("export.csv");
-    assert!(std::process::Command::new(BIN).args(["generate", "--rows", "2000"]).arg(&input).status().unwrap().success());
-    let job = ws.job("job.toml", "export.csv", "", &provider_for(&sandbox, "batch_size = 10\n"));
-    let out = ws.run_env(&job, &[], &[("SMSC_LOGIN", "sandbox"), ("SMSC_PASSWORD", "not-the-password")]);
+    assert!(std::process::Command::new(BIN)
+        .args(["generate", "--rows", "2000"])
+        .arg(&input)
+        .status()
+        .unwrap()
+        .success());
+    let job = ws.job(
+        "job.toml",
+        "export.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 10\n"),
+    );
+    let out = ws.run_env(
+        &job,
+        &[],
+        &[
+            ("SMSC_LOGIN", "sandbox"),
+            ("SMSC_PASSWORD", "not-the-password"),
+        ],
+    );
     assert_exit(&out, 5);
-    assert!(stderr(&out).contains("refused the credentials"), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("not-the-password"), "the password was printed");
+    assert!(
+        stderr(&out).contains("refused the credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("not-the-password"),
+        "the password was printed"
+    );
     // Until the provider accepts the credentials, requests go one at a time.
     let stats = sandbox.stats();
     assert_eq!(stats.requests, 1);
@@ -282,9 +505,16 @@ fn a_rerun_over_the_same_export_sends_nothing() {
     let first = ws.read_output();
     let requests = sandbox.stats().requests;
     assert_exit(&ws.run(&job, &[]), 0);
-    assert_eq!(sandbox.stats().requests, requests, "the rerun asked the provider");
+    assert_eq!(
+        sandbox.stats().requests,
+        requests,
+        "the rerun asked the provider"
+    );
     let second = ws.read_output();
-    assert!(second.equals_missing(&first), "the cached answers, times included, are the same");
+    assert!(
+        second.equals_missing(&first),
+        "the cached answers, times included, are the same"
+    );
     assert_exit(&ws.run(&job, &["--refresh"]), 0);
     assert!(sandbox.stats().requests > requests, "--refresh asked again");
 }
@@ -295,12 +525,23 @@ fn every_plausible_list_shape_gives_the_same_answers() {
     ws.write("crm.csv", CRM);
     let mut outputs = Vec::new();
     for shape in ["entry", "omit"] {
-        let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}not_found_percent = 30\nlist_not_found = \"{shape}\"\n"));
-        let job = ws.job(&format!("{shape}.toml"), "crm.csv", "", &provider_for(&sandbox, "batch_size = 100\n"));
+        let sandbox = SandboxProcess::start(
+            ws.dir.path(),
+            &format!("{FAST_SANDBOX}not_found_percent = 30\nlist_not_found = \"{shape}\"\n"),
+        );
+        let job = ws.job(
+            &format!("{shape}.toml"),
+            "crm.csv",
+            "",
+            &provider_for(&sandbox, "batch_size = 100\n"),
+        );
         let out = ws.run(&job, &["--state", &format!("state-{shape}")]);
         assert_exit(&out, 0);
         let df = ws.read_output();
-        assert!(!strings(&df, "phone_status").contains(&Some("failed".into())), "{shape}: a number failed");
+        assert!(
+            !strings(&df, "phone_status").contains(&Some("failed".into())),
+            "{shape}: a number failed"
+        );
         outputs.push(enrichment(&df));
     }
     assert!(outputs[0].equals_missing(&outputs[1]));

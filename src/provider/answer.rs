@@ -43,7 +43,10 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// An error for the whole request.
-    Error { code: i64, message: String },
+    Error {
+        code: i64,
+        message: String,
+    },
     Entries(Vec<Entry>),
 }
 
@@ -110,7 +113,12 @@ fn parse_json(body: &str) -> Result<Reply, ProviderError> {
     let value: serde_json::Value =
         serde_json::from_str(body).map_err(|e| ProviderError::Malformed(format!("JSON: {e}")))?;
     match &value {
-        serde_json::Value::Array(items) => Ok(Reply::Entries(items.iter().map(|v| json_entry(v, body)).collect::<Result<_, _>>()?)),
+        serde_json::Value::Array(items) => Ok(Reply::Entries(
+            items
+                .iter()
+                .map(|v| json_entry(v, body))
+                .collect::<Result<_, _>>()?,
+        )),
         serde_json::Value::Object(map) => {
             if map.contains_key("error_code") || map.contains_key("error") {
                 if map.contains_key("phone") {
@@ -119,12 +127,20 @@ fn parse_json(body: &str) -> Result<Reply, ProviderError> {
                 let (code, message) = json_error(map).ok_or_else(|| malformed(body))?;
                 return Ok(Reply::Error { code, message });
             }
-            if map.contains_key("operator") || map.contains_key("country") || map.contains_key("mcc") {
+            if map.contains_key("operator")
+                || map.contains_key("country")
+                || map.contains_key("mcc")
+            {
                 return Ok(Reply::Entries(vec![json_entry(&value, body)?]));
             }
             // A list wrapped in an object, e.g. {"list": [...]}.
             if let Some(items) = map.values().find_map(|v| v.as_array()) {
-                return Ok(Reply::Entries(items.iter().map(|v| json_entry(v, body)).collect::<Result<_, _>>()?));
+                return Ok(Reply::Entries(
+                    items
+                        .iter()
+                        .map(|v| json_entry(v, body))
+                        .collect::<Result<_, _>>()?,
+                ));
             }
             Err(malformed(body))
         }
@@ -155,10 +171,23 @@ fn json_entry(v: &serde_json::Value, body: &str) -> Result<Entry, ProviderError>
     let phone = json_text(map.get("phone"));
     if map.contains_key("error_code") || map.contains_key("error") {
         let err = json_error(map).ok_or_else(|| malformed(body))?;
-        return Ok(Entry { phone, result: Err(err) });
+        return Ok(Entry {
+            phone,
+            result: Err(err),
+        });
     }
     let field = |k: &str| json_text(map.get(k));
-    Ok(Entry { phone, result: Ok(info_from_fields(field("country"), field("operator"), field("region"), field("mcc"), field("mnc"), field("tz"))) })
+    Ok(Entry {
+        phone,
+        result: Ok(info_from_fields(
+            field("country"),
+            field("operator"),
+            field("region"),
+            field("mcc"),
+            field("mnc"),
+            field("tz"),
+        )),
+    })
 }
 
 // ---- shared field coercion ------------------------------------------------------------------
@@ -193,7 +222,11 @@ fn normalize_mnc(m: &str) -> String {
 /// `3`, `+3`, `-2`, `UTC+3`, `GMT+03:00`, `3.0` -> hours from UTC.
 fn parse_tz(t: &str) -> Option<i8> {
     let t = t.trim();
-    let t = t.strip_prefix("UTC").or_else(|| t.strip_prefix("GMT")).unwrap_or(t).trim();
+    let t = t
+        .strip_prefix("UTC")
+        .or_else(|| t.strip_prefix("GMT"))
+        .unwrap_or(t)
+        .trim();
     if t.is_empty() {
         return None;
     }
@@ -219,16 +252,27 @@ fn code_from_message(message: &str) -> Option<i64> {
 
 // ---- text (fmt=0) ----------------------------------------------------------------------------
 
-const TEXT_KEYS: &[&str] = &["phone", "country", "operator", "region", "mcc", "mnc", "tz", "error"];
+const TEXT_KEYS: &[&str] = &[
+    "phone", "country", "operator", "region", "mcc", "mnc", "tz", "error",
+];
 
 /// `ERROR = 3 (operator not found)` -> (3, "operator not found").
 fn parse_error_text(s: &str) -> Option<(i64, String)> {
     let rest = s.trim();
-    let rest = rest.get(..5).filter(|p| p.eq_ignore_ascii_case("error")).map(|_| &rest[5..])?;
+    let rest = rest
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("error"))
+        .map(|_| &rest[5..])?;
     let rest = rest.trim_start().strip_prefix('=')?.trim();
-    let digits_end = rest.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(rest.len());
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(rest.len());
     let code: i64 = rest[..digits_end].parse().ok()?;
-    let message = rest[digits_end..].trim().trim_start_matches('(').trim_end_matches(')').to_string();
+    let message = rest[digits_end..]
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .to_string();
     Some((code, message))
 }
 
@@ -260,7 +304,11 @@ fn text_fields(line: &str) -> HashMap<&'static str, String> {
 }
 
 fn parse_text(body: &str) -> Result<Reply, ProviderError> {
-    let lines: Vec<&str> = body.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     if let [only] = lines.as_slice() {
         if let Some((code, message)) = parse_error_text(only) {
             return Ok(Reply::Error { code, message });
@@ -272,15 +320,28 @@ fn parse_text(body: &str) -> Result<Reply, ProviderError> {
         let phone = fields.remove("phone");
         if let Some(err) = fields.get("error") {
             let err = parse_error_text(&format!("ERROR = {err}")).ok_or_else(|| malformed(line))?;
-            entries.push(Entry { phone, result: Err(err) });
+            entries.push(Entry {
+                phone,
+                result: Err(err),
+            });
             continue;
         }
         if !fields.contains_key("operator") && !fields.contains_key("country") {
             return Err(malformed(line));
         }
         let mut take = |k: &str| fields.remove(k);
-        let info = info_from_fields(take("country"), take("operator"), take("region"), take("mcc"), take("mnc"), take("tz"));
-        entries.push(Entry { phone, result: Ok(info) });
+        let info = info_from_fields(
+            take("country"),
+            take("operator"),
+            take("region"),
+            take("mcc"),
+            take("mnc"),
+            take("tz"),
+        );
+        entries.push(Entry {
+            phone,
+            result: Ok(info),
+        });
     }
     Ok(Reply::Entries(entries))
 }
@@ -288,7 +349,11 @@ fn parse_text(body: &str) -> Result<Reply, ProviderError> {
 // ---- comma-separated (fmt=1) -----------------------------------------------------------------
 
 fn parse_csv(body: &str) -> Result<Reply, ProviderError> {
-    let lines: Vec<&str> = body.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let csv_error = |fields: &[&str]| -> Option<(i64, String)> {
         match fields {
             [zero, neg] if zero.trim() == "0" && neg.trim().starts_with('-') => {
@@ -306,22 +371,41 @@ fn parse_csv(body: &str) -> Result<Reply, ProviderError> {
     let mut entries = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
-        let first_is_phone = fields.first().is_some_and(|f| E164::from_digits(f).is_some());
+        let first_is_phone = fields
+            .first()
+            .is_some_and(|f| E164::from_digits(f).is_some());
         if first_is_phone {
             if let Some(err) = csv_error(&fields[1..]) {
-                entries.push(Entry { phone: Some(fields[0].trim().to_string()), result: Err(err) });
+                entries.push(Entry {
+                    phone: Some(fields[0].trim().to_string()),
+                    result: Err(err),
+                });
                 continue;
             }
         }
-        let (phone, rest) = if first_is_phone && fields.len() >= 7 { (Some(fields[0].trim().to_string()), &fields[1..]) } else { (None, &fields[..]) };
+        let (phone, rest) = if first_is_phone && fields.len() >= 7 {
+            (Some(fields[0].trim().to_string()), &fields[1..])
+        } else {
+            (None, &fields[..])
+        };
         if rest.len() < 6 {
             return Err(malformed(line));
         }
         // mcc, mnc, tz are the last three; a comma inside a name lands in the region.
         let n = rest.len();
         let s = |v: &str| Some(v.to_string());
-        let info = info_from_fields(s(rest[0]), s(rest[1]), s(&rest[2..n - 3].join(",")), s(rest[n - 3]), s(rest[n - 2]), s(rest[n - 1]));
-        entries.push(Entry { phone, result: Ok(info) });
+        let info = info_from_fields(
+            s(rest[0]),
+            s(rest[1]),
+            s(&rest[2..n - 3].join(",")),
+            s(rest[n - 3]),
+            s(rest[n - 2]),
+            s(rest[n - 1]),
+        );
+        entries.push(Entry {
+            phone,
+            result: Ok(info),
+        });
     }
     Ok(Reply::Entries(entries))
 }
@@ -329,11 +413,18 @@ fn parse_csv(body: &str) -> Result<Reply, ProviderError> {
 // ---- XML (fmt=2) -----------------------------------------------------------------------------
 
 fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The text of the first `<tag>...</tag>` in `s`.
@@ -352,7 +443,9 @@ fn xml_blocks<'a>(s: &'a str, tag: &str) -> Vec<&'a str> {
     let mut out = Vec::new();
     let mut from = 0;
     while let Some(start) = s[from..].find(&open).map(|p| p + from + open.len()) {
-        let Some(end) = s[start..].find(&close).map(|p| p + start) else { break };
+        let Some(end) = s[start..].find(&close).map(|p| p + start) else {
+            break;
+        };
         out.push(&s[start..end]);
         from = end + close.len();
     }
@@ -363,11 +456,27 @@ fn xml_entry(block: &str) -> Result<Entry, ProviderError> {
     let phone = xml_tag(block, "phone");
     if block.contains("<error") {
         let message = xml_tag(block, "error").unwrap_or_default();
-        let code = xml_tag(block, "error_code").and_then(|c| c.parse().ok()).or_else(|| code_from_message(&message)).ok_or_else(|| malformed(block))?;
-        return Ok(Entry { phone, result: Err((code, message)) });
+        let code = xml_tag(block, "error_code")
+            .and_then(|c| c.parse().ok())
+            .or_else(|| code_from_message(&message))
+            .ok_or_else(|| malformed(block))?;
+        return Ok(Entry {
+            phone,
+            result: Err((code, message)),
+        });
     }
     let t = |k: &str| xml_tag(block, k);
-    Ok(Entry { phone, result: Ok(info_from_fields(t("country"), t("operator"), t("region"), t("mcc"), t("mnc"), t("tz"))) })
+    Ok(Entry {
+        phone,
+        result: Ok(info_from_fields(
+            t("country"),
+            t("operator"),
+            t("region"),
+            t("mcc"),
+            t("mnc"),
+            t("tz"),
+        )),
+    })
 }
 
 fn parse_xml(body: &str) -> Result<Reply, ProviderError> {
@@ -377,14 +486,28 @@ fn parse_xml(body: &str) -> Result<Reply, ProviderError> {
         let block = result.first().copied().unwrap_or(body);
         if block.contains("<error") {
             return match xml_entry(block)? {
-                Entry { phone: Some(p), result } => Ok(Reply::Entries(vec![Entry { phone: Some(p), result }])),
-                Entry { phone: None, result: Err((code, message)) } => Ok(Reply::Error { code, message }),
-                Entry { phone: None, result: Ok(_) } => Err(malformed(body)),
+                Entry {
+                    phone: Some(p),
+                    result,
+                } => Ok(Reply::Entries(vec![Entry {
+                    phone: Some(p),
+                    result,
+                }])),
+                Entry {
+                    phone: None,
+                    result: Err((code, message)),
+                } => Ok(Reply::Error { code, message }),
+                Entry {
+                    phone: None,
+                    result: Ok(_),
+                } => Err(malformed(body)),
             };
         }
         return Err(malformed(body));
     }
-    Ok(Reply::Entries(infos.into_iter().map(xml_entry).collect::<Result<_, _>>()?))
+    Ok(Reply::Entries(
+        infos.into_iter().map(xml_entry).collect::<Result<_, _>>()?,
+    ))
 }
 
 // ---- rendering (the sandbox's side) ----------------------------------------------------------
@@ -394,7 +517,10 @@ pub fn render_error(fmt: Fmt, code: i64, message: &str) -> String {
     match fmt {
         Fmt::Text => format!("ERROR = {code} ({message})"),
         Fmt::Csv => format!("0,-{code}"),
-        Fmt::Xml => format!("<result>\n<error>{}</error>\n<error_code>{code}</error_code>\n</result>", xml_escape(message)),
+        Fmt::Xml => format!(
+            "<result>\n<error>{}</error>\n<error_code>{code}</error_code>\n</result>",
+            xml_escape(message)
+        ),
         Fmt::Json => serde_json::json!({ "error": message, "error_code": code }).to_string(),
     }
 }
@@ -504,7 +630,14 @@ mod tests {
     use super::*;
 
     fn mts() -> OperatorInfo {
-        OperatorInfo { country: "Россия".into(), operator: "МТС".into(), region: "Москва".into(), mcc: Some(250), mnc: "01".into(), tz: Some(3) }
+        OperatorInfo {
+            country: "Россия".into(),
+            operator: "МТС".into(),
+            region: "Москва".into(),
+            mcc: Some(250),
+            mnc: "01".into(),
+            tz: Some(3),
+        }
     }
 
     fn entries(reply: Result<Reply, ProviderError>) -> Vec<Entry> {
@@ -520,23 +653,63 @@ mod tests {
             (Fmt::Text, "ERROR = 3 (operator not found)", 3),
             (Fmt::Text, "ERROR = 1 (parameters error)", 1),
             (Fmt::Text, "ERROR = 2 (authorise error)", 2),
-            (Fmt::Text, "ERROR = 4 (IP address is temporarily blocked)", 4),
+            (
+                Fmt::Text,
+                "ERROR = 4 (IP address is temporarily blocked)",
+                4,
+            ),
             (Fmt::Text, "ERROR = 9 (duplicate request, wait a minute)", 9),
             (Fmt::Csv, "0,-1", 1),
             (Fmt::Csv, "0,-2", 2),
             (Fmt::Csv, "0,-3", 3),
             (Fmt::Csv, "0,-4", 4),
             (Fmt::Csv, "0,-9", 9),
-            (Fmt::Xml, "<result>\n<error>parameters error</error>\n<error_code>1</error_code>\n</result>", 1),
-            (Fmt::Xml, "<result><error>authorise error</error><error_code>2</error_code></result>", 2),
-            (Fmt::Xml, "<result><error>operator not found</error><error_code>3</error_code></result>", 3),
-            (Fmt::Xml, "<result><error>blocked</error><error_code>4</error_code></result>", 4),
-            (Fmt::Xml, "<result><error>too many</error><error_code>9</error_code></result>", 9),
-            (Fmt::Json, r#"{"error": "parameters error", "error_code": 1}"#, 1),
-            (Fmt::Json, r#"{"error": "authorise error", "error_code": 2}"#, 2),
-            (Fmt::Json, r#"{"error": "operator not found", "error_code": 3}"#, 3),
+            (
+                Fmt::Xml,
+                "<result>\n<error>parameters error</error>\n<error_code>1</error_code>\n</result>",
+                1,
+            ),
+            (
+                Fmt::Xml,
+                "<result><error>authorise error</error><error_code>2</error_code></result>",
+                2,
+            ),
+            (
+                Fmt::Xml,
+                "<result><error>operator not found</error><error_code>3</error_code></result>",
+                3,
+            ),
+            (
+                Fmt::Xml,
+                "<result><error>blocked</error><error_code>4</error_code></result>",
+                4,
+            ),
+            (
+                Fmt::Xml,
+                "<result><error>too many</error><error_code>9</error_code></result>",
+                9,
+            ),
+            (
+                Fmt::Json,
+                r#"{"error": "parameters error", "error_code": 1}"#,
+                1,
+            ),
+            (
+                Fmt::Json,
+                r#"{"error": "authorise error", "error_code": 2}"#,
+                2,
+            ),
+            (
+                Fmt::Json,
+                r#"{"error": "operator not found", "error_code": 3}"#,
+                3,
+            ),
             (Fmt::Json, r#"{"error": "blocked", "error_code": "4"}"#, 4),
-            (Fmt::Json, r#"{"error": "duplicate request", "error_code": 9}"#, 9),
+            (
+                Fmt::Json,
+                r#"{"error": "duplicate request", "error_code": 9}"#,
+                9,
+            ),
             (Fmt::Json, r#"{"error": "operator not found"}"#, 3),
         ];
         for (fmt, body, code) in cases {
@@ -562,7 +735,11 @@ mod tests {
             assert_eq!(e.len(), 1, "{body}");
             assert_eq!(e[0].result, Ok(mts()), "{body}");
             let matched = Reply::Entries(e).match_to(&[E164(79161234567)]).unwrap();
-            assert_eq!(matched, vec![(E164(79161234567), NumberAnswer::Found(mts()))], "{body}");
+            assert_eq!(
+                matched,
+                vec![(E164(79161234567), NumberAnswer::Found(mts()))],
+                "{body}"
+            );
         }
     }
 
@@ -580,7 +757,14 @@ mod tests {
             let mut got = parse(*fmt, body).unwrap().match_to(&sent).unwrap();
             got.sort_by_key(|(n, _)| *n);
             // The third number has no entry: it is unanswered, not "not found".
-            assert_eq!(got, vec![(E164(79031234567), NumberAnswer::NotFound), (E164(79161234567), NumberAnswer::Found(mts()))], "{body}");
+            assert_eq!(
+                got,
+                vec![
+                    (E164(79031234567), NumberAnswer::NotFound),
+                    (E164(79161234567), NumberAnswer::Found(mts()))
+                ],
+                "{body}"
+            );
         }
     }
 
@@ -588,20 +772,56 @@ mod tests {
     fn single_number_errors_become_its_answer_but_list_errors_do_not() {
         let one = [E164(79161234567)];
         let two = [E164(79161234567), E164(79031234567)];
-        let not_found = Reply::Error { code: 3, message: "operator not found".into() };
-        let params = Reply::Error { code: 1, message: "parameters error".into() };
-        assert_eq!(not_found.clone().match_to(&one).unwrap(), vec![(one[0], NumberAnswer::NotFound)]);
-        assert_eq!(params.clone().match_to(&one).unwrap(), vec![(one[0], NumberAnswer::Rejected)]);
-        assert!(matches!(not_found.match_to(&two), Err(ProviderError::Api { code: ApiCode::NotFound, .. })));
-        assert!(matches!(params.match_to(&two), Err(ProviderError::Api { code: ApiCode::Parameters, .. })));
-        let auth = Reply::Error { code: 2, message: String::new() };
-        assert!(matches!(auth.match_to(&one), Err(ProviderError::Api { code: ApiCode::Auth, .. })));
+        let not_found = Reply::Error {
+            code: 3,
+            message: "operator not found".into(),
+        };
+        let params = Reply::Error {
+            code: 1,
+            message: "parameters error".into(),
+        };
+        assert_eq!(
+            not_found.clone().match_to(&one).unwrap(),
+            vec![(one[0], NumberAnswer::NotFound)]
+        );
+        assert_eq!(
+            params.clone().match_to(&one).unwrap(),
+            vec![(one[0], NumberAnswer::Rejected)]
+        );
+        assert!(matches!(
+            not_found.match_to(&two),
+            Err(ProviderError::Api {
+                code: ApiCode::NotFound,
+                ..
+            })
+        ));
+        assert!(matches!(
+            params.match_to(&two),
+            Err(ProviderError::Api {
+                code: ApiCode::Parameters,
+                ..
+            })
+        ));
+        let auth = Reply::Error {
+            code: 2,
+            message: String::new(),
+        };
+        assert!(matches!(
+            auth.match_to(&one),
+            Err(ProviderError::Api {
+                code: ApiCode::Auth,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn values_with_commas_survive_text_and_csv() {
         let e = entries(parse(Fmt::Text, "country = Россия, operator = МТС, region = Москва и Московская область, г. Зеленоград, mcc = 250, mnc = 01, tz = 3"));
-        assert_eq!(e[0].result.as_ref().unwrap().region, "Москва и Московская область, г. Зеленоград");
+        assert_eq!(
+            e[0].result.as_ref().unwrap().region,
+            "Москва и Московская область, г. Зеленоград"
+        );
         let e = entries(parse(Fmt::Csv, "Россия,МТС,Москва, Зеленоград,250,01,3"));
         assert_eq!(e[0].result.as_ref().unwrap().region, "Москва, Зеленоград");
     }
@@ -618,15 +838,24 @@ mod tests {
             (Fmt::Xml, "<html>oops</html>"),
         ];
         for (fmt, body) in cases {
-            assert!(matches!(parse(*fmt, body), Err(ProviderError::Malformed(_))), "{body}");
+            assert!(
+                matches!(parse(*fmt, body), Err(ProviderError::Malformed(_))),
+                "{body}"
+            );
         }
     }
 
     #[test]
     fn rendered_answers_parse_back_in_every_format() {
         let list = vec![
-            Entry { phone: Some("79161234567".into()), result: Ok(mts()) },
-            Entry { phone: Some("79031234567".into()), result: Err((3, "operator not found".into())) },
+            Entry {
+                phone: Some("79161234567".into()),
+                result: Ok(mts()),
+            },
+            Entry {
+                phone: Some("79031234567".into()),
+                result: Err((3, "operator not found".into())),
+            },
         ];
         for fmt in [Fmt::Text, Fmt::Csv, Fmt::Xml, Fmt::Json] {
             let mut want = list.clone();
@@ -634,10 +863,29 @@ mod tests {
                 // fmt=1 carries error codes without their text.
                 want[1].result = Err((3, String::new()));
             }
-            assert_eq!(entries(parse(fmt, &render_entries(fmt, &list, true))), want, "{fmt:?}");
+            assert_eq!(
+                entries(parse(fmt, &render_entries(fmt, &list, true))),
+                want,
+                "{fmt:?}"
+            );
             let single = render_entries(fmt, &list[..1], false);
-            assert_eq!(entries(parse(fmt, &single)), vec![Entry { phone: None, result: Ok(mts()) }], "{fmt:?}");
-            assert_eq!(parse(fmt, &render_error(fmt, 9, "limit")).unwrap().match_to(&[E164(79161234567)]).unwrap_err().label(), "api_9", "{fmt:?}");
+            assert_eq!(
+                entries(parse(fmt, &single)),
+                vec![Entry {
+                    phone: None,
+                    result: Ok(mts())
+                }],
+                "{fmt:?}"
+            );
+            assert_eq!(
+                parse(fmt, &render_error(fmt, 9, "limit"))
+                    .unwrap()
+                    .match_to(&[E164(79161234567)])
+                    .unwrap_err()
+                    .label(),
+                "api_9",
+                "{fmt:?}"
+            );
         }
     }
 }

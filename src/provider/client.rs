@@ -22,13 +22,20 @@ pub struct SmscClient {
 
 impl std::fmt::Debug for SmscClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmscClient").field("endpoint", &self.endpoint.as_str()).field("login", &self.credentials.login).finish()
+        f.debug_struct("SmscClient")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("login", &self.credentials.login)
+            .finish()
     }
 }
 
 impl SmscClient {
     /// `timeout` bounds one request from connect to the last byte of the body.
-    pub fn new(base_url: &reqwest::Url, credentials: Credentials, timeout: Duration) -> anyhow::Result<SmscClient> {
+    pub fn new(
+        base_url: &reqwest::Url,
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> anyhow::Result<SmscClient> {
         let endpoint = base_url.join("/sys/info.php")?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
@@ -36,7 +43,12 @@ impl SmscClient {
             .user_agent(concat!("phone-enrich/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(crate::config::MAX_CONCURRENCY)
             .build()?;
-        Ok(SmscClient { http, endpoint, credentials, timeout })
+        Ok(SmscClient {
+            http,
+            endpoint,
+            credentials,
+            timeout,
+        })
     }
 
     /// The host answers are cached under: answers are the provider's, not the login's.
@@ -49,8 +61,15 @@ impl SmscClient {
     }
 
     /// Asks for the operators of `numbers` in one request.
-    pub async fn get_operator(&self, numbers: &[E164]) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
-        let phones = numbers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    pub async fn get_operator(
+        &self,
+        numbers: &[E164],
+    ) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
+        let phones = numbers
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
         let form = [
             ("get_operator", "1"),
             ("login", self.credentials.login.as_str()),
@@ -59,11 +78,19 @@ impl SmscClient {
             ("fmt", "3"),
             ("charset", "utf-8"),
         ];
-        let response = self.http.post(self.endpoint.clone()).form(&form).send().await.map_err(|e| self.transport_error(e))?;
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
         let status = response.status();
         let body = response.text().await.map_err(|e| self.transport_error(e))?;
         if !status.is_success() {
-            return Err(ProviderError::Http { status: status.as_u16() });
+            return Err(ProviderError::Http {
+                status: status.as_u16(),
+            });
         }
         answer::parse(Fmt::Json, &body)?.match_to(numbers)
     }

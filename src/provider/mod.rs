@@ -110,8 +110,14 @@ pub enum ErrorClass {
 impl ProviderError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ProviderError::Timeout(_) | ProviderError::Transport(_) | ProviderError::Malformed(_) => ErrorClass::Transient,
-            ProviderError::Http { status } if *status >= 500 || *status == 429 || *status == 408 => ErrorClass::Transient,
+            ProviderError::Timeout(_)
+            | ProviderError::Transport(_)
+            | ProviderError::Malformed(_) => ErrorClass::Transient,
+            ProviderError::Http { status }
+                if *status >= 500 || *status == 429 || *status == 408 =>
+            {
+                ErrorClass::Transient
+            }
             ProviderError::Http { .. } => ErrorClass::Fatal,
             ProviderError::Api { code, .. } => match code {
                 ApiCode::Limit => ErrorClass::RateLimited,

@@ -82,7 +82,9 @@ pub struct Sandbox {
 impl Sandbox {
     /// Binds `listen` (port 0 picks a free one) and serves until dropped.
     pub async fn start(config: SandboxConfig, listen: SocketAddr) -> anyhow::Result<Sandbox> {
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| anyhow::anyhow!("binding the sandbox to {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the sandbox to {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let stats = SandboxStats {
             request_limit: config.request_limit.count.get(),
@@ -102,16 +104,22 @@ impl Sandbox {
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
         });
-        Ok(Sandbox { addr, shared, shutdown: Some(tx) })
+        Ok(Sandbox {
+            addr,
+            shared,
+            shutdown: Some(tx),
+        })
     }
 
     pub fn base_url(&self) -> reqwest::Url {
-        reqwest::Url::parse(&format!("http://{}", self.addr)).expect("a socket address is a valid URL host")
+        reqwest::Url::parse(&format!("http://{}", self.addr))
+            .expect("a socket address is a valid URL host")
     }
 
     pub fn stats(&self) -> SandboxStats {
@@ -186,7 +194,11 @@ fn count(map: &mut HashMap<String, u64>, key: &str) {
     *map.entry(key.to_string()).or_default() += 1;
 }
 
-async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
+async fn info(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let arrived = Instant::now();
     let mut params: HashMap<String, String> = HashMap::new();
     for source in [query.as_deref().unwrap_or("").as_bytes(), &body[..]] {
@@ -195,15 +207,25 @@ async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body
         }
     }
     let fmt = Fmt::from_param(params.get("fmt").map(String::as_str));
-    let reply = |code: i64, message: &str| -> Response { text_response(fmt, render_error(fmt, code, message)) };
+    let reply = |code: i64, message: &str| -> Response {
+        text_response(fmt, render_error(fmt, code, message))
+    };
     let cfg = &shared.config;
     shared.stats.lock().unwrap().requests += 1;
 
     let login = params.get("login").cloned().unwrap_or_default();
-    let mut in_flight = InFlight { shared: shared.clone(), login: login.clone(), armed: false };
+    let mut in_flight = InFlight {
+        shared: shared.clone(),
+        login: login.clone(),
+        armed: false,
+    };
     let refusal = {
         let mut logins = shared.logins.lock().unwrap();
-        let state = logins.entry(login.clone()).or_insert_with(|| Login { recent: VecDeque::new(), identical: HashMap::new(), in_flight: 0 });
+        let state = logins.entry(login.clone()).or_insert_with(|| Login {
+            recent: VecDeque::new(),
+            identical: HashMap::new(),
+            in_flight: 0,
+        });
         state.in_flight += 1;
         in_flight.armed = true;
         {
@@ -218,13 +240,20 @@ async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body
             Some((9, "too many concurrent requests"))
         } else {
             let window = cfg.request_limit.window;
-            while state.recent.front().is_some_and(|t| arrived.duration_since(*t) >= window) {
+            while state
+                .recent
+                .front()
+                .is_some_and(|t| arrived.duration_since(*t) >= window)
+            {
                 state.recent.pop_front();
             }
             let key = params.get("phone").cloned().unwrap_or_default();
             let id_window = cfg.identical_limit.window;
             let same = state.identical.entry(key).or_default();
-            while same.front().is_some_and(|t| arrived.duration_since(*t) >= id_window) {
+            while same
+                .front()
+                .is_some_and(|t| arrived.duration_since(*t) >= id_window)
+            {
                 same.pop_front();
             }
             if state.recent.len() as u32 >= cfg.request_limit.count.get() {
@@ -268,7 +297,11 @@ async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body
     match fault {
         Some(Fault::Http5xx) => {
             count(&mut shared.stats.lock().unwrap().faults, "http_5xx");
-            return (StatusCode::SERVICE_UNAVAILABLE, "503 Service Temporarily Unavailable").into_response();
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Temporarily Unavailable",
+            )
+                .into_response();
         }
         Some(Fault::Hang) => {
             count(&mut shared.stats.lock().unwrap().faults, "hang");
@@ -279,7 +312,11 @@ async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body
         }
         Some(Fault::Drop) => {
             count(&mut shared.stats.lock().unwrap().faults, "drop");
-            let stream = futures_util::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::other("connection dropped by the sandbox")) });
+            let stream = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::other(
+                    "connection dropped by the sandbox",
+                ))
+            });
             return Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
@@ -303,13 +340,19 @@ async fn info(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery, body
     let mut entries = Vec::with_capacity(numbers.len());
     for (n, sent) in numbers.iter().zip(&parts) {
         match lookup(*n, cfg.not_found_percent) {
-            Some(info) => entries.push(Entry { phone: Some(sent.to_string()), result: Ok(info) }),
+            Some(info) => entries.push(Entry {
+                phone: Some(sent.to_string()),
+                result: Ok(info),
+            }),
             None if !list => {
                 count(&mut shared.stats.lock().unwrap().errors, "3");
                 return reply(3, "operator not found");
             }
             None => match cfg.list_not_found {
-                ListNotFound::Entry => entries.push(Entry { phone: Some(sent.to_string()), result: Err((3, "operator not found".into())) }),
+                ListNotFound::Entry => entries.push(Entry {
+                    phone: Some(sent.to_string()),
+                    result: Err((3, "operator not found".into())),
+                }),
                 ListNotFound::Omit => {}
             },
         }
@@ -363,7 +406,15 @@ const COUNTRIES: &[Country] = &[
         prefix: "79",
         name: "Россия",
         mcc: 250,
-        operators: &[("МТС", "01"), ("МегаФон", "02"), ("Билайн", "99"), ("Tele2", "20"), ("Yota", "11"), ("Т-Мобайл", "62"), ("Мотив", "35")],
+        operators: &[
+            ("МТС", "01"),
+            ("МегаФон", "02"),
+            ("Билайн", "99"),
+            ("Tele2", "20"),
+            ("Yota", "11"),
+            ("Т-Мобайл", "62"),
+            ("Мотив", "35"),
+        ],
         regions: &[
             ("Москва", 3),
             ("Московская область", 3),
@@ -388,22 +439,44 @@ const COUNTRIES: &[Country] = &[
         prefix: "77",
         name: "Казахстан",
         mcc: 401,
-        operators: &[("Beeline KZ", "01"), ("Kcell", "02"), ("Altel", "07"), ("Tele2 KZ", "77")],
-        regions: &[("Алматы", 5), ("Астана", 5), ("Шымкент", 5), ("Актюбинская область", 5)],
+        operators: &[
+            ("Beeline KZ", "01"),
+            ("Kcell", "02"),
+            ("Altel", "07"),
+            ("Tele2 KZ", "77"),
+        ],
+        regions: &[
+            ("Алматы", 5),
+            ("Астана", 5),
+            ("Шымкент", 5),
+            ("Актюбинская область", 5),
+        ],
     },
     Country {
         prefix: "375",
         name: "Беларусь",
         mcc: 257,
         operators: &[("A1", "01"), ("МТС", "02"), ("life:)", "04")],
-        regions: &[("Минск", 3), ("Гомельская область", 3), ("Брестская область", 3)],
+        regions: &[
+            ("Минск", 3),
+            ("Гомельская область", 3),
+            ("Брестская область", 3),
+        ],
     },
     Country {
         prefix: "380",
         name: "Украина",
         mcc: 255,
-        operators: &[("Vodafone Украина", "01"), ("Киевстар", "03"), ("lifecell", "06")],
-        regions: &[("Киев", 2), ("Львовская область", 2), ("Одесская область", 2)],
+        operators: &[
+            ("Vodafone Украина", "01"),
+            ("Киевстар", "03"),
+            ("lifecell", "06"),
+        ],
+        regions: &[
+            ("Киев", 2),
+            ("Львовская область", 2),
+            ("Одесская область", 2),
+        ],
     },
     Country {
         prefix: "998",
@@ -412,8 +485,20 @@ const COUNTRIES: &[Country] = &[
         operators: &[("Beeline UZ", "04"), ("Ucell", "05"), ("Mobiuz", "07")],
         regions: &[("Ташкент", 5), ("Самаркандская область", 5)],
     },
-    Country { prefix: "374", name: "Армения", mcc: 283, operators: &[("Beeline AM", "01"), ("Viva", "05")], regions: &[("Ереван", 4)] },
-    Country { prefix: "995", name: "Грузия", mcc: 282, operators: &[("Geocell", "01"), ("Magti", "02")], regions: &[("Тбилиси", 4)] },
+    Country {
+        prefix: "374",
+        name: "Армения",
+        mcc: 283,
+        operators: &[("Beeline AM", "01"), ("Viva", "05")],
+        regions: &[("Ереван", 4)],
+    },
+    Country {
+        prefix: "995",
+        name: "Грузия",
+        mcc: 282,
+        operators: &[("Geocell", "01"), ("Magti", "02")],
+        regions: &[("Тбилиси", 4)],
+    },
     Country {
         prefix: "996",
         name: "Кыргызстан",
@@ -459,7 +544,11 @@ mod tests {
         ];
         for (n, want) in cases {
             let got = lookup(E164(*n), 0);
-            assert_eq!(got.as_ref().map(|i| (i.country.as_str(), i.mcc.unwrap())), *want, "{n}");
+            assert_eq!(
+                got.as_ref().map(|i| (i.country.as_str(), i.mcc.unwrap())),
+                *want,
+                "{n}"
+            );
             assert_eq!(got, lookup(E164(*n), 0));
         }
     }
@@ -467,7 +556,9 @@ mod tests {
     #[test]
     fn not_found_share_follows_the_setting() {
         let total = 20_000u64;
-        let missing = (0..total).filter(|i| lookup(E164(79_000_000_000 + i * 7919), 3).is_none()).count() as f64;
+        let missing = (0..total)
+            .filter(|i| lookup(E164(79_000_000_000 + i * 7919), 3).is_none())
+            .count() as f64;
         let share = missing / total as f64;
         assert!((0.02..0.04).contains(&share), "{share}");
     }

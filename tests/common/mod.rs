@@ -21,7 +21,10 @@ pub struct SandboxProcess {
 impl SandboxProcess {
     /// `config` holds the keys of a `[provider.sandbox]` section.
     pub fn start(dir: &Path, config: &str) -> SandboxProcess {
-        let path = dir.join(format!("sandbox-{}.toml", std::process::id() as u64 ^ rand_suffix()));
+        let path = dir.join(format!(
+            "sandbox-{}.toml",
+            std::process::id() as u64 ^ rand_suffix()
+        ));
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(BIN)
             .args(["sandbox", "--listen", "127.0.0.1:0", "--config"])
@@ -31,16 +34,25 @@ impl SandboxProcess {
             .spawn()
             .expect("the binary starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let url = line.trim().trim_end_matches('/').to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "sandbox printed `{line}`");
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "sandbox printed `{line}`"
+        );
         SandboxProcess { child, url }
     }
 
     pub fn stats(&self) -> SandboxStats {
         let addr = self.url.trim_start_matches("http://");
         let mut stream = TcpStream::connect(addr).unwrap();
-        write!(stream, "GET /sandbox/stats HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+        write!(
+            stream,
+            "GET /sandbox/stats HTTP/1.0\r\nHost: {addr}\r\n\r\n"
+        )
+        .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let body = response.split("\r\n\r\n").nth(1).expect("an HTTP body");
@@ -68,7 +80,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Workspace {
-        Workspace { dir: tempfile::tempdir().unwrap() }
+        Workspace {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -96,7 +110,12 @@ impl Workspace {
 
     pub fn run_env(&self, job: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.arg("run").arg(job).args(args).current_dir(self.dir.path()).env_remove("SMSC_LOGIN").env_remove("SMSC_PASSWORD");
+        cmd.arg("run")
+            .arg(job)
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("SMSC_LOGIN")
+            .env_remove("SMSC_PASSWORD");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -119,11 +138,22 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts a run's exit code, showing its stderr when it differs.
 pub fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "exit code; stderr:\n{}", stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "exit code; stderr:\n{}",
+        stderr(o)
+    );
 }
 
 pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
-    df.column(column).unwrap().str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+    df.column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
 }
 
 /// Provider settings for a job pointed at a sandbox process, at short test windows.
@@ -135,4 +165,5 @@ pub fn provider_for(sandbox: &SandboxProcess, extra: &str) -> String {
 }
 
 /// A sandbox config at the same short windows as [`provider_for`].
-pub const FAST_SANDBOX: &str = "request_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"5ms\"\n";
+pub const FAST_SANDBOX: &str =
+    "request_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"5ms\"\n";

@@ -123,6 +123,8 @@ pub struct ProviderConfig {
     pub batch_size: NonZeroUsize,
     pub request_limit: Rate,
     pub identical_limit: Rate,
+    /// Numbers per window, for a provider that counts numbers rather than requests.
+    pub number_limit: Option<Rate>,
     /// Fraction of each window kept free as a safety margin (0.0 ..= 0.5).
     pub safety_margin: f64,
     pub concurrency: NonZeroUsize,
@@ -145,12 +147,17 @@ pub struct SandboxConfig {
     pub password: String,
     pub request_limit: Rate,
     pub identical_limit: Rate,
+    /// If set, also a limit of numbers (not requests) per window per login.
+    pub number_limit: Option<Rate>,
     /// Requests at once per login at which the sandbox answers error 9 (the provider: 15).
     pub max_concurrent: usize,
     /// Longest `phone` list accepted; longer lists get error 1.
     pub max_list: usize,
     /// Percentage (0..=100) of numbers for which the operator is "not found".
     pub not_found_percent: u8,
+    /// Percentage (0..=100) of numbers the provider rejects with error 1 (a list holding one
+    /// gets error 1 as a whole).
+    pub reject_percent: u8,
     /// How a not-found number inside a list is answered.
     pub list_not_found: ListNotFound,
     pub latency: Duration,
@@ -174,6 +181,23 @@ pub struct Faults {
     pub hang: f64,
     pub drop: f64,
     pub truncate: f64,
+    /// Error 4 (IP temporarily blocked).
+    pub blocked: f64,
+    /// Error 9, as if over a limit.
+    pub limited: f64,
+}
+
+impl Faults {
+    pub fn ratios(&self) -> [(&'static str, f64); 6] {
+        [
+            ("http_5xx", self.http_5xx),
+            ("hang", self.hang),
+            ("drop", self.drop),
+            ("truncate", self.truncate),
+            ("blocked", self.blocked),
+            ("limited", self.limited),
+        ]
+    }
 }
 
 impl Default for SandboxConfig {
@@ -183,9 +207,11 @@ impl Default for SandboxConfig {
             password: "sandbox".into(),
             request_limit: "100/60s".parse().unwrap(),
             identical_limit: "3/60s".parse().unwrap(),
+            number_limit: None,
             max_concurrent: 15,
             max_list: 300,
             not_found_percent: 3,
+            reject_percent: 0,
             list_not_found: ListNotFound::Entry,
             latency: Duration::from_millis(20),
             faults: Faults::default(),
@@ -296,6 +322,7 @@ struct ProviderFile {
     request_limit: String,
     #[serde(default = "default_identical_limit")]
     identical_limit: String,
+    number_limit: Option<String>,
     #[serde(default = "default_safety_margin")]
     safety_margin: f64,
     #[serde(default = "default_concurrency")]
@@ -358,9 +385,11 @@ struct SandboxFile {
     password: Option<String>,
     request_limit: Option<String>,
     identical_limit: Option<String>,
+    number_limit: Option<String>,
     max_concurrent: Option<usize>,
     max_list: Option<usize>,
     not_found_percent: Option<u8>,
+    reject_percent: Option<u8>,
     list_not_found: Option<ListNotFound>,
     latency: Option<String>,
     seed: Option<u64>,
@@ -379,6 +408,10 @@ struct FaultsFile {
     drop: f64,
     #[serde(default)]
     truncate: f64,
+    #[serde(default)]
+    blocked: f64,
+    #[serde(default)]
+    limited: f64,
 }
 
 #[derive(Deserialize)]
@@ -673,6 +706,13 @@ fn validate_provider(
         .identical_limit
         .parse()
         .map_err(|e| anyhow!("provider.identical_limit: {e}"))?;
+    let number_limit = f
+        .number_limit
+        .map(|r| {
+            r.parse::<Rate>()
+                .map_err(|e| anyhow!("provider.number_limit: {e}"))
+        })
+        .transpose()?;
     if !(0.0..=0.5).contains(&f.safety_margin) {
         bail!(
             "provider.safety_margin: {} is not between 0 and 0.5",
@@ -708,6 +748,7 @@ fn validate_provider(
         batch_size,
         request_limit,
         identical_limit,
+        number_limit,
         safety_margin: f.safety_margin,
         concurrency,
         timeout,
@@ -739,37 +780,50 @@ fn validate_sandbox(f: SandboxFile) -> Result<SandboxConfig> {
         })
         .unwrap_or(Ok(default))
     };
+    let fa = &f.faults;
     let faults = Faults {
-        http_5xx: f.faults.http_5xx,
-        hang: f.faults.hang,
-        drop: f.faults.drop,
-        truncate: f.faults.truncate,
+        http_5xx: fa.http_5xx,
+        hang: fa.hang,
+        drop: fa.drop,
+        truncate: fa.truncate,
+        blocked: fa.blocked,
+        limited: fa.limited,
     };
-    for (key, v) in [
-        ("http_5xx", faults.http_5xx),
-        ("hang", faults.hang),
-        ("drop", faults.drop),
-        ("truncate", faults.truncate),
-    ] {
+    for (key, v) in faults.ratios() {
         if !(0.0..=1.0).contains(&v) {
             bail!("provider.sandbox.faults.{key}: {v} is not between 0 and 1");
         }
     }
-    if faults.http_5xx + faults.hang + faults.drop + faults.truncate > 1.0 {
+    if faults.ratios().iter().map(|(_, v)| v).sum::<f64>() > 1.0 {
         bail!("provider.sandbox.faults: the ratios add up to more than 1");
     }
     let not_found_percent = f.not_found_percent.unwrap_or(d.not_found_percent);
-    if not_found_percent > 100 {
-        bail!("provider.sandbox.not_found_percent: {not_found_percent} is more than 100");
+    let reject_percent = f.reject_percent.unwrap_or(d.reject_percent);
+    for (key, v) in [
+        ("not_found_percent", not_found_percent),
+        ("reject_percent", reject_percent),
+    ] {
+        if v > 100 {
+            bail!("provider.sandbox.{key}: {v} is more than 100");
+        }
     }
+    let number_limit = f
+        .number_limit
+        .map(|r| {
+            r.parse::<Rate>()
+                .map_err(|e| anyhow!("provider.sandbox.number_limit: {e}"))
+        })
+        .transpose()?;
     Ok(SandboxConfig {
         login: f.login.unwrap_or(d.login),
         password: f.password.unwrap_or(d.password),
         request_limit: rate(f.request_limit, "request_limit", d.request_limit)?,
         identical_limit: rate(f.identical_limit, "identical_limit", d.identical_limit)?,
+        number_limit,
         max_concurrent: f.max_concurrent.unwrap_or(d.max_concurrent).max(1),
         max_list: f.max_list.unwrap_or(d.max_list).max(1),
         not_found_percent,
+        reject_percent,
         list_not_found: f.list_not_found.unwrap_or(d.list_not_found),
         latency: f
             .latency

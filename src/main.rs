@@ -16,6 +16,7 @@ use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::{run, ExitKind, RunOptions};
 use phone_enrich::progress::{LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
+use phone_enrich::state::{now_ms, StateStore};
 
 /// Exit codes, as documented in the README.
 mod exit {
@@ -80,6 +81,11 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         progress_every: u64,
     },
+    /// Inspect or trim the answers cache in a state directory.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Serve the provider emulator on loopback until stopped.
     Sandbox {
         /// Address to listen on; port 0 picks a free port (printed on stdout).
@@ -107,6 +113,102 @@ enum Command {
         #[arg(long, default_value = "utf-8")]
         encoding: String,
     },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Entries by provider host, status and age, and the size on disk.
+    Stats {
+        /// A job file, whose `state.dir` is used (or give --state).
+        job: Option<PathBuf>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove answers checked longer ago than --older-than.
+    Purge {
+        /// A job file, whose `state.dir` is used (or give --state).
+        job: Option<PathBuf>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// An age such as `30d` or `12h`.
+        #[arg(long, value_parser = config::parse_duration)]
+        older_than: Duration,
+    },
+}
+
+/// The state directory named by `--state`, or by the job file.
+fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match (state, job) {
+        (Some(dir), _) => Ok(dir),
+        (None, Some(job)) => Ok(Job::load(&job, &Overrides::default())?.state.dir),
+        (None, None) => anyhow::bail!("name a job file or give --state DIR"),
+    }
+}
+
+fn cache_command(action: CacheAction) -> u8 {
+    let (job, state) = match &action {
+        CacheAction::Stats { job, state, .. } | CacheAction::Purge { job, state, .. } => {
+            (job.clone(), state.clone())
+        }
+    };
+    let dir = match state_dir(job, state) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return exit::USAGE;
+        }
+    };
+    let store = match StateStore::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("{e}");
+            return exit::INPUT;
+        }
+    };
+    let result = match action {
+        CacheAction::Stats { json, .. } => store.stats(now_ms()).map(|stats| {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&stats).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{}: {} answers, {} bytes on disk",
+                    dir.display(),
+                    stats.entries,
+                    stats.size_on_disk_bytes
+                );
+                for (host, h) in &stats.hosts {
+                    println!("  {host}");
+                    for (status, n) in &h.by_status {
+                        println!("    {status:<16} {n:>10}");
+                    }
+                    for (age, n) in h.by_age.rows() {
+                        println!("    {age:<16} {n:>10}");
+                    }
+                }
+            }
+        }),
+        CacheAction::Purge { older_than, .. } => {
+            store.purge_older_than(older_than, now_ms()).map(|n| {
+                println!(
+                    "removed {n} answers checked more than {} ago",
+                    humantime::format_duration(older_than)
+                );
+            })
+        }
+    };
+    match result {
+        Ok(()) => exit::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            exit::INTERNAL
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -212,6 +314,7 @@ async fn async_main(command: Command) -> u8 {
                 }
             }
         }
+        Command::Cache { action } => cache_command(action),
         Command::Sandbox { listen, config } => match serve_sandbox(listen, config).await {
             Ok(()) => exit::SUCCESS,
             Err(e) => {

@@ -168,6 +168,30 @@ fn portable_arrow_schema(schema: &Schema) -> (String, String) {
     (kv.key, kv.value.unwrap_or_default())
 }
 
+/// Removes temporary files of this output left by runs that were killed (their process is gone).
+fn remove_stale_temporaries(dir: &Path, file_name: &str) {
+    let prefix = format!(".{file_name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            tracing::info!(file = %entry.path().display(), "removing a temporary output left by a killed run");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The output being written: a temporary file until [`OutputFile::finish`].
 pub struct OutputFile {
     target: PathBuf,
@@ -192,6 +216,7 @@ impl OutputFile {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        remove_stale_temporaries(dir, &file_name);
         let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
         let mut metadata = metadata;

@@ -60,8 +60,9 @@ impl PacerCounters {
     }
 }
 
-/// A sliding-window limiter. A slot is taken when a request is sent and held until a full
-/// window after the request finished.
+/// A sliding-window limiter. A request takes `weight` units when it is sent (1 for a request
+/// limit, its list's length for a numbers limit) and holds them until a full window after it
+/// finished.
 #[derive(Debug)]
 pub struct SlidingWindow {
     limit: u32,
@@ -73,11 +74,11 @@ pub struct SlidingWindow {
 #[derive(Debug, Default)]
 struct Slots {
     next_id: u64,
-    /// `None` while the request is in flight, then when it finished.
-    held: HashMap<u64, Option<Instant>>,
+    /// Weight, and `None` while the request is in flight, then when it finished.
+    held: HashMap<u64, (u32, Option<Instant>)>,
 }
 
-/// A slot in a [`SlidingWindow`]; finishing (or dropping) it starts its hold time.
+/// Units held in a [`SlidingWindow`]; dropping the ticket (the request finished) starts the hold.
 #[derive(Debug)]
 pub struct Ticket<'a> {
     window: &'a SlidingWindow,
@@ -86,12 +87,9 @@ pub struct Ticket<'a> {
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.window
-            .slots
-            .lock()
-            .unwrap()
-            .held
-            .insert(self.id, Some(Instant::now()));
+        if let Some(entry) = self.window.slots.lock().unwrap().held.get_mut(&self.id) {
+            entry.1 = Some(Instant::now());
+        }
         // Waiters recompute when the earliest slot frees.
         self.window.freed.notify_waiters();
     }
@@ -108,24 +106,43 @@ impl SlidingWindow {
         }
     }
 
-    /// Waits for a free slot (with `limit` lowered to `cap` when the pacer slowed down).
+    /// Waits for one free unit (with the limit lowered to `cap` when the pacer slowed down).
     pub async fn acquire(&self, cap: u32) -> Ticket<'_> {
+        self.acquire_weighted(1, cap).await
+    }
+
+    /// Waits until `weight` units fit under the limit (lowered to `cap`). A request heavier
+    /// than the whole limit goes alone, when nothing else is held.
+    pub async fn acquire_weighted(&self, weight: u32, cap: u32) -> Ticket<'_> {
+        let cap = cap.clamp(1, self.limit);
         loop {
             let notified = self.freed.notified();
             let wait = {
                 let now = Instant::now();
-                let mut slots = self.slots.lock().unwrap();
                 let hold = self.hold;
+                let mut slots = self.slots.lock().unwrap();
                 slots
                     .held
-                    .retain(|_, done| done.is_none_or(|t| now.duration_since(t) < hold));
-                if (slots.held.len() as u32) < cap.clamp(1, self.limit) {
+                    .retain(|_, (_, done)| done.is_none_or(|t| now.duration_since(t) < hold));
+                let used: u32 = slots.held.values().map(|(w, _)| *w).sum();
+                if used == 0 || used + weight <= cap {
                     let id = slots.next_id;
                     slots.next_id += 1;
-                    slots.held.insert(id, None);
+                    slots.held.insert(id, (weight, None));
                     return Ticket { window: self, id };
                 }
-                slots.held.values().flatten().min().map(|t| *t + hold - now)
+                // The earliest moment enough finished units expire.
+                let mut done: Vec<(Instant, u32)> = slots
+                    .held
+                    .values()
+                    .filter_map(|(w, t)| t.map(|t| (t, *w)))
+                    .collect();
+                done.sort();
+                let mut still = used;
+                done.into_iter().find_map(|(t, w)| {
+                    still -= w;
+                    (still == 0 || still + weight <= cap).then(|| t + hold - now)
+                })
             };
             match wait {
                 Some(wait) => {
@@ -134,7 +151,7 @@ impl SlidingWindow {
                         _ = notified => {}
                     }
                 }
-                // Every slot is in flight: wait for one to finish.
+                // Too much is in flight: wait for a request to finish.
                 None => notified.await,
             }
         }
@@ -179,6 +196,8 @@ const BLOCKED_PAUSE_FACTOR: u32 = 2;
 pub struct Pacer {
     client: SmscClient,
     rate: SlidingWindow,
+    /// Numbers per window, if the provider counts numbers rather than requests.
+    numbers: Option<SlidingWindow>,
     identical: IdenticalGuard,
     concurrency: Semaphore,
     concurrency_cap: usize,
@@ -220,6 +239,9 @@ impl PacerBuilder {
         Pacer {
             client,
             rate: SlidingWindow::new(c.request_limit, c.safety_margin),
+            numbers: c
+                .number_limit
+                .map(|r| SlidingWindow::new(r, c.safety_margin)),
             identical: IdenticalGuard::new(c.identical_limit, c.safety_margin),
             concurrency: Semaphore::new(c.concurrency.get()),
             concurrency_cap: c.concurrency.get(),
@@ -411,6 +433,10 @@ impl Pacer {
             .expect("the semaphore is never closed");
         self.wait_out_pause().await;
         let cap = *self.cap.lock().unwrap();
+        let _numbers = match &self.numbers {
+            Some(w) => Some(w.acquire_weighted(batch.len() as u32, u32::MAX).await),
+            None => None,
+        };
         let _slot = self.rate.acquire(cap).await;
         if self.is_stopping() {
             return Err(ProviderError::Transport("stopping".into()));
@@ -550,6 +576,20 @@ mod tests {
         }
         // Two per second: the 3rd and 4th wait one window.
         assert_eq!(Instant::now().duration_since(start), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn weighted_window_caps_numbers_per_window() {
+        let window = SlidingWindow::new(rate("250/1s"), 0.0);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for weight in [100, 100, 100, 50, 300] {
+            drop(window.acquire_weighted(weight, u32::MAX).await);
+            at.push(Instant::now().duration_since(start).as_millis());
+        }
+        // 100+100 fit; the third waits for the first to expire; 50 fits beside 100+100; the
+        // oversized 300 goes alone once everything expired.
+        assert_eq!(at, vec![0, 0, 1000, 1000, 2000]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! A state directory is held by one run at a time (a lock file naming its holder), and a store
 //! written in another format is refused rather than misread.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -196,6 +196,113 @@ impl StateStore {
     }
 }
 
+/// What the cache holds, as `phone-enrich cache stats` shows it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CacheStats {
+    /// Per provider host: entries by status and by age.
+    pub hosts: BTreeMap<String, HostStats>,
+    pub entries: u64,
+    pub size_on_disk_bytes: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct HostStats {
+    pub by_status: BTreeMap<String, u64>,
+    pub by_age: AgeBuckets,
+}
+
+/// Entries by the age of their answer.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AgeBuckets {
+    pub under_1d: u64,
+    pub from_1d_to_7d: u64,
+    pub from_7d_to_30d: u64,
+    pub over_30d: u64,
+}
+
+impl AgeBuckets {
+    fn count(&mut self, age_ms: i64) {
+        const DAY: i64 = 86_400_000;
+        *match age_ms {
+            a if a < DAY => &mut self.under_1d,
+            a if a < 7 * DAY => &mut self.from_1d_to_7d,
+            a if a < 30 * DAY => &mut self.from_7d_to_30d,
+            _ => &mut self.over_30d,
+        } += 1;
+    }
+
+    /// (label, count) in age order.
+    pub fn rows(&self) -> [(&'static str, u64); 4] {
+        [
+            ("under 1 day", self.under_1d),
+            ("1 to 7 days", self.from_1d_to_7d),
+            ("7 to 30 days", self.from_7d_to_30d),
+            ("over 30 days", self.over_30d),
+        ]
+    }
+}
+
+fn status_name(answer: &NumberAnswer) -> &'static str {
+    match answer {
+        NumberAnswer::Found(_) => "ok",
+        NumberAnswer::NotFound => "not_found",
+        NumberAnswer::Rejected => "invalid_number",
+    }
+}
+
+impl StateStore {
+    fn answer_trees(&self) -> impl Iterator<Item = (String, sled::Tree)> + '_ {
+        self.db.tree_names().into_iter().filter_map(|name| {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let host = name.strip_prefix("answers@")?.to_string();
+            self.db.open_tree(&name).ok().map(|t| (host, t))
+        })
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<StoredAnswer, StateError> {
+        postcard::from_bytes(bytes).map_err(|e| self.io(format!("an entry does not decode: {e}")))
+    }
+
+    /// Entries by host, status and age, and the store's size on disk.
+    pub fn stats(&self, now_ms: i64) -> Result<CacheStats, StateError> {
+        let mut stats = CacheStats::default();
+        for (host, tree) in self.answer_trees() {
+            let host_stats = stats.hosts.entry(host).or_default();
+            for item in tree.iter() {
+                let (_, bytes) = item.map_err(|e| self.io(e))?;
+                let stored = self.decode(&bytes)?;
+                *host_stats
+                    .by_status
+                    .entry(status_name(&stored.answer).into())
+                    .or_default() += 1;
+                host_stats.by_age.count(now_ms - stored.checked_at_ms);
+                stats.entries += 1;
+            }
+        }
+        stats.size_on_disk_bytes = self.db.size_on_disk().map_err(|e| self.io(e))?;
+        Ok(stats)
+    }
+
+    /// Removes every answer checked more than `age` ago; returns how many.
+    pub fn purge_older_than(&self, age: Duration, now_ms: i64) -> Result<u64, StateError> {
+        let cutoff = now_ms - age.as_millis() as i64;
+        let mut removed = 0;
+        for (_, tree) in self.answer_trees() {
+            let mut batch = sled::Batch::default();
+            for item in tree.iter() {
+                let (key, bytes) = item.map_err(|e| self.io(e))?;
+                if self.decode(&bytes)?.checked_at_ms < cutoff {
+                    batch.remove(key);
+                    removed += 1;
+                }
+            }
+            tree.apply_batch(batch).map_err(|e| self.io(e))?;
+        }
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +371,51 @@ mod tests {
             StateStore::open(dir.path()),
             Err(StateError::Incompatible { .. })
         ));
+    }
+
+    #[test]
+    fn stats_and_purge_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let day = 86_400_000;
+        let now = 100 * day;
+        let entries: Vec<(E164, StoredAnswer)> = [
+            (1, info(), 0),
+            (2, NumberAnswer::NotFound, 3),
+            (3, info(), 40),
+        ]
+        .into_iter()
+        .map(|(n, answer, age)| {
+            (
+                E164(79_000_000_000 + n),
+                StoredAnswer {
+                    checked_at_ms: now - age * day,
+                    answer,
+                },
+            )
+        })
+        .collect();
+        store.commit("smsc.ru", &entries).unwrap();
+        let stats = store.stats(now).unwrap();
+        assert_eq!(stats.entries, 3);
+        let host = &stats.hosts["smsc.ru"];
+        assert_eq!(host.by_status["ok"], 2);
+        assert_eq!(host.by_status["not_found"], 1);
+        assert_eq!(
+            (
+                host.by_age.under_1d,
+                host.by_age.from_1d_to_7d,
+                host.by_age.over_30d
+            ),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            store
+                .purge_older_than(Duration::from_secs(30 * 86400), now)
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.stats(now).unwrap().entries, 2);
     }
 
     #[test]

@@ -60,6 +60,8 @@ struct Login {
     recent: VecDeque<Instant>,
     /// Arrival times of each distinct request, within the identical-request window.
     identical: HashMap<String, VecDeque<Instant>>,
+    /// Arrival times and list lengths, for the numbers-per-window limit.
+    numbers: VecDeque<(Instant, u32)>,
     in_flight: u64,
 }
 
@@ -224,6 +226,7 @@ async fn info(
         let state = logins.entry(login.clone()).or_insert_with(|| Login {
             recent: VecDeque::new(),
             identical: HashMap::new(),
+            numbers: VecDeque::new(),
             in_flight: 0,
         });
         state.in_flight += 1;
@@ -256,12 +259,32 @@ async fn info(
             {
                 same.pop_front();
             }
+            let listed = params
+                .get("phone")
+                .map(|p| p.split(',').count() as u32)
+                .unwrap_or(0);
+            let numbers_over = match cfg.number_limit {
+                Some(limit) => {
+                    while state
+                        .numbers
+                        .front()
+                        .is_some_and(|(t, _)| arrived.duration_since(*t) >= limit.window)
+                    {
+                        state.numbers.pop_front();
+                    }
+                    state.numbers.iter().map(|(_, n)| n).sum::<u32>() + listed > limit.count.get()
+                }
+                None => false,
+            };
             if state.recent.len() as u32 >= cfg.request_limit.count.get() {
                 Some((9, "too many requests, wait a minute"))
             } else if same.len() as u32 >= cfg.identical_limit.count.get() {
                 Some((9, "duplicate request, wait a minute"))
+            } else if numbers_over {
+                Some((9, "too many numbers, wait a minute"))
             } else {
                 state.recent.push_back(arrived);
+                state.numbers.push_back((arrived, listed));
                 same.push_back(arrived);
                 let same_now = same.len() as u64;
                 shared.counted.lock().unwrap().push(arrived);
@@ -278,18 +301,25 @@ async fn info(
 
     let fault = {
         let roll: f64 = shared.rng.lock().unwrap().random();
-        let f = &cfg.faults;
-        if roll < f.http_5xx {
-            Some(Fault::Http5xx)
-        } else if roll < f.http_5xx + f.hang {
-            Some(Fault::Hang)
-        } else if roll < f.http_5xx + f.hang + f.drop {
-            Some(Fault::Drop)
-        } else if roll < f.http_5xx + f.hang + f.drop + f.truncate {
-            Some(Fault::Truncate)
-        } else {
-            None
+        let mut edge = 0.0;
+        cfg.faults.ratios().into_iter().find_map(|(name, ratio)| {
+            edge += ratio;
+            (roll < edge).then_some(name)
+        })
+    };
+    let fault = match fault {
+        Some("http_5xx") => Some(Fault::Http5xx),
+        Some("hang") => Some(Fault::Hang),
+        Some("drop") => Some(Fault::Drop),
+        Some("truncate") => Some(Fault::Truncate),
+        Some(code @ ("blocked" | "limited")) => {
+            count(&mut shared.stats.lock().unwrap().faults, code);
+            return match code {
+                "blocked" => reply(4, "IP address is temporarily blocked"),
+                _ => reply(9, "too many requests, wait a minute"),
+            };
         }
+        _ => None,
     };
     if !cfg.latency.is_zero() {
         tokio::time::sleep(cfg.latency).await;
@@ -329,8 +359,9 @@ async fn info(
     let phone = params.get("phone").map(String::as_str).unwrap_or("").trim();
     let parts: Vec<&str> = phone.split(',').map(str::trim).collect();
     let numbers: Option<Vec<E164>> = parts.iter().map(|p| E164::from_digits(p)).collect();
+    let rejected = |n: &E164| (mix(n.0) >> 40) % 100 < cfg.reject_percent as u64;
     let numbers = match numbers {
-        Some(n) if !phone.is_empty() && n.len() <= cfg.max_list => n,
+        Some(n) if !phone.is_empty() && n.len() <= cfg.max_list && !n.iter().any(rejected) => n,
         _ => {
             count(&mut shared.stats.lock().unwrap().errors, "1");
             return reply(1, "parameters error");

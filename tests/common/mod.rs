@@ -156,12 +156,26 @@ pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
         .collect()
 }
 
-/// Provider settings for a job pointed at a sandbox process, at short test windows.
+/// Provider settings for a job pointed at a sandbox process, at short test windows. Keys in
+/// `extra` replace the defaults.
 pub fn provider_for(sandbox: &SandboxProcess, extra: &str) -> String {
-    format!(
-        "kind = \"sandbox\"\nbase_url = \"{}\"\nrequest_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nretry_base_delay = \"50ms\"\nretry_max_delay = \"500ms\"\ntimeout = \"2s\"\n{extra}",
-        sandbox.url
-    )
+    let defaults = [
+        ("request_limit", "\"20/2s\""),
+        ("identical_limit", "\"3/2s\""),
+        ("retry_base_delay", "\"50ms\""),
+        ("retry_max_delay", "\"500ms\""),
+        ("timeout", "\"2s\""),
+    ];
+    let mut text = format!("kind = \"sandbox\"\nbase_url = \"{}\"\n", sandbox.url);
+    for (key, value) in defaults {
+        if !extra
+            .lines()
+            .any(|l| l.split('=').next().map(str::trim) == Some(key))
+        {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    text + extra
 }
 
 /// A sandbox config at the same short windows as [`provider_for`].

@@ -1,0 +1,479 @@
+//! Pacing, faults, kills and resumes, the cache: through the binary against sandboxes at short
+//! windows (20 requests per 2 s).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use polars::prelude::*;
+
+fn generate(ws: &Workspace, name: &str, rows: u64, seed: u64) {
+    let status = Command::new(BIN)
+        .args([
+            "generate",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg(ws.path(name))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The enrichment columns, without `checked_at` (which differs between runs).
+fn enrichment(df: &DataFrame) -> DataFrame {
+    df.select([
+        "id",
+        "phone_e164",
+        "phone_status",
+        "phone_country",
+        "phone_operator",
+        "phone_region",
+        "phone_mcc",
+        "phone_mnc",
+        "phone_tz",
+    ])
+    .unwrap()
+}
+
+fn statuses(df: &DataFrame) -> Vec<Option<String>> {
+    strings(df, "phone_status")
+}
+
+/// Runs `job` to completion on a fresh state and returns the output's enrichment.
+fn reference_output(ws: &Workspace, job: &Path, state: &str) -> DataFrame {
+    let out = ws.run(job, &["--state", state, "--output", "reference.parquet"]);
+    assert_exit(&out, 0);
+    enrichment(&read_parquet(&ws.path("reference.parquet")))
+}
+
+#[test]
+fn a_clean_run_at_the_limit_fills_windows_and_never_gets_error_9() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    generate(&ws, "in.csv", 800, 21);
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 10\nconcurrency = 8\n"),
+    );
+    let started = Instant::now();
+    assert_exit(&ws.run(&job, &[]), 0);
+    let elapsed = started.elapsed().as_secs_f64();
+    let stats = sandbox.stats();
+    assert!(stats.errors.is_empty(), "errors: {:?}", stats.errors);
+    assert!(
+        stats.requests > 40,
+        "{} requests is too few to fill windows",
+        stats.requests
+    );
+    // Never over the limit in any window, and the limit is reached: within 3% of it.
+    assert!(
+        stats.max_in_window <= 20,
+        "{} requests in one window",
+        stats.max_in_window
+    );
+    assert!(
+        stats.max_in_window as f64 >= 20.0 * 0.97,
+        "only {} requests in the fullest window",
+        stats.max_in_window
+    );
+    assert!(stats.max_concurrent <= 8);
+    eprintln!(
+        "clean run: {} requests in {elapsed:.2} s, {} in the fullest 2 s window",
+        stats.requests, stats.max_in_window
+    );
+}
+
+#[test]
+fn faults_on_the_wire_end_with_every_number_answered_as_without_them() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 600, 22);
+    let clean = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let provider = "batch_size = 20\ntimeout = \"400ms\"\nmax_retries = 8\n";
+    let reference = reference_output(
+        &ws,
+        &ws.job("clean.toml", "in.csv", "", &provider_for(&clean, provider)),
+        "state-clean",
+    );
+
+    let faulty = SandboxProcess::start(
+        ws.dir.path(),
+        &format!("{FAST_SANDBOX}seed = 5\nfaults = {{ http_5xx = 0.10, hang = 0.05, drop = 0.05, truncate = 0.05 }}\n"),
+    );
+    let job = ws.job(
+        "faulty.toml",
+        "in.csv",
+        "",
+        &provider_for(&faulty, provider),
+    );
+    assert_exit(&ws.run(&job, &[]), 0);
+    let df = ws.read_output();
+    assert!(
+        !statuses(&df).contains(&Some("failed".into())),
+        "a number failed"
+    );
+    assert!(
+        enrichment(&df).equals_missing(&reference),
+        "the output differs from the fault-free run"
+    );
+    let stats = faulty.stats();
+    let injected: u64 = stats.faults.values().sum();
+    assert!(
+        injected >= 3,
+        "only {injected} faults were injected: {:?}",
+        stats.faults
+    );
+    assert!(
+        stats.errors.get("9").is_none(),
+        "error 9: {:?}",
+        stats.errors
+    );
+}
+
+#[test]
+fn injected_error_9_pauses_and_the_run_still_completes() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 300, 23);
+    let sandbox = SandboxProcess::start(
+        ws.dir.path(),
+        &format!("{FAST_SANDBOX}faults = {{ limited = 0.25 }}\n"),
+    );
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 20\n"),
+    );
+    let out = ws.run(&job, &[]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("error 9"),
+        "the slowdown is not logged"
+    );
+    assert!(!statuses(&ws.read_output()).contains(&Some("failed".into())));
+    assert!(sandbox.stats().faults.get("limited").copied().unwrap_or(0) > 0);
+}
+
+#[test]
+fn error_4_past_the_allowed_wait_stops_resumably() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 200, 24);
+    let sandbox = SandboxProcess::start(
+        ws.dir.path(),
+        &format!("{FAST_SANDBOX}faults = {{ blocked = 1.0 }}\n"),
+    );
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(
+            &sandbox,
+            "blocked_pause = \"100ms\"\nmax_blocked_wait = \"350ms\"\n",
+        ),
+    );
+    let started = Instant::now();
+    let out = ws.run(&job, &[]);
+    assert_exit(&out, 6);
+    assert!(
+        stderr(&out).contains("run the same command again"),
+        "{}",
+        stderr(&out)
+    );
+    // Paused 100 + 200 ms, then gave up rather than waiting 400 ms more.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        sandbox.stats().requests <= 4,
+        "{} requests while blocked",
+        sandbox.stats().requests
+    );
+    assert!(!ws.path("out.parquet").exists());
+}
+
+#[test]
+fn lists_the_provider_rejects_are_split_down_to_the_number() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 400, 25);
+    let sandbox = SandboxProcess::start(
+        ws.dir.path(),
+        &format!("{FAST_SANDBOX}reject_percent = 3\nnot_found_percent = 0\n"),
+    );
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 16\n"),
+    );
+    assert_exit(&ws.run(&job, &[]), 0);
+    let df = ws.read_output();
+    // A number the provider rejects is `invalid_number` with its E.164 kept; the rest of its
+    // list is answered.
+    let e164 = strings(&df, "phone_e164");
+    let status = statuses(&df);
+    let rejected = (0..df.height())
+        .filter(|&i| e164[i].is_some() && status[i].as_deref() == Some("invalid_number"))
+        .count();
+    assert!(rejected > 0, "no number was rejected");
+    assert!(!status.contains(&Some("failed".into())));
+    let stats = sandbox.stats();
+    assert!(stats.errors.get("1").copied().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_numbers_limit_is_kept_when_the_provider_counts_numbers() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 500, 26);
+    let sandbox = SandboxProcess::start(
+        ws.dir.path(),
+        "request_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\nlatency = \"5ms\"\n",
+    );
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &format!(
+            "kind = \"sandbox\"\nbase_url = \"{}\"\nrequest_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\nbatch_size = 40\n",
+            sandbox.url
+        ),
+    );
+    assert_exit(&ws.run(&job, &[]), 0);
+    let stats = sandbox.stats();
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    assert!(stats.requests >= 6);
+}
+
+#[test]
+fn sigkill_at_any_point_then_resume_gives_the_uninterrupted_output() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 900, 27);
+    let provider = "batch_size = 10\nconcurrency = 4\n";
+    let clean = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let reference = reference_output(
+        &ws,
+        &ws.job("clean.toml", "in.csv", "", &provider_for(&clean, provider)),
+        "state-clean",
+    );
+    let clean_requests = clean.stats().requests;
+    assert!(
+        clean_requests >= 40,
+        "{clean_requests} requests: too short a run to kill"
+    );
+
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let job = ws.job("job.toml", "in.csv", "", &provider_for(&sandbox, provider));
+    let kills = [700u64, 1500, 2300];
+    for after in kills {
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg(&job)
+            .current_dir(ws.dir.path())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after));
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(
+            status.code().is_none() || status.code() == Some(0),
+            "{status:?}"
+        );
+    }
+    let out = ws.run(&job, &[]);
+    assert_exit(&out, 0);
+    let df = ws.read_output();
+    assert!(
+        enrichment(&df).equals_missing(&reference),
+        "the resumed output differs from the uninterrupted one"
+    );
+    let total = sandbox.stats().requests;
+    let in_flight_bound = clean_requests + 4 * kills.len() as u64;
+    assert!(
+        total <= in_flight_bound,
+        "{total} requests over kills and resumes; clean run {clean_requests}"
+    );
+    eprintln!(
+        "kills: {} requests in all against {clean_requests} clean (extra {})",
+        total,
+        total.saturating_sub(clean_requests)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn sigterm_stops_sending_keeps_answers_and_exits_resumably() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 900, 28);
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 10\n"),
+    );
+    let child = Command::new(BIN)
+        .arg("run")
+        .arg(&job)
+        .current_dir(ws.dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 7);
+    assert!(
+        stderr(&out).contains("run the same command again"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.path("out.parquet").exists());
+    let before = sandbox.stats();
+    assert!(before.requests > 0);
+    // Nothing is sent once stopped.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sandbox.stats().requests, before.requests);
+
+    let out = ws.run(&job, &[]);
+    assert_exit(&out, 0);
+    let after = sandbox.stats();
+    assert!(!statuses(&ws.read_output()).contains(&Some("failed".into())));
+    let distinct: std::collections::HashSet<_> = strings(&ws.read_output(), "phone_e164")
+        .into_iter()
+        .flatten()
+        .collect();
+    // The rerun asked only for what the first did not get: in all, each number once, plus at
+    // most the batches in flight when the signal came (4 of 10 numbers).
+    assert!(
+        after.numbers_answered as usize <= distinct.len() + 40,
+        "{} numbers asked for {} distinct",
+        after.numbers_answered,
+        distinct.len()
+    );
+}
+
+#[test]
+fn a_rerun_with_new_numbers_asks_only_for_them() {
+    let ws = Workspace::new();
+    generate(&ws, "old.csv", 1000, 29);
+    generate(&ws, "extra.csv", 60, 30);
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let job = ws.job(
+        "job.toml",
+        "old.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 50\n"),
+    );
+    assert_exit(&ws.run(&job, &[]), 0);
+    let old = ws.read_output();
+    let first = sandbox.stats();
+
+    // The same export plus 5% more rows with other numbers.
+    let old_text = std::fs::read_to_string(ws.path("old.csv")).unwrap();
+    let extra_text = std::fs::read_to_string(ws.path("extra.csv")).unwrap();
+    let extra_rows: String = extra_text
+        .lines()
+        .skip(1)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    ws.write("new.csv", format!("{old_text}{extra_rows}"));
+    assert_exit(&ws.run(&job, &["--input", "new.csv"]), 0);
+    let new = ws.read_output();
+    let old_numbers: std::collections::HashSet<_> =
+        strings(&old, "phone_e164").into_iter().flatten().collect();
+    let new_numbers: std::collections::HashSet<_> =
+        strings(&new, "phone_e164").into_iter().flatten().collect();
+    let added = new_numbers.difference(&old_numbers).count() as u64;
+    assert!(added > 0);
+    let second = sandbox.stats();
+    assert_eq!(
+        second.numbers_answered - first.numbers_answered,
+        added,
+        "asked for more than the new numbers"
+    );
+    eprintln!(
+        "rerun with new rows: {added} new numbers, {} requests",
+        second.requests - first.requests
+    );
+}
+
+#[test]
+fn a_state_directory_in_use_is_refused_naming_its_holder() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 600, 31);
+    let sandbox = SandboxProcess::start(
+        ws.dir.path(),
+        "request_limit = \"20/2s\"\nlatency = \"300ms\"\n",
+    );
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 10\n"),
+    );
+    let mut first = Command::new(BIN)
+        .arg("run")
+        .arg(&job)
+        .current_dir(ws.dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let out = ws.run(&job, &["--output", "second.parquet"]);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("in use by another run")
+            && stderr(&out).contains(&format!("pid {}", first.id())),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.path("second.parquet").exists());
+}
+
+#[test]
+fn cache_stats_and_purge_through_the_binary() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    generate(&ws, "in.csv", 200, 32);
+    let job = ws.job("job.toml", "in.csv", "", &provider_for(&sandbox, ""));
+    assert_exit(&ws.run(&job, &[]), 0);
+    let stats = Command::new(BIN)
+        .args(["cache", "stats", "--json"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert_exit(&stats, 0);
+    let json: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    let entries = json["entries"].as_u64().unwrap();
+    assert_eq!(entries, sandbox.stats().numbers_answered);
+    assert_eq!(
+        json["hosts"]["sandbox"]["by_age"]["under_1d"].as_u64(),
+        Some(entries)
+    );
+    let purge = Command::new(BIN)
+        .args(["cache", "purge", "--older-than", "1d"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert_exit(&purge, 0);
+    assert!(String::from_utf8_lossy(&purge.stdout).contains("removed 0"));
+    let purge = Command::new(BIN)
+        .args(["cache", "purge", "--older-than", "0s"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&purge.stdout).contains(&format!("removed {entries}")));
+}

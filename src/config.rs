@@ -107,6 +107,8 @@ pub struct OutputConfig {
     /// One prefix per phone column, in the order of `InputConfig::phone_columns`.
     pub prefixes: Vec<String>,
     pub row_group_size: NonZeroUsize,
+    /// The share of distinct numbers that may end `failed` before the run exits 4.
+    pub max_failed_ratio: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +246,36 @@ pub struct Overrides {
     pub input: Option<PathBuf>,
     pub output: Option<PathBuf>,
     pub state: Option<PathBuf>,
+    /// `key.path=value` settings, applied over the job file (`--set provider.batch_size=50`).
+    pub sets: Vec<String>,
+}
+
+/// Applies one `--set a.b.c=value` to the parsed job. The value is read as TOML (`50`,
+/// `"100/60s"`, `["a", "b"]`, `true`) and, failing that, taken as a string.
+fn apply_set(table: &mut toml::Table, setting: &str) -> Result<()> {
+    let (key, raw) = setting.split_once('=').ok_or_else(|| {
+        anyhow!("--set `{setting}`: write KEY=VALUE, e.g. provider.batch_size=50")
+    })?;
+    let key = key.trim();
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").expect("parsed one key"),
+        Err(_) => toml::Value::String(raw.to_string()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        bail!("--set `{setting}`: `{key}` is not a key path such as provider.batch_size");
+    }
+    let mut node = table;
+    for part in &parts[..parts.len() - 1] {
+        let entry = node
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| anyhow!("--set `{setting}`: `{part}` is not a section"))?;
+    }
+    node.insert(parts[parts.len() - 1].to_string(), value);
+    Ok(())
 }
 
 /// Login and password for the provider. `Debug` never shows the password.
@@ -305,6 +337,12 @@ struct OutputFile {
     column_prefixes: BTreeMap<String, String>,
     #[serde(default = "default_row_group_size")]
     row_group_size: usize,
+    #[serde(default = "default_max_failed_ratio")]
+    max_failed_ratio: f64,
+}
+
+fn default_max_failed_ratio() -> f64 {
+    0.01
 }
 
 fn default_row_group_size() -> usize {
@@ -458,8 +496,14 @@ impl Job {
 
     /// Parses job text; `path` locates relative paths and names the job.
     pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Job> {
-        let file: JobFile =
+        let mut table: toml::Table =
             toml::from_str(text).map_err(|e| anyhow!("{}", e.to_string().trim_end()))?;
+        for setting in &overrides.sets {
+            apply_set(&mut table, setting)?;
+        }
+        let file: JobFile = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow!("{}", e.to_string().trim_end()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| {
             if p.is_absolute() {
@@ -659,10 +703,17 @@ fn validate_output(
     }
     let row_group_size = NonZeroUsize::new(f.row_group_size)
         .ok_or_else(|| anyhow!("output.row_group_size must be > 0"))?;
+    if !(0.0..=1.0).contains(&f.max_failed_ratio) {
+        bail!(
+            "output.max_failed_ratio: {} is not between 0 and 1",
+            f.max_failed_ratio
+        );
+    }
     Ok(OutputConfig {
         path,
         prefixes,
         row_group_size,
+        max_failed_ratio: f.max_failed_ratio,
     })
 }
 
@@ -1000,6 +1051,38 @@ kind = "sandbox"
             assert_ne!(text, MINIMAL, "case {to} did not change the job");
             let err = format!("{:#}", parse(&text).unwrap_err());
             assert!(err.contains(key), "{to}: error `{err}` does not name {key}");
+        }
+    }
+
+    #[test]
+    fn settings_from_the_command_line_override_the_file() {
+        let with = |sets: &[&str]| {
+            let overrides = Overrides {
+                sets: sets.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            };
+            Job::parse(MINIMAL, Path::new("/jobs/x.toml"), &overrides)
+        };
+        let job = with(&[
+            "provider.batch_size=50",
+            "provider.request_limit=20/2s",
+            "state.ttl_ok=\"1d\"",
+            "input.phone_columns=[\"tel\"]",
+        ])
+        .unwrap();
+        assert_eq!(job.provider.batch_size.get(), 50);
+        assert_eq!(job.provider.request_limit, "20/2s".parse().unwrap());
+        assert_eq!(job.state.ttl_ok, Duration::from_secs(86400));
+        assert_eq!(job.input.phone_columns, vec!["tel"]);
+        let cases: &[(&str, &str)] = &[
+            ("provider.batch_size=0", "provider.batch_size"),
+            ("provider.colour=red", "unknown field `colour`"),
+            ("batch_size", "KEY=VALUE"),
+            ("input.path.deeper=1", "not a section"),
+        ];
+        for (set, want) in cases {
+            let err = format!("{:#}", with(&[set]).unwrap_err());
+            assert!(err.contains(want), "{set}: {err}");
         }
     }
 

@@ -1,12 +1,13 @@
 //! A run of a job, stage after stage: input, normalize, plan, lookups through the pacer into the
-//! state store, output.
+//! state store, output. Also `plan`, the same first stages without sending anything.
 //!
 //! Contract: [`run`] reads the input twice (once for the phone columns, once to write), so memory
 //! grows with the number of distinct phone values, not with rows. It sends only the plan's
 //! batches, commits each answered batch to the state store before counting it, and writes the
-//! output only when every number has a terminal status. Failures come back as a [`JobError`]
-//! whose [`ExitKind`] the binary maps to an exit code; on every stop the state is kept, so the
-//! same command resumes.
+//! output only when every number has a terminal status. It always returns a [`RunSummary`]
+//! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
+//! maps to an exit code; on every stop the state is kept, so the same command resumes.
+//! [`plan`] computes its figures exactly as [`run`] does, so a plan's figures match the run's.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -25,26 +26,29 @@ use crate::normalize::{Normalized, Normalizer, E164};
 use crate::output::{enrichment_columns, output_schema, Enrichment, OutputFile, Status};
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
 use crate::plan::Plan;
-use crate::progress::{Progress, ProgressMode};
+use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::client::SmscClient;
 use crate::provider::sandbox::{Sandbox, SandboxStats};
 use crate::provider::NumberAnswer;
 use crate::state::{now_ms, StateStore, StoredAnswer, Ttl};
 
 /// What kind of failure ended a run; the binary maps each to its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExitKind {
     /// The job file, a flag or a setting is wrong.
     Usage,
     /// The input file (or the state directory) cannot be used.
     Input,
+    /// The output is complete, but more numbers failed than `max_failed_ratio` allows.
+    TooManyFailed,
     /// The provider refused the credentials.
     Auth,
     /// The provider blocked us for longer than allowed (resumable).
     Blocked,
     /// Stopped by a signal (resumable).
     Interrupted,
-    /// A bug or an environment failure.
+    /// A bug or an environment failure (disk full, I/O error).
     Internal,
 }
 
@@ -79,54 +83,66 @@ pub struct RunOptions {
     pub interrupted: Arc<AtomicBool>,
 }
 
-/// Figures of a finished run.
+/// What a plan finds: the input, the cache, and what is left to ask.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct PlanFigures {
+    pub rows: u64,
+    /// Phone cells with something in them, over all phone columns.
+    pub phone_cells: u64,
+    /// Of those, cells holding no valid number.
+    pub invalid_cells: u64,
+    pub distinct_numbers: u64,
+    /// Distinct numbers with a fresh answer in the state store.
+    pub cached: u64,
+    pub to_look_up: u64,
+    pub requests: u64,
+    /// The least time those requests take at the configured limits.
+    pub least_time_s: f64,
+}
+
+/// Figures of a run, as printed at its end, written by `--report` and stored in the output.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
-    pub rows: u64,
-    /// Row counts by status, over all phone columns (`empty` for blank cells).
-    pub statuses: BTreeMap<String, u64>,
-    pub distinct_numbers: u64,
-    pub cached: u64,
+    pub plan: PlanFigures,
+    /// Phone cells by status (`empty` for blank cells), over all phone columns.
+    pub cells_by_status: BTreeMap<String, u64>,
+    /// Distinct numbers asked and answered in this run.
     pub looked_up: u64,
+    /// Distinct numbers that ended `failed`.
+    pub failed_numbers: u64,
     pub requests: u64,
     pub retries: u64,
+    pub splits: u64,
+    /// Errors by kind: `api_9`, `http_503`, `timeout`, ...
     pub errors: BTreeMap<String, u64>,
+    /// The five most frequent operators, by phone cells.
+    pub top_operators: Vec<(String, u64)>,
     pub elapsed_s: f64,
     pub sandbox: Option<SandboxStats>,
 }
 
-/// The key answers are cached under: the provider's host. The sandbox's data does not depend
-/// on its port, so all sandboxes share one key.
-fn cache_key(job: &Job, client: Option<&SmscClient>) -> String {
-    match (job.provider.kind, client) {
-        (ProviderKind::Sandbox, _) => "sandbox".into(),
-        (ProviderKind::Smsc, Some(c)) => c.host(),
-        (ProviderKind::Smsc, None) => job
-            .provider
-            .base_url
-            .as_ref()
-            .and_then(|u| u.host_str())
-            .unwrap_or("smsc")
-            .to_string(),
-    }
+/// A distinct raw phone value: what it normalizes to and how many cells hold it.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen {
+    pub normalized: Normalized,
+    pub cells: u64,
 }
 
-/// Distinct raw phone values and what they normalize to.
+/// Pass 1: the distinct raw phone values.
 pub struct Scan {
     pub rows: u64,
-    pub raw: HashMap<Box<str>, Normalized>,
+    pub raw: HashMap<Box<str>, Seen>,
+    /// Null phone cells.
+    pub null_cells: u64,
 }
 
 impl Scan {
     pub fn distinct_numbers(&self) -> HashSet<E164> {
         self.raw
             .values()
-            .filter_map(|n| {
-                if let Normalized::Valid(e) = n {
-                    Some(*e)
-                } else {
-                    None
-                }
+            .filter_map(|s| match s.normalized {
+                Normalized::Valid(e) => Some(e),
+                _ => None,
             })
             .collect()
     }
@@ -145,32 +161,172 @@ pub fn scan_phones(
     let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job))
         .or_kind(ExitKind::Input)?;
     let normalizer = Normalizer::new(job.input.default_region);
-    let mut raw: HashMap<Box<str>, Normalized> = HashMap::new();
-    let mut rows = 0u64;
+    let mut raw: HashMap<Box<str>, Seen> = HashMap::new();
+    let (mut rows, mut null_cells) = (0u64, 0u64);
     let bar = Progress::new("reading", 0, progress);
     while let Some(batch) = reader.next_batch().or_kind(ExitKind::Input)? {
         if interrupted.load(Ordering::SeqCst) {
             return Err(JobError::new(
                 ExitKind::Interrupted,
-                anyhow!("interrupted while reading the input"),
+                anyhow!("interrupted while reading the input; nothing was sent"),
             ));
         }
         for name in &job.input.phone_columns {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
+            null_cells += text.null_count() as u64;
             for value in text.iter().flatten() {
-                if !raw.contains_key(value) {
-                    raw.insert(value.into(), normalizer.normalize(value));
+                match raw.get_mut(value) {
+                    Some(seen) => seen.cells += 1,
+                    None => {
+                        raw.insert(
+                            value.into(),
+                            Seen {
+                                normalized: normalizer.normalize(value),
+                                cells: 1,
+                            },
+                        );
+                    }
                 }
             }
         }
         rows += batch.height() as u64;
-        bar.inc(batch.height() as u64, || {
-            format!("{} distinct values", raw.len())
-        });
+        bar.inc(batch.height() as u64, &Figures::default());
     }
     bar.finish();
-    Ok(Scan { rows, raw })
+    Ok(Scan {
+        rows,
+        raw,
+        null_cells,
+    })
+}
+
+/// The key answers are cached under: the provider's host and port. The sandbox's data does not
+/// depend on its port, so all sandboxes share one key.
+pub fn cache_key(job: &Job) -> String {
+    match (job.provider.kind, &job.provider.base_url) {
+        (ProviderKind::Smsc, Some(url)) => match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("unknown")),
+            None => url.host_str().unwrap_or("unknown").to_string(),
+        },
+        _ => "sandbox".into(),
+    }
+}
+
+/// The least time `plan`'s requests take at the job's limits (each window a little longer by
+/// the safety margin).
+fn least_time(job: &Job, plan: &Plan) -> Duration {
+    let p = &job.provider;
+    let windows = |units: u64, limit: u64| units.div_ceil(limit).saturating_sub(1) as u32;
+    let margin = |w: Duration| w + w.mul_f64(p.safety_margin);
+    let by_requests = margin(p.request_limit.window)
+        * windows(
+            plan.batches.len() as u64,
+            p.request_limit.count.get() as u64,
+        );
+    let by_numbers = p
+        .number_limit
+        .map(|r| margin(r.window) * windows(plan.to_look_up() as u64, r.count.get() as u64))
+        .unwrap_or_default();
+    by_requests.max(by_numbers)
+}
+
+/// Everything before the first request: the input read, the cache consulted, the plan made.
+struct Prepared {
+    scan: Scan,
+    state: Arc<StateStore>,
+    plan: Plan,
+    figures: PlanFigures,
+    schema: Schema,
+}
+
+fn prepare(
+    job: &Job,
+    refresh: bool,
+    progress: ProgressMode,
+    interrupted: &Arc<AtomicBool>,
+) -> Result<Prepared, JobError> {
+    // Everything that can be refused is refused before any request: the schema, the names.
+    let input_schema = InputReader::open(&job.input, Columns::All, batch_rows(job))
+        .or_kind(ExitKind::Input)?
+        .schema()
+        .clone();
+    let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
+    check_output_location(job).or_kind(ExitKind::Usage)?;
+    let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
+    let scan = scan_phones(job, progress, interrupted)?;
+    let distinct = scan.distinct_numbers();
+    let ttl = Ttl {
+        found: job.state.ttl_ok,
+        not_found: job.state.ttl_not_found,
+    };
+    let plan = Plan::build(
+        &distinct,
+        &state,
+        &cache_key(job),
+        ttl,
+        refresh,
+        job.provider.batch_size,
+    )
+    .or_kind(ExitKind::Input)?;
+    let phone_cells: u64 = scan.raw.values().map(|s| s.cells).sum();
+    let invalid_cells: u64 = scan
+        .raw
+        .values()
+        .filter(|s| !matches!(s.normalized, Normalized::Valid(_)))
+        .map(|s| s.cells)
+        .sum();
+    let figures = PlanFigures {
+        rows: scan.rows,
+        phone_cells,
+        invalid_cells,
+        distinct_numbers: distinct.len() as u64,
+        cached: plan.cached.len() as u64,
+        to_look_up: plan.to_look_up() as u64,
+        requests: plan.batches.len() as u64,
+        least_time_s: least_time(job, &plan).as_secs_f64(),
+    };
+    tracing::info!(
+        rows = figures.rows,
+        distinct_numbers = figures.distinct_numbers,
+        cached = figures.cached,
+        to_look_up = figures.to_look_up,
+        requests = figures.requests,
+        least_time_s = figures.least_time_s,
+        "plan"
+    );
+    Ok(Prepared {
+        scan,
+        state,
+        plan,
+        figures,
+        schema,
+    })
+}
+
+/// The output's directory must exist or be creatable, and be writable, before any request.
+fn check_output_location(job: &Job) -> anyhow::Result<()> {
+    let target = &job.output.path;
+    if target.is_dir() {
+        anyhow::bail!("output.path {} is a directory", target.display());
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("output.path: cannot create the directory {}", dir.display()))?;
+    let probe = dir.join(format!(".phone-enrich-probe.{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output.path: cannot write in {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `phone-enrich plan`: the run's first stages, sending nothing.
+pub fn plan(job: &Job, progress: ProgressMode) -> Result<PlanFigures, JobError> {
+    let prepared = prepare(job, false, progress, &Arc::new(AtomicBool::new(false)))?;
+    Ok(prepared.figures)
 }
 
 /// What is known of each number at the end of the lookups.
@@ -225,93 +381,108 @@ impl Answers {
     }
 }
 
-/// Runs a job from input to output.
-pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError> {
-    let started = Instant::now();
-    // Everything that can be refused is refused before any request: the schema, the names.
-    let input_schema = InputReader::open(&job.input, Columns::All, batch_rows(job))
-        .or_kind(ExitKind::Input)?
-        .schema()
-        .clone();
-    let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
-    let credentials = job.provider.credentials().or_kind(ExitKind::Usage)?;
-    let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
+/// Cells by status and the top operators, from the distinct values and their counts.
+fn tally(scan: &Scan, answers: &Answers) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    let mut operators: HashMap<&str, u64> = HashMap::new();
+    if scan.null_cells > 0 {
+        by_status.insert("empty".into(), scan.null_cells);
+    }
+    for seen in scan.raw.values() {
+        let e = answers.enrichment(Some(&seen.normalized));
+        *by_status
+            .entry(e.status.map(Status::as_str).unwrap_or("empty").to_string())
+            .or_default() += seen.cells;
+        if let Some(info) = e.info {
+            *operators.entry(info.operator.as_str()).or_default() += seen.cells;
+        }
+    }
+    let mut top: Vec<(String, u64)> = operators
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top.truncate(5);
+    (by_status, top)
+}
 
-    let scan = {
-        let (job, progress, interrupted) =
-            (job.clone(), options.progress, options.interrupted.clone());
-        tokio::task::spawn_blocking(move || scan_phones(&job, progress, &interrupted))
+/// Runs a job from input to output. The summary is returned whatever the outcome.
+pub async fn run(job: &Job, options: &RunOptions) -> (RunSummary, Result<(), JobError>) {
+    let started = Instant::now();
+    let mut summary = RunSummary::default();
+    let result = run_stages(job, options, &mut summary).await;
+    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    (summary, result)
+}
+
+async fn run_stages(
+    job: &Job,
+    options: &RunOptions,
+    summary: &mut RunSummary,
+) -> Result<(), JobError> {
+    let credentials = job.provider.credentials().or_kind(ExitKind::Usage)?;
+    let Prepared {
+        scan,
+        state,
+        plan,
+        figures,
+        schema,
+    } = {
+        let (job, refresh, progress, interrupted) = (
+            job.clone(),
+            options.refresh,
+            options.progress,
+            options.interrupted.clone(),
+        );
+        tokio::task::spawn_blocking(move || prepare(&job, refresh, progress, &interrupted))
             .await
             .or_kind(ExitKind::Internal)??
     };
-    let distinct = scan.distinct_numbers();
-    tracing::info!(
-        rows = scan.rows,
-        distinct_values = scan.raw.len(),
-        distinct_numbers = distinct.len(),
-        "input read"
-    );
-
-    let sandbox = match (job.provider.kind, &job.provider.base_url) {
-        (ProviderKind::Sandbox, None) => Some(
-            Sandbox::start(job.provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
-                .await
-                .or_kind(ExitKind::Internal)?,
-        ),
-        _ => None,
-    };
-    let base_url = match &sandbox {
-        Some(s) => s.base_url(),
-        None => job
-            .provider
-            .base_url
-            .clone()
-            .expect("validated: a base URL unless the sandbox runs in-process"),
-    };
-    // The reqwest timeout is a backstop behind the pacer's own.
-    let client = SmscClient::new(
-        &base_url,
-        credentials,
-        job.provider.timeout + Duration::from_secs(5),
-    )
-    .or_kind(ExitKind::Usage)?;
-    let host = cache_key(job, Some(&client));
-    let ttl = Ttl {
-        found: job.state.ttl_ok,
-        not_found: job.state.ttl_not_found,
-    };
-    let plan = Plan::build(
-        &distinct,
-        &state,
-        &host,
-        ttl,
-        options.refresh,
-        job.provider.batch_size,
-    )
-    .or_kind(ExitKind::Input)?;
-    tracing::info!(
-        cached = plan.cached.len(),
-        to_look_up = plan.to_look_up(),
-        requests = plan.batches.len(),
-        "plan"
-    );
-
+    summary.plan = figures;
     let mut answers = Answers {
         known: plan.cached,
         failed: HashMap::new(),
     };
-    let mut summary = RunSummary {
-        rows: scan.rows,
-        distinct_numbers: distinct.len() as u64,
-        cached: answers.known.len() as u64,
-        ..Default::default()
-    };
+
     if !plan.batches.is_empty() {
+        let sandbox = match (job.provider.kind, &job.provider.base_url) {
+            (ProviderKind::Sandbox, None) => Some(
+                Sandbox::start(job.provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
+                    .await
+                    .or_kind(ExitKind::Internal)?,
+            ),
+            _ => None,
+        };
+        let base_url = match &sandbox {
+            Some(s) => s.base_url(),
+            None => job
+                .provider
+                .base_url
+                .clone()
+                .expect("validated: a base URL unless the sandbox runs in-process"),
+        };
+        // The reqwest timeout is a backstop behind the pacer's own.
+        let client = SmscClient::new(
+            &base_url,
+            credentials,
+            job.provider.timeout + Duration::from_secs(5),
+        )
+        .or_kind(ExitKind::Usage)?;
         let pacer = Arc::new(PacerBuilder::new(&job.provider).build(client));
-        let outcome = look_up(&pacer, plan.batches, &state, &host, &mut answers, options).await;
+        let outcome = look_up(
+            &pacer,
+            plan.batches,
+            &state,
+            &cache_key(job),
+            &mut answers,
+            options,
+            summary.plan.cached,
+        )
+        .await;
         summary.looked_up = outcome.looked_up;
         summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
         summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
+        summary.splits = pacer.counters.splits.load(Ordering::Relaxed);
         summary.errors = pacer
             .counters
             .errors
@@ -320,27 +491,55 @@ pub async fn run(job: &Job, options: &RunOptions) -> Result<RunSummary, JobError
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
+        summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
         outcome.result?;
     }
-    summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
-    drop(sandbox);
-    if !answers.failed.is_empty() {
-        tracing::warn!(numbers = answers.failed.len(), "numbers failed after all retries; they are marked `failed` and the next run asks again");
-    }
+    summary.failed_numbers = answers.failed.len() as u64;
+    (summary.cells_by_status, summary.top_operators) = tally(&scan, &answers);
 
-    let statuses = {
+    let metadata = {
+        let mut kv = job.settings();
+        kv.push((
+            "phone_enrich.summary".into(),
+            serde_json::to_string(&*summary).unwrap_or_default(),
+        ));
+        kv
+    };
+    {
         let (job, interrupted, progress) =
             (job.clone(), options.interrupted.clone(), options.progress);
-        let rows = summary.rows;
+        let rows = summary.plan.rows;
         tokio::task::spawn_blocking(move || {
-            write_output(&job, &schema, &scan, &answers, rows, progress, &interrupted)
+            write_output(
+                &job,
+                &schema,
+                &scan,
+                &answers,
+                metadata,
+                rows,
+                progress,
+                &interrupted,
+            )
         })
         .await
-        .or_kind(ExitKind::Internal)??
-    };
-    summary.statuses = statuses;
-    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    Ok(summary)
+        .or_kind(ExitKind::Internal)??;
+    }
+
+    let distinct = summary.plan.distinct_numbers.max(1);
+    let failed_ratio = summary.failed_numbers as f64 / distinct as f64;
+    if summary.failed_numbers > 0 && failed_ratio > job.output.max_failed_ratio {
+        return Err(JobError::new(
+            ExitKind::TooManyFailed,
+            anyhow!(
+                "{} of {} numbers ({:.2}%) failed after every retry, more than output.max_failed_ratio {}; the output is written with status `failed` for them, and the next run asks again",
+                summary.failed_numbers,
+                summary.plan.distinct_numbers,
+                failed_ratio * 100.0,
+                job.output.max_failed_ratio
+            ),
+        ));
+    }
+    Ok(())
 }
 
 struct LookupOutcome {
@@ -356,6 +555,7 @@ async fn look_up(
     host: &str,
     answers: &mut Answers,
     options: &RunOptions,
+    cached: u64,
 ) -> LookupOutcome {
     let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let progress = Progress::new("lookups", total, options.progress);
@@ -415,93 +615,87 @@ async fn look_up(
             })
             .collect();
         if !stored.is_empty() {
-            let state = state.clone();
-            let host = host.to_string();
-            let to_commit = stored.clone();
+            let (state, host, to_commit) = (state.clone(), host.to_string(), stored.clone());
             let committed =
                 tokio::task::spawn_blocking(move || state.commit(&host, &to_commit)).await;
-            match committed {
-                Ok(Ok(())) => {}
+            let error = match committed {
+                Ok(Ok(())) => None,
                 Ok(Err(e)) => {
-                    pacer.stop(Stop::Interrupted);
-                    commit_error.get_or_insert(JobError::new(
-                        ExitKind::Internal,
-                        anyhow::Error::new(e).context("committing answers to the state store"),
-                    ));
-                    continue;
+                    Some(anyhow::Error::new(e).context("committing answers to the state store"))
                 }
-                Err(e) => {
-                    pacer.stop(Stop::Interrupted);
-                    commit_error.get_or_insert(JobError::new(
-                        ExitKind::Internal,
-                        anyhow!("committing answers: {e}"),
-                    ));
-                    continue;
-                }
+                Err(e) => Some(anyhow!("committing answers: {e}")),
+            };
+            if let Some(error) = error {
+                pacer.stop(Stop::Interrupted);
+                commit_error.get_or_insert(JobError::new(ExitKind::Internal, error));
+                continue;
             }
         }
         let n = (stored.len() + result.failed.len()) as u64;
         looked_up += stored.len() as u64;
         answers.known.extend(stored);
         answers.failed.extend(result.failed);
-        let requests = pacer.counters.requests.load(Ordering::Relaxed);
-        let retries = pacer.counters.retries.load(Ordering::Relaxed);
-        let failed = answers.failed.len();
-        progress.inc(n, || {
-            format!("{requests} requests, {retries} retries, {failed} failed")
-        });
+        let figures = Figures {
+            cached,
+            requests: pacer.counters.requests.load(Ordering::Relaxed),
+            retries: pacer.counters.retries.load(Ordering::Relaxed),
+            failed: answers.failed.len() as u64,
+            errors: pacer.counters.errors.lock().unwrap().values().sum(),
+        };
+        progress.inc(n, &figures);
     }
     watcher.abort();
     progress.finish();
     let result = match (commit_error, pacer.stopped()) {
         (Some(e), _) => Err(e),
-        (None, Some(Stop::AuthRejected(why))) => Err(JobError::new(ExitKind::Auth, anyhow!("the provider refused the credentials: {why}. Check SMSC_LOGIN and SMSC_PASSWORD (and the provider's allowed IPs); answers so far are kept"))),
-        (None, Some(Stop::Blocked(why))) => Err(JobError::new(ExitKind::Blocked, anyhow!("{why}. Answers so far are kept: run the same command again later to resume"))),
-        (None, Some(Stop::Interrupted)) => Err(JobError::new(ExitKind::Interrupted, anyhow!("interrupted; {looked_up} numbers answered in this run are kept: run the same command again to resume"))),
+        (None, Some(Stop::AuthRejected(why))) => Err(JobError::new(
+            ExitKind::Auth,
+            anyhow!("the provider refused the credentials: {why}. Check SMSC_LOGIN and SMSC_PASSWORD (and the provider's allowed IPs); answers so far are kept"),
+        )),
+        (None, Some(Stop::Blocked(why))) => {
+            Err(JobError::new(ExitKind::Blocked, anyhow!("{why}. Answers so far are kept: run the same command again later to resume")))
+        }
+        (None, Some(Stop::Interrupted)) => Err(JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted; the {looked_up} numbers answered in this run are kept: run the same command again to resume"),
+        )),
         (None, None) => Ok(()),
     };
     LookupOutcome { looked_up, result }
 }
 
 /// Pass 2: every row again, in order, with its enrichment, into the output file.
+#[allow(clippy::too_many_arguments)]
 fn write_output(
     job: &Job,
     schema: &Schema,
     scan: &Scan,
     answers: &Answers,
+    metadata: Vec<(String, String)>,
     total_rows: u64,
     progress: ProgressMode,
     interrupted: &AtomicBool,
-) -> Result<BTreeMap<String, u64>, JobError> {
+) -> Result<(), JobError> {
     let mut reader =
         InputReader::open(&job.input, Columns::All, batch_rows(job)).or_kind(ExitKind::Input)?;
     let mut out =
-        OutputFile::create(&job.output.path, schema, job.settings()).or_kind(ExitKind::Internal)?;
-    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+        OutputFile::create(&job.output.path, schema, metadata).or_kind(ExitKind::Internal)?;
     let bar = Progress::new("writing", total_rows, progress);
     while let Some(mut batch) = reader.next_batch().or_kind(ExitKind::Input)? {
         if interrupted.load(Ordering::SeqCst) {
             return Err(JobError::new(
                 ExitKind::Interrupted,
-                anyhow!(
-                    "interrupted while writing the output; nothing was written to {}",
-                    job.output.path.display()
-                ),
+                anyhow!("interrupted while writing the output; nothing was written to {}; every answer is kept: run the same command again", job.output.path.display()),
             ));
         }
         let mut added = Vec::new();
         for (name, prefix) in job.input.phone_columns.iter().zip(&job.output.prefixes) {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            let rows: Vec<Enrichment> = text
-                .iter()
-                .map(|v| answers.enrichment(v.and_then(|v| scan.raw.get(v))))
-                .collect();
-            for r in &rows {
-                *statuses
-                    .entry(r.status.map(Status::as_str).unwrap_or("empty").to_string())
-                    .or_default() += 1;
-            }
+            let rows = text.iter().map(|v| {
+                answers.enrichment(v.and_then(|v| scan.raw.get(v)).map(|s| &s.normalized))
+            });
+            let rows: Vec<Enrichment> = rows.collect();
             added.extend(enrichment_columns(prefix, rows.into_iter()));
         }
         for column in added {
@@ -510,9 +704,9 @@ fn write_output(
         out.write(&mut batch)
             .with_context(|| format!("writing {}", job.output.path.display()))
             .or_kind(ExitKind::Internal)?;
-        bar.inc(batch.height() as u64, String::new);
+        bar.inc(batch.height() as u64, &Figures::default());
     }
     bar.finish();
     out.finish().or_kind(ExitKind::Internal)?;
-    Ok(statuses)
+    Ok(())
 }

@@ -24,6 +24,7 @@ mod exit {
     pub const INTERNAL: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const INPUT: u8 = 3;
+    pub const TOO_MANY_FAILED: u8 = 4;
     pub const AUTH: u8 = 5;
     pub const BLOCKED: u8 = 6;
     pub const INTERRUPTED: u8 = 7;
@@ -50,6 +51,55 @@ enum LogFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// A job file and what the command line changes in it.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// The job file (TOML).
+    job: PathBuf,
+    /// Input file, instead of the job's `input.path`.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Output file, instead of the job's `output.path`.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// State directory, instead of the job's `state.dir`.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Any job key, e.g. `--set provider.batch_size=50` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+impl JobArgs {
+    fn load(self) -> anyhow::Result<Job> {
+        let overrides = Overrides {
+            input: self.input,
+            output: self.output,
+            state: self.state,
+            sets: self.sets,
+        };
+        Job::load(&self.job, &overrides)
+    }
+}
+
+fn exit_code(kind: ExitKind) -> u8 {
+    match kind {
+        ExitKind::Usage => exit::USAGE,
+        ExitKind::Input => exit::INPUT,
+        ExitKind::TooManyFailed => exit::TOO_MANY_FAILED,
+        ExitKind::Auth => exit::AUTH,
+        ExitKind::Blocked => exit::BLOCKED,
+        ExitKind::Interrupted => exit::INTERRUPTED,
+        ExitKind::Internal => exit::INTERNAL,
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ProgressArg {
     Auto,
     Bar,
@@ -60,26 +110,32 @@ enum ProgressArg {
 enum Command {
     /// Run a job: read, look up, write the enriched Parquet.
     Run {
-        /// The job file (TOML).
-        job: PathBuf,
-        /// Input file, instead of the job's `input.path`.
-        #[arg(long)]
-        input: Option<PathBuf>,
-        /// Output file, instead of the job's `output.path`.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// State directory, instead of the job's `state.dir`.
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        job: JobArgs,
         /// Ignore cached answers and ask the provider again.
         #[arg(long)]
         refresh: bool,
         /// Progress display: bars on a terminal, log lines otherwise.
         #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
         progress: ProgressArg,
-        /// Seconds between progress log lines (without a terminal).
-        #[arg(long, default_value_t = 10)]
-        progress_every: u64,
+        /// Time between progress log lines (without a terminal), e.g. `10s`, `500ms`.
+        #[arg(long, default_value = "10s", value_parser = config::parse_duration)]
+        progress_every: Duration,
+        /// Also write the end-of-run summary as JSON to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Read, normalize, deduplicate and check the cache; send nothing; print what a run would do.
+    Plan {
+        #[command(flatten)]
+        job: JobArgs,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Check a job file and its settings without reading data or sending anything.
+    Validate {
+        #[command(flatten)]
+        job: JobArgs,
     },
     /// Inspect or trim the answers cache in a state directory.
     Cache {
@@ -249,30 +305,24 @@ async fn async_main(command: Command) -> u8 {
     match command {
         Command::Run {
             job,
-            input,
-            output,
-            state,
             refresh,
             progress,
             progress_every,
+            report,
         } => {
-            let overrides = Overrides {
-                input,
-                output,
-                state,
-            };
-            let job = match Job::load(&job, &overrides) {
+            let job = match job.load() {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::error!("{e:#}");
                     return exit::USAGE;
                 }
             };
-            let every = Duration::from_secs(progress_every.max(1));
             let progress = match progress {
-                ProgressArg::Auto => ProgressMode::detect(every),
+                ProgressArg::Auto => ProgressMode::detect(progress_every),
                 ProgressArg::Bar => ProgressMode::Bar,
-                ProgressArg::Log => ProgressMode::Log { every },
+                ProgressArg::Log => ProgressMode::Log {
+                    every: progress_every,
+                },
             };
             let interrupted = Arc::new(AtomicBool::new(false));
             spawn_signal_watch(interrupted.clone());
@@ -281,36 +331,102 @@ async fn async_main(command: Command) -> u8 {
                 progress,
                 interrupted,
             };
-            match run(&job, &options).await {
-                Ok(summary) => {
-                    tracing::info!(
-                        rows = summary.rows,
-                        distinct_numbers = summary.distinct_numbers,
-                        cached = summary.cached,
-                        looked_up = summary.looked_up,
-                        requests = summary.requests,
-                        retries = summary.retries,
-                        elapsed_s = summary.elapsed_s,
-                        statuses = %serde_json::to_string(&summary.statuses).unwrap_or_default(),
-                        errors = %serde_json::to_string(&summary.errors).unwrap_or_default(),
-                        output = %job.output.path.display(),
-                        "done"
+            let (summary, result) = run(&job, &options).await;
+            let code = match &result {
+                Ok(()) => exit::SUCCESS,
+                Err(failure) => {
+                    tracing::error!("{:#}", failure.error);
+                    exit_code(failure.kind)
+                }
+            };
+            print_summary(&summary, &job);
+            if let Some(path) = report {
+                let outcome = result.as_ref().err().map(|f| f.kind);
+                let error = result.as_ref().err().map(|f| format!("{:#}", f.error));
+                let report = serde_json::json!({
+                    "outcome": outcome.map(|k| serde_json::to_value(k).unwrap_or_default()).unwrap_or("success".into()),
+                    "exit_code": code,
+                    "error": error,
+                    "output": job.output.path,
+                    "summary": summary,
+                });
+                let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text + "\n") {
+                    tracing::error!("writing the report {}: {e}", path.display());
+                    return if code == exit::SUCCESS {
+                        exit::INTERNAL
+                    } else {
+                        code
+                    };
+                }
+            }
+            code
+        }
+        Command::Plan { job, format } => {
+            let job = match job.load() {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    return exit::USAGE;
+                }
+            };
+            let progress = ProgressMode::detect(Duration::from_secs(10));
+            let figures =
+                match tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress))
+                    .await
+                {
+                    Ok(Ok(f)) => f,
+                    Ok(Err(failure)) => {
+                        tracing::error!("{:#}", failure.error);
+                        return exit_code(failure.kind);
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        return exit::INTERNAL;
+                    }
+                };
+            match format {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&figures).unwrap_or_default()
+                ),
+                OutputFormat::Text => {
+                    println!("rows               {:>12}", figures.rows);
+                    println!("phone cells        {:>12}", figures.phone_cells);
+                    println!("invalid numbers    {:>12}", figures.invalid_cells);
+                    println!("distinct numbers   {:>12}", figures.distinct_numbers);
+                    println!("already cached     {:>12}", figures.cached);
+                    println!("to look up         {:>12}", figures.to_look_up);
+                    println!("requests needed    {:>12}", figures.requests);
+                    println!(
+                        "least time         {:>12}",
+                        humantime::format_duration(Duration::from_secs(
+                            figures.least_time_s.ceil() as u64
+                        ))
                     );
-                    if let Some(s) = &summary.sandbox {
-                        tracing::info!(sandbox = %serde_json::to_string(s).unwrap_or_default(), "sandbox counters");
+                }
+            }
+            exit::SUCCESS
+        }
+        Command::Validate { job } => {
+            let checked = job.load().and_then(|job| {
+                job.provider.credentials()?;
+                if !job.input.path.exists() {
+                    anyhow::bail!("input.path {} does not exist", job.input.path.display());
+                }
+                Ok(job)
+            });
+            match checked {
+                Ok(job) => {
+                    println!("{}: valid", job.name);
+                    for (key, value) in job.settings() {
+                        println!("  {key} = {value}");
                     }
                     exit::SUCCESS
                 }
-                Err(failure) => {
-                    tracing::error!("{:#}", failure.error);
-                    match failure.kind {
-                        ExitKind::Usage => exit::USAGE,
-                        ExitKind::Input => exit::INPUT,
-                        ExitKind::Auth => exit::AUTH,
-                        ExitKind::Blocked => exit::BLOCKED,
-                        ExitKind::Interrupted => exit::INTERRUPTED,
-                        ExitKind::Internal => exit::INTERNAL,
-                    }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    exit::USAGE
                 }
             }
         }
@@ -371,6 +487,34 @@ async fn async_main(command: Command) -> u8 {
             }
         }
     }
+}
+
+/// The end-of-run summary on stderr: one line each, or one `summary` event in JSON logs.
+fn print_summary(s: &phone_enrich::job::RunSummary, job: &Job) {
+    tracing::info!(
+        event = "summary",
+        rows = s.plan.rows,
+        distinct_numbers = s.plan.distinct_numbers,
+        cached = s.plan.cached,
+        looked_up = s.looked_up,
+        failed_numbers = s.failed_numbers,
+        requests = s.requests,
+        retries = s.retries,
+        elapsed_s = s.elapsed_s,
+        cells_by_status = %json(&s.cells_by_status),
+        errors = %json(&s.errors),
+        top_operators = %json(&s.top_operators),
+        output = %job.output.path.display(),
+        "summary"
+    );
+    if let Some(stats) = &s.sandbox {
+        tracing::info!(event = "sandbox", sandbox = %json(stats), "sandbox counters");
+    }
+}
+
+/// A value as compact JSON, for a log field.
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// SIGINT and SIGTERM ask the run to stop; a second one ends the process at once.

@@ -6,7 +6,7 @@
 //! `progress` log event every interval with the same figures. Nothing else prints progress.
 
 use std::io::{IsTerminal, Write};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -54,87 +54,136 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
     }
 }
 
+/// What a lookup phase has done so far, shown beside the counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Numbers answered from the cache.
+    pub cached: u64,
+    pub requests: u64,
+    pub retries: u64,
+    pub errors: u64,
+    /// Numbers given up on.
+    pub failed: u64,
+}
+
+impl std::fmt::Display for Figures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} cached, {} requests, {} retries, {} errors, {} failed",
+            self.cached, self.requests, self.retries, self.errors, self.failed
+        )
+    }
+}
+
 pub struct Progress {
-    phase: &'static str,
     bar: Option<ProgressBar>,
-    every: Duration,
-    started: Instant,
-    state: Mutex<LogState>,
+    /// In log mode: the figures, shared with the thread that logs them every interval.
+    log: Option<Arc<LogState>>,
 }
 
 struct LogState {
-    done: u64,
+    phase: &'static str,
+    started: Instant,
     total: u64,
-    last_log: Instant,
+    current: Mutex<(u64, Figures)>,
+    stop: (Mutex<bool>, Condvar),
+}
+
+impl LogState {
+    fn log(&self) {
+        let (done, f) = *self.current.lock().unwrap();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let eta = if rate > 0.0 && self.total > 0 {
+            (self.total.saturating_sub(done)) as f64 / rate
+        } else {
+            -1.0
+        };
+        tracing::info!(
+            event = "progress",
+            phase = self.phase,
+            done,
+            total = self.total,
+            rate_per_s = (rate * 10.0).round() / 10.0,
+            eta_s = eta.round() as i64,
+            cached = f.cached,
+            requests = f.requests,
+            retries = f.retries,
+            errors = f.errors,
+            failed = f.failed,
+            "progress"
+        );
+    }
 }
 
 impl Progress {
     pub fn new(phase: &'static str, total: u64, mode: ProgressMode) -> Progress {
-        let now = Instant::now();
-        let (bar, every) = match mode {
+        match mode {
             ProgressMode::Bar => {
                 let bar = multi().add(ProgressBar::new(total));
+                // A phase whose total is not known yet (reading) spins instead.
+                let template = if total == 0 {
+                    "{prefix:>9} {spinner} {human_pos} rows, {per_sec} {msg}"
+                } else {
+                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}"
+                };
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}",
-                    )
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
+                    ProgressStyle::with_template(template)
+                        .expect("the templates are valid")
+                        .progress_chars("=> "),
                 );
                 bar.set_prefix(phase);
                 bar.enable_steady_tick(Duration::from_millis(200));
-                (Some(bar), Duration::MAX)
+                Progress {
+                    bar: Some(bar),
+                    log: None,
+                }
             }
-            ProgressMode::Log { every } => (None, every),
-        };
-        Progress {
-            phase,
-            bar,
-            every,
-            started: now,
-            state: Mutex::new(LogState {
-                done: 0,
-                total,
-                last_log: now,
-            }),
+            ProgressMode::Log { every } => {
+                let state = Arc::new(LogState {
+                    phase,
+                    started: Instant::now(),
+                    total,
+                    current: Mutex::new((0, Figures::default())),
+                    stop: (Mutex::new(false), Condvar::new()),
+                });
+                let ticker = state.clone();
+                // Every interval, whether or not anything moved (a long pause is news too).
+                std::thread::spawn(move || loop {
+                    let (lock, wake) = &ticker.stop;
+                    let stopped = wake
+                        .wait_timeout_while(lock.lock().unwrap(), every, |stop| !*stop)
+                        .unwrap()
+                        .0;
+                    if *stopped {
+                        return;
+                    }
+                    drop(stopped);
+                    ticker.log();
+                });
+                Progress {
+                    bar: None,
+                    log: Some(state),
+                }
+            }
         }
     }
 
-    pub fn inc(&self, n: u64, message: impl FnOnce() -> String) {
+    pub fn inc(&self, n: u64, figures: &Figures) {
         if let Some(bar) = &self.bar {
             bar.inc(n);
-            bar.set_message(message());
-            return;
+            if *figures != Figures::default() {
+                bar.set_message(figures.to_string());
+            }
         }
-        let mut s = self.state.lock().unwrap();
-        s.done += n;
-        if s.last_log.elapsed() >= self.every {
-            s.last_log = Instant::now();
-            self.log(&s, &message());
+        if let Some(log) = &self.log {
+            let mut current = log.current.lock().unwrap();
+            current.0 += n;
+            if *figures != Figures::default() {
+                current.1 = *figures;
+            }
         }
-    }
-
-    fn log(&self, s: &LogState, message: &str) {
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
-        let rate = s.done as f64 / secs;
-        let eta = if rate > 0.0 {
-            (s.total.saturating_sub(s.done)) as f64 / rate
-        } else {
-            f64::INFINITY
-        };
-        tracing::info!(
-            phase = self.phase,
-            done = s.done,
-            total = s.total,
-            rate_per_s = (rate * 10.0).round() / 10.0,
-            eta_s = if eta.is_finite() {
-                eta.round() as i64
-            } else {
-                -1
-            },
-            detail = message,
-            "progress"
-        );
     }
 
     pub fn finish(&self) {
@@ -142,5 +191,15 @@ impl Progress {
             bar.finish();
             multi().remove(bar);
         }
+        if let Some(log) = &self.log {
+            *log.stop.0.lock().unwrap() = true;
+            log.stop.1.notify_all();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
     }
 }

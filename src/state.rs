@@ -124,8 +124,10 @@ impl StateStore {
             .and_then(|_| lock.rewind())
             .and_then(|_| lock.write_all(holder.as_bytes()));
 
+        // sled's default page cache is 1 GiB; answers are read once per run, so little is needed.
         let db = sled::Config::new()
             .path(dir.join("db"))
+            .cache_capacity(64 << 20)
             .open()
             .map_err(|e| io(format!("cannot open the sled database: {e}")))?;
         let meta = db.open_tree("meta").map_err(|e| io(e.to_string()))?;

@@ -136,6 +136,44 @@ fn faults_on_the_wire_end_with_every_number_answered_as_without_them() {
         "error 9: {:?}",
         stats.errors
     );
+    assert!(
+        stats.max_identical_in_window <= 3,
+        "{} identical requests in one window",
+        stats.max_identical_in_window
+    );
+}
+
+#[test]
+fn failed_numbers_are_not_kept_and_the_next_run_asks_again() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 100, 33);
+    let broken = SandboxProcess::start(
+        ws.dir.path(),
+        &format!("{FAST_SANDBOX}faults = {{ http_5xx = 1.0 }}\n"),
+    );
+    let job = ws.job(
+        "broken.toml",
+        "in.csv",
+        "",
+        &provider_for(&broken, "max_retries = 1\n"),
+    );
+    assert_exit(&ws.run(&job, &[]), 0);
+    let df = ws.read_output();
+    let status = statuses(&df);
+    let e164 = strings(&df, "phone_e164");
+    for i in 0..df.height() {
+        if e164[i].is_some() {
+            assert_eq!(status[i].as_deref(), Some("failed"), "row {i}");
+        }
+    }
+    let working = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let job = ws.job("working.toml", "in.csv", "", &provider_for(&working, ""));
+    assert_exit(&ws.run(&job, &[]), 0);
+    assert!(!statuses(&ws.read_output()).contains(&Some("failed".into())));
+    assert!(
+        working.stats().numbers_answered > 0,
+        "the failed numbers were not asked again"
+    );
 }
 
 #[test]

@@ -51,15 +51,6 @@ impl SmscClient {
         })
     }
 
-    /// The host answers are cached under: answers are the provider's, not the login's.
-    pub fn host(&self) -> String {
-        let host = self.endpoint.host_str().unwrap_or("unknown");
-        match self.endpoint.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        }
-    }
-
     /// Asks for the operators of `numbers` in one request.
     pub async fn get_operator(
         &self,

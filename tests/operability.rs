@@ -271,7 +271,14 @@ fn validate_checks_a_job_without_reading_data() {
     ws.write("in.csv", "id,phone\n1,89161234567\n");
     let good = ws.write("good.toml", "[input]\npath = \"in.csv\"\nphone_columns = [\"phone\"]\n[output]\npath = \"out.parquet\"\n[provider]\nkind = \"sandbox\"\n");
     let smsc = ws.write("smsc.toml", "[input]\npath = \"in.csv\"\nphone_columns = [\"phone\"]\n[output]\npath = \"out.parquet\"\n[provider]\nkind = \"smsc\"\n");
-    let cases: Vec<(&std::path::Path, Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    type Case<'a> = (
+        &'a std::path::Path,
+        Vec<&'a str>,
+        Vec<(&'a str, &'a str)>,
+        i32,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         (&good, vec![], vec![], 0, "valid"),
         (
             &good,

@@ -311,14 +311,7 @@ mod tests {
     use crate::provider::OperatorInfo;
 
     fn info() -> NumberAnswer {
-        NumberAnswer::Found(OperatorInfo {
-            country: "Россия".into(),
-            operator: "МТС".into(),
-            region: "Москва".into(),
-            mcc: Some(250),
-            mnc: "01".into(),
-            tz: Some(3),
-        })
+        NumberAnswer::Found(OperatorInfo::example())
     }
 
     #[test]

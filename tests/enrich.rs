@@ -214,21 +214,6 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
     assert_eq!(stats.requests as usize, distinct.len().div_ceil(50));
 }
 
-/// The enrichment columns of an output, without `checked_at` (a time).
-fn enrichment(df: &DataFrame) -> DataFrame {
-    df.select([
-        "phone_e164",
-        "phone_status",
-        "phone_country",
-        "phone_operator",
-        "phone_region",
-        "phone_mcc",
-        "phone_mnc",
-        "phone_tz",
-    ])
-    .unwrap()
-}
-
 #[test]
 fn csv_dialects_give_the_same_output() {
     let ws = Workspace::new();
@@ -445,11 +430,7 @@ fn bad_jobs_and_inputs_stop_before_any_request_and_write_nothing() {
         );
     }
     assert_eq!(sandbox.stats().requests, 0, "a request was sent");
-    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .collect();
+    let leftovers = temp_files(ws.dir.path());
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }
 

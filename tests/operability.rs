@@ -9,22 +9,6 @@ use std::process::{Command, Stdio};
 use common::*;
 use polars::prelude::SerReader;
 
-fn generate(ws: &Workspace, name: &str, rows: u64, seed: u64) {
-    let status = Command::new(BIN)
-        .args([
-            "generate",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .arg(ws.path(name))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 const PASSWORD: &str = "pw-7f3a9c-secret";
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {
@@ -35,17 +19,11 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn without_a_terminal_progress_is_json_events_and_the_plan_matches_the_report() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 700, 41);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        &format!("{FAST_SANDBOX}password = \"{PASSWORD}\"\n"),
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 15\n"),
+    let Setup { ws, sandbox, job } = setup(
+        700,
+        41,
+        &format!("password = \"{PASSWORD}\"\n"),
+        "batch_size = 15\n",
     );
 
     let plan = Command::new(BIN)
@@ -176,17 +154,15 @@ fn without_a_terminal_progress_is_json_events_and_the_plan_matches_the_report() 
 
 #[test]
 fn more_failed_numbers_than_allowed_exit_4_with_the_output_written() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 150, 42);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        &format!("{FAST_SANDBOX}faults = {{ http_5xx = 1.0 }}\n"),
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "max_retries = 0\n"),
+    let Setup {
+        ws,
+        sandbox: _sandbox,
+        job,
+    } = setup(
+        150,
+        42,
+        "faults = { http_5xx = 1.0 }\n",
+        "max_retries = 0\n",
     );
     let out = ws.run(&job, &["--report", "report.json"]);
     assert_exit(&out, 4);
@@ -252,11 +228,7 @@ fn an_output_that_cannot_be_written_is_an_internal_error_with_answers_kept() {
     assert_exit(&out, 1);
     assert!(stderr(&out).contains("out.parquet"), "{}", stderr(&out));
     assert!(!ws.path("out.parquet").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .collect();
+    let leftovers = temp_files(ws.dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
     assert_eq!(
         sandbox.stats().requests,
@@ -324,15 +296,11 @@ fn validate_checks_a_job_without_reading_data() {
 
 #[test]
 fn on_a_terminal_the_bars_move() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 500, 44);
-    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 15\n"),
-    );
+    let Setup {
+        ws,
+        sandbox: _sandbox,
+        job,
+    } = setup(500, 44, "", "batch_size = 15\n");
     // `script` runs the binary under a pseudo-terminal and copies what it draws to stdout.
     let command = format!("{BIN} run {}", job.display());
     let out = Command::new("script")

@@ -10,36 +10,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use polars::prelude::*;
 
-fn generate(ws: &Workspace, name: &str, rows: u64, seed: u64) {
-    let status = Command::new(BIN)
-        .args([
-            "generate",
-            "--rows",
-            &rows.to_string(),
-            "--seed",
-            &seed.to_string(),
-        ])
-        .arg(ws.path(name))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// The enrichment columns, without `checked_at` (which differs between runs).
-fn enrichment(df: &DataFrame) -> DataFrame {
-    df.select([
-        "id",
-        "phone_e164",
-        "phone_status",
-        "phone_country",
-        "phone_operator",
-        "phone_region",
-        "phone_mcc",
-        "phone_mnc",
-        "phone_tz",
-    ])
-    .unwrap()
+/// The enrichment columns with the row id, to compare outputs row by row.
+fn with_id(df: &DataFrame) -> DataFrame {
+    df.select(["id"])
+        .unwrap()
+        .hstack(enrichment(df).columns())
+        .unwrap()
 }
 
 fn statuses(df: &DataFrame) -> Vec<Option<String>> {
@@ -50,7 +26,7 @@ fn statuses(df: &DataFrame) -> Vec<Option<String>> {
 fn reference_output(ws: &Workspace, job: &Path, state: &str) -> DataFrame {
     let out = ws.run(job, &["--state", state, "--output", "reference.parquet"]);
     assert_exit(&out, 0);
-    enrichment(&read_parquet(&ws.path("reference.parquet")))
+    with_id(&read_parquet(&ws.path("reference.parquet")))
 }
 
 #[test]
@@ -121,7 +97,7 @@ fn faults_on_the_wire_end_with_every_number_answered_as_without_them() {
         "a number failed"
     );
     assert!(
-        enrichment(&df).equals_missing(&reference),
+        with_id(&df).equals_missing(&reference),
         "the output differs from the fault-free run"
     );
     let stats = faulty.stats();
@@ -179,17 +155,11 @@ fn failed_numbers_are_not_kept_and_the_next_run_asks_again() {
 
 #[test]
 fn injected_error_9_pauses_and_the_run_still_completes() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 300, 23);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        &format!("{FAST_SANDBOX}faults = {{ limited = 0.25 }}\n"),
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 20\n"),
+    let Setup { ws, sandbox, job } = setup(
+        300,
+        23,
+        "faults = { limited = 0.25 }\n",
+        "batch_size = 20\n",
     );
     let out = ws.run(&job, &[]);
     assert_exit(&out, 0);
@@ -238,17 +208,11 @@ fn error_4_past_the_allowed_wait_stops_resumably() {
 
 #[test]
 fn lists_the_provider_rejects_are_split_down_to_the_number() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 400, 25);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        &format!("{FAST_SANDBOX}reject_percent = 3\nnot_found_percent = 0\n"),
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 16\n"),
+    let Setup { ws, sandbox, job } = setup(
+        400,
+        25,
+        "reject_percent = 3\nnot_found_percent = 0\n",
+        "batch_size = 16\n",
     );
     assert_exit(&ws.run(&job, &[]), 0);
     let df = ws.read_output();
@@ -328,7 +292,7 @@ fn sigkill_at_any_point_then_resume_gives_the_uninterrupted_output() {
     assert_exit(&out, 0);
     let df = ws.read_output();
     assert!(
-        enrichment(&df).equals_missing(&reference),
+        with_id(&df).equals_missing(&reference),
         "the resumed output differs from the uninterrupted one"
     );
     let total = sandbox.stats().requests;
@@ -342,25 +306,13 @@ fn sigkill_at_any_point_then_resume_gives_the_uninterrupted_output() {
         total,
         total.saturating_sub(clean_requests)
     );
-    let leftovers: Vec<_> = std::fs::read_dir(ws.dir.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .collect();
+    let leftovers = temp_files(ws.dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
 fn sigterm_stops_sending_keeps_answers_and_exits_resumably() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 900, 28);
-    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 10\n"),
-    );
+    let Setup { ws, sandbox, job } = setup(900, 28, "", "batch_size = 10\n");
     let child = Command::new(BIN)
         .arg("run")
         .arg(&job)

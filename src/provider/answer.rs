@@ -630,14 +630,7 @@ mod tests {
     use super::*;
 
     fn mts() -> OperatorInfo {
-        OperatorInfo {
-            country: "Россия".into(),
-            operator: "МТС".into(),
-            region: "Москва".into(),
-            mcc: Some(250),
-            mnc: "01".into(),
-            tz: Some(3),
-        }
+        OperatorInfo::example()
     }
 
     fn entries(reply: Result<Reply, ProviderError>) -> Vec<Entry> {

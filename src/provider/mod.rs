@@ -26,6 +26,21 @@ pub struct OperatorInfo {
     pub tz: Option<i8>,
 }
 
+#[cfg(test)]
+impl OperatorInfo {
+    /// A typical answer, for tests: MTS in Moscow.
+    pub(crate) fn example() -> OperatorInfo {
+        OperatorInfo {
+            country: "Россия".into(),
+            operator: "МТС".into(),
+            region: "Москва".into(),
+            mcc: Some(250),
+            mnc: "01".into(),
+            tz: Some(3),
+        }
+    }
+}
+
 /// A terminal answer for one number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NumberAnswer {

@@ -181,3 +181,62 @@ pub fn provider_for(sandbox: &SandboxProcess, extra: &str) -> String {
 /// A sandbox config at the same short windows as [`provider_for`].
 pub const FAST_SANDBOX: &str =
     "request_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"5ms\"\n";
+
+/// Writes a generated CRM export (`phone-enrich generate`) into the workspace.
+pub fn generate(ws: &Workspace, name: &str, rows: u64, seed: u64) {
+    let status = Command::new(BIN)
+        .args([
+            "generate",
+            "--rows",
+            &rows.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg(ws.path(name))
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A workspace with a generated export `in.csv`, a sandbox process, and `job.toml` reading the
+/// export through that sandbox.
+pub struct Setup {
+    pub ws: Workspace,
+    pub sandbox: SandboxProcess,
+    pub job: PathBuf,
+}
+
+/// `sandbox` and `provider` are extra lines for the sandbox config and the job's `[provider]`.
+pub fn setup(rows: u64, seed: u64, sandbox: &str, provider: &str) -> Setup {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", rows, seed);
+    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{sandbox}"));
+    let job = ws.job("job.toml", "in.csv", "", &provider_for(&sandbox, provider));
+    Setup { ws, sandbox, job }
+}
+
+/// The enrichment columns of an output, without `checked_at` (a time that differs between runs).
+pub fn enrichment(df: &DataFrame) -> DataFrame {
+    df.select([
+        "phone_e164",
+        "phone_status",
+        "phone_country",
+        "phone_operator",
+        "phone_region",
+        "phone_mcc",
+        "phone_mnc",
+        "phone_tz",
+    ])
+    .unwrap()
+}
+
+/// Temporary files left in a directory.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect()
+}

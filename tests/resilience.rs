@@ -173,20 +173,11 @@ fn injected_error_9_pauses_and_the_run_still_completes() {
 
 #[test]
 fn error_4_past_the_allowed_wait_stops_resumably() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 200, 24);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        &format!("{FAST_SANDBOX}faults = {{ blocked = 1.0 }}\n"),
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(
-            &sandbox,
-            "blocked_pause = \"100ms\"\nmax_blocked_wait = \"350ms\"\n",
-        ),
+    let Setup { ws, sandbox, job } = setup(
+        200,
+        24,
+        "faults = { blocked = 1.0 }\n",
+        "blocked_pause = \"100ms\"\nmax_blocked_wait = \"350ms\"\n",
     );
     let started = Instant::now();
     let out = ws.run(&job, &[]);

@@ -258,6 +258,20 @@ impl Iterator for Rows {
     }
 }
 
+/// The phone cells of a generated export (`None` for an empty cell), for benchmarks.
+pub fn phone_cells(rows: u64, distinct_ratio: f64, seed: u64) -> Vec<Option<String>> {
+    Rows {
+        rng: StdRng::seed_from_u64(seed),
+        seed,
+        next: 0,
+        total: rows,
+        distinct_used: 0,
+        distinct_ratio,
+    }
+    .map(|r| r.phone)
+    .collect()
+}
+
 pub fn generate(options: &GenerateOptions) -> Result<()> {
     if !(0.0..=1.0).contains(&options.distinct_ratio) {
         bail!(

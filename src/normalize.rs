@@ -280,7 +280,8 @@ fn regions_for(code: u16) -> Option<std::sync::Arc<Vec<RegionRules>>> {
     use phonenumber::metadata::DATABASE;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<u16, Option<Arc<Vec<RegionRules>>>>>> = OnceLock::new();
+    type Rules = Option<Arc<Vec<RegionRules>>>;
+    static CACHE: OnceLock<Mutex<HashMap<u16, Rules>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(found) = cache.lock().unwrap().get(&code) {
         return found.clone();

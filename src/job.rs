@@ -30,7 +30,7 @@ use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::client::SmscClient;
 use crate::provider::sandbox::{Sandbox, SandboxStats};
 use crate::provider::NumberAnswer;
-use crate::state::{now_ms, StateStore, StoredAnswer, Ttl};
+use crate::state::{now_ms, AnswerBook, StateStore, StoredAnswer, Ttl};
 
 /// What kind of failure ended a run; the binary maps each to its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -118,7 +118,25 @@ pub struct RunSummary {
     /// The five most frequent operators, by phone cells.
     pub top_operators: Vec<(String, u64)>,
     pub elapsed_s: f64,
+    /// Seconds spent in each stage.
+    pub stages: StageTimes,
     pub sandbox: Option<SandboxStats>,
+}
+
+/// Seconds per stage of a run: where the time went.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct StageTimes {
+    /// Pass 1: reading the phone columns and normalizing distinct values.
+    pub read_s: f64,
+    /// Loading cached answers from the state store.
+    pub cache_s: f64,
+    pub lookups_s: f64,
+    /// Pass 2: reading every row again and writing the output.
+    pub write_s: f64,
+}
+
+fn seconds(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
 /// A distinct raw phone value: what it normalizes to and how many cells hold it.
@@ -131,7 +149,7 @@ pub struct Seen {
 /// Pass 1: the distinct raw phone values.
 pub struct Scan {
     pub rows: u64,
-    pub raw: HashMap<Box<str>, Seen>,
+    pub raw: PlHashMap<Box<str>, Seen>,
     /// Null phone cells.
     pub null_cells: u64,
 }
@@ -161,7 +179,7 @@ pub fn scan_phones(
     let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job))
         .or_kind(ExitKind::Input)?;
     let normalizer = Normalizer::new(job.input.default_region);
-    let mut raw: HashMap<Box<str>, Seen> = HashMap::new();
+    let mut raw: PlHashMap<Box<str>, Seen> = PlHashMap::default();
     let (mut rows, mut null_cells) = (0u64, 0u64);
     let bar = Progress::new("reading", 0, progress);
     while let Some(batch) = reader.next_batch().or_kind(ExitKind::Input)? {
@@ -238,6 +256,7 @@ struct Prepared {
     plan: Plan,
     figures: PlanFigures,
     schema: Schema,
+    stages: StageTimes,
 }
 
 fn prepare(
@@ -254,7 +273,10 @@ fn prepare(
     let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
     check_output_location(job).or_kind(ExitKind::Usage)?;
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
+    let started = Instant::now();
     let scan = scan_phones(job, progress, interrupted)?;
+    let read_s = seconds(started);
+    let started = Instant::now();
     let distinct = scan.distinct_numbers();
     let ttl = Ttl {
         found: job.state.ttl_ok,
@@ -269,6 +291,11 @@ fn prepare(
         job.provider.batch_size,
     )
     .or_kind(ExitKind::Input)?;
+    let stages = StageTimes {
+        read_s,
+        cache_s: seconds(started),
+        ..Default::default()
+    };
     let phone_cells: u64 = scan.raw.values().map(|s| s.cells).sum();
     let invalid_cells: u64 = scan
         .raw
@@ -301,6 +328,7 @@ fn prepare(
         plan,
         figures,
         schema,
+        stages,
     })
 }
 
@@ -332,7 +360,7 @@ pub fn plan(job: &Job, progress: ProgressMode) -> Result<PlanFigures, JobError> 
 /// What is known of each number at the end of the lookups.
 #[derive(Default)]
 pub struct Answers {
-    pub known: HashMap<E164, StoredAnswer>,
+    pub known: AnswerBook,
     pub failed: HashMap<E164, String>,
 }
 
@@ -350,9 +378,9 @@ impl Answers {
                     ..Enrichment::EMPTY
                 };
                 match self.known.get(n) {
-                    Some(stored) => {
-                        let at = Some(stored.checked_at_ms);
-                        match &stored.answer {
+                    Some((answer, checked_at_ms)) => {
+                        let at = Some(checked_at_ms);
+                        match answer {
                             NumberAnswer::Found(info) => Enrichment {
                                 status: Some(Status::Ok),
                                 info: Some(info),
@@ -427,6 +455,7 @@ async fn run_stages(
         plan,
         figures,
         schema,
+        stages,
     } = {
         let (job, refresh, progress, interrupted) = (
             job.clone(),
@@ -439,11 +468,13 @@ async fn run_stages(
             .or_kind(ExitKind::Internal)??
     };
     summary.plan = figures;
+    summary.stages = stages;
     let mut answers = Answers {
         known: plan.cached,
         failed: HashMap::new(),
     };
 
+    let started = Instant::now();
     if !plan.batches.is_empty() {
         let sandbox = match (job.provider.kind, &job.provider.base_url) {
             (ProviderKind::Sandbox, None) => Some(
@@ -494,6 +525,7 @@ async fn run_stages(
         summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
         outcome.result?;
     }
+    summary.stages.lookups_s = seconds(started);
     summary.failed_numbers = answers.failed.len() as u64;
     (summary.cells_by_status, summary.top_operators) = tally(&scan, &answers);
 
@@ -505,6 +537,7 @@ async fn run_stages(
         ));
         kv
     };
+    let started = Instant::now();
     {
         let (job, interrupted, progress) =
             (job.clone(), options.interrupted.clone(), options.progress);
@@ -524,6 +557,7 @@ async fn run_stages(
         .await
         .or_kind(ExitKind::Internal)??;
     }
+    summary.stages.write_s = seconds(started);
 
     let distinct = summary.plan.distinct_numbers.max(1);
     let failed_ratio = summary.failed_numbers as f64 / distinct as f64;
@@ -633,7 +667,9 @@ async fn look_up(
         }
         let n = (stored.len() + result.failed.len()) as u64;
         looked_up += stored.len() as u64;
-        answers.known.extend(stored);
+        for (n, answer) in stored {
+            answers.known.insert(n, answer);
+        }
         answers.failed.extend(result.failed);
         let figures = Figures {
             cached,

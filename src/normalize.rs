@@ -395,7 +395,7 @@ mod tests {
         for region in [Region::RU, Region::KZ, Region::DE] {
             let n = Normalizer::new(region);
             for layout in RU_LAYOUTS.iter().chain(NEIGHBOUR_LAYOUTS).chain(&bare) {
-                for _ in 0..600 {
+                for _ in 0..300 {
                     let mut raw = String::new();
                     let mut first = true;
                     // Often a neighbour's country code where the layout has one.

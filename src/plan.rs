@@ -5,15 +5,15 @@
 //! answer (`cached`, used as they are) and the rest, sorted and cut into batches of at most
 //! `batch_size`. A number appears in at most one batch. With `refresh`, nothing counts as cached.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 
 use crate::normalize::E164;
-use crate::state::{now_ms, StateError, StateStore, StoredAnswer, Ttl};
+use crate::state::{now_ms, AnswerBook, StateError, StateStore, Ttl};
 
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub cached: HashMap<E164, StoredAnswer>,
+    pub cached: AnswerBook,
     pub batches: Vec<Vec<E164>>,
 }
 
@@ -26,25 +26,23 @@ impl Plan {
         refresh: bool,
         batch_size: NonZeroUsize,
     ) -> Result<Plan, StateError> {
-        let now = now_ms();
-        let mut cached = HashMap::new();
-        if !refresh {
-            cached = state.get_many(host, distinct.iter().copied())?;
-            cached.retain(|_, stored| stored.is_fresh(ttl, now));
-        }
+        let cached = match refresh {
+            true => AnswerBook::default(),
+            false => state.get_fresh(host, distinct, ttl, now_ms())?,
+        };
         Ok(Plan::from_known(distinct, cached, batch_size))
     }
 
     /// The plan given what is already known.
     pub fn from_known(
         distinct: &HashSet<E164>,
-        cached: HashMap<E164, StoredAnswer>,
+        cached: AnswerBook,
         batch_size: NonZeroUsize,
     ) -> Plan {
         let mut to_ask: Vec<E164> = distinct
             .iter()
             .copied()
-            .filter(|n| !cached.contains_key(n))
+            .filter(|n| !cached.contains(n))
             .collect();
         to_ask.sort_unstable();
         let batches = to_ask
@@ -63,6 +61,7 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::provider::NumberAnswer;
+    use crate::state::StoredAnswer;
 
     #[test]
     fn batches_cover_each_unknown_number_once() {
@@ -76,17 +75,16 @@ mod tests {
         ];
         for &(n, cached, size, want) in cases {
             let distinct: HashSet<E164> = (0..n).map(|i| E164(79_000_000_000 + i)).collect();
-            let known: HashMap<E164, StoredAnswer> = (0..cached)
-                .map(|i| {
-                    (
-                        E164(79_000_000_000 + i),
-                        StoredAnswer {
-                            checked_at_ms: 0,
-                            answer: NumberAnswer::NotFound,
-                        },
-                    )
-                })
-                .collect();
+            let mut known = AnswerBook::default();
+            for i in 0..cached {
+                known.insert(
+                    E164(79_000_000_000 + i),
+                    StoredAnswer {
+                        checked_at_ms: 0,
+                        answer: NumberAnswer::NotFound,
+                    },
+                );
+            }
             let plan = Plan::from_known(&distinct, known, NonZeroUsize::new(size).unwrap());
             assert_eq!(plan.batches.len(), want, "{n} {cached} {size}");
             let asked: Vec<E164> = plan.batches.concat();

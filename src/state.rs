@@ -7,12 +7,13 @@
 //! A state directory is held by one run at a time (a lock file naming its holder), and a store
 //! written in another format is refused rather than misread.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use polars::prelude::PlHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::normalize::E164;
@@ -53,11 +54,84 @@ pub struct Ttl {
 
 impl StoredAnswer {
     pub fn is_fresh(&self, ttl: Ttl, now_ms: i64) -> bool {
-        let ttl = match self.answer {
+        StoredAnswer::fresh(&self.answer, self.checked_at_ms, ttl, now_ms)
+    }
+
+    fn fresh(answer: &NumberAnswer, checked_at_ms: i64, ttl: Ttl, now_ms: i64) -> bool {
+        let ttl = match answer {
             NumberAnswer::Found(_) => ttl.found,
             NumberAnswer::NotFound | NumberAnswer::Rejected => ttl.not_found,
         };
-        now_ms.saturating_sub(self.checked_at_ms) < ttl.as_millis() as i64
+        now_ms.saturating_sub(checked_at_ms) < ttl.as_millis() as i64
+    }
+}
+
+/// Answers in memory, each distinct answer held once: a few hundred operator answers serve
+/// millions of numbers. Stored entries are interned by their encoded bytes, so loading one
+/// allocates nothing unless its answer is new.
+#[derive(Debug, Default)]
+pub struct AnswerBook {
+    answers: Vec<NumberAnswer>,
+    by_encoding: PlHashMap<Vec<u8>, u32>,
+    numbers: PlHashMap<E164, (u32, i64)>,
+}
+
+impl AnswerBook {
+    pub fn len(&self) -> usize {
+        self.numbers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty()
+    }
+
+    pub fn contains(&self, n: &E164) -> bool {
+        self.numbers.contains_key(n)
+    }
+
+    /// The answer for `n` and when it was checked (Unix milliseconds).
+    pub fn get(&self, n: &E164) -> Option<(&NumberAnswer, i64)> {
+        self.numbers
+            .get(n)
+            .map(|&(id, at)| (&self.answers[id as usize], at))
+    }
+
+    pub fn insert(&mut self, n: E164, stored: StoredAnswer) {
+        let bytes = postcard::to_stdvec(&stored.answer).expect("answers always encode");
+        let id = self
+            .intern(&bytes, || Ok(stored.answer))
+            .expect("an owned answer interns");
+        self.numbers.insert(n, (id, stored.checked_at_ms));
+    }
+
+    /// Adds a stored entry (`StoredAnswer` as postcard) if `keep(answer, checked_at)` says so.
+    fn insert_encoded(
+        &mut self,
+        n: E164,
+        bytes: &[u8],
+        keep: impl Fn(&NumberAnswer, i64) -> bool,
+    ) -> Result<bool, postcard::Error> {
+        let (at, answer_bytes) = postcard::take_from_bytes::<i64>(bytes)?;
+        let id = self.intern(answer_bytes, || postcard::from_bytes(answer_bytes))?;
+        if keep(&self.answers[id as usize], at) {
+            self.numbers.insert(n, (id, at));
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    fn intern(
+        &mut self,
+        encoded: &[u8],
+        decode: impl FnOnce() -> Result<NumberAnswer, postcard::Error>,
+    ) -> Result<u32, postcard::Error> {
+        if let Some(&id) = self.by_encoding.get(encoded) {
+            return Ok(id);
+        }
+        let id = self.answers.len() as u32;
+        self.answers.push(decode()?);
+        self.by_encoding.insert(encoded.to_vec(), id);
+        Ok(id)
     }
 }
 
@@ -166,22 +240,71 @@ impl StateStore {
             .map_err(|e| self.io(e))
     }
 
-    /// Stored answers for `numbers` (stale ones included: the caller checks freshness).
-    pub fn get_many(
+    /// The stored answers for `numbers` that are still fresh. When the numbers are a good share
+    /// of the store, one sequential scan is far cheaper than a lookup each.
+    pub fn get_fresh(
         &self,
         host: &str,
-        numbers: impl IntoIterator<Item = E164>,
-    ) -> Result<HashMap<E164, StoredAnswer>, StateError> {
+        numbers: &HashSet<E164>,
+        ttl: Ttl,
+        now_ms: i64,
+    ) -> Result<AnswerBook, StateError> {
         let tree = self.tree(host)?;
-        let mut out = HashMap::new();
-        for n in numbers {
+        let mut book = AnswerBook::default();
+        let keep = |answer: &NumberAnswer, at: i64| StoredAnswer::fresh(answer, at, ttl, now_ms);
+        // A store without a count (written by an older version) is scanned, and counted.
+        if self
+            .entries_estimate(host)?
+            .is_none_or(|count| count <= 4 * numbers.len() as u64)
+        {
+            let mut count = 0u64;
+            for item in tree.iter() {
+                count += 1;
+                let (key, bytes) = item.map_err(|e| self.io(e))?;
+                let n = E164(u64::from_be_bytes(
+                    key.as_ref()
+                        .try_into()
+                        .map_err(|_| self.io("a key is not a number"))?,
+                ));
+                if numbers.contains(&n) {
+                    book.insert_encoded(n, &bytes, keep)
+                        .map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
+                }
+            }
+            self.set_entries_estimate(host, |_| count)?;
+            return Ok(book);
+        }
+        for &n in numbers {
             if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
-                let stored: StoredAnswer = postcard::from_bytes(&bytes)
+                book.insert_encoded(n, &bytes, keep)
                     .map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
-                out.insert(n, stored);
             }
         }
-        Ok(out)
+        Ok(book)
+    }
+
+    /// About how many answers the store holds for `host` (at least as many as it holds: every
+    /// commit adds its size; a purge counts again).
+    fn entries_estimate(&self, host: &str) -> Result<Option<u64>, StateError> {
+        let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
+        let value = meta.get(format!("count@{host}")).map_err(|e| self.io(e))?;
+        Ok(value.and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    fn set_entries_estimate(
+        &self,
+        host: &str,
+        update: impl Fn(u64) -> u64,
+    ) -> Result<(), StateError> {
+        let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
+        meta.fetch_and_update(format!("count@{host}"), |old| {
+            let old = old
+                .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
+            Some(update(old).to_be_bytes().to_vec())
+        })
+        .map_err(|e| self.io(e))?;
+        Ok(())
     }
 
     /// Writes a batch of answers atomically and flushes it to disk.
@@ -193,6 +316,7 @@ impl StateStore {
             batch.insert(&n.0.to_be_bytes(), bytes);
         }
         tree.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.set_entries_estimate(host, |n| n + answers.len() as u64)?;
         tree.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -289,7 +413,7 @@ impl StateStore {
     pub fn purge_older_than(&self, age: Duration, now_ms: i64) -> Result<u64, StateError> {
         let cutoff = now_ms - age.as_millis() as i64;
         let mut removed = 0;
-        for (_, tree) in self.answer_trees() {
+        for (host, tree) in self.answer_trees() {
             let mut batch = sled::Batch::default();
             for item in tree.iter() {
                 let (key, bytes) = item.map_err(|e| self.io(e))?;
@@ -299,6 +423,8 @@ impl StateStore {
                 }
             }
             tree.apply_batch(batch).map_err(|e| self.io(e))?;
+            let left = tree.len() as u64;
+            self.set_entries_estimate(&host, |_| left)?;
         }
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(removed)
@@ -334,8 +460,42 @@ mod tests {
                 .unwrap();
         }
         let store = StateStore::open(dir.path()).unwrap();
-        assert_eq!(store.get_many("smsc.ru", [n]).unwrap()[&n].answer, info());
-        assert!(store.get_many("smsc.kz", [n]).unwrap().is_empty());
+        let ttl = Ttl {
+            found: Duration::from_secs(60),
+            not_found: Duration::from_secs(60),
+        };
+        let one: HashSet<E164> = [n].into();
+        let book = store.get_fresh("smsc.ru", &one, ttl, 5).unwrap();
+        assert_eq!(book.get(&n), Some((&info(), 5)));
+        assert!(store.get_fresh("smsc.kz", &one, ttl, 5).unwrap().is_empty());
+        // Stale answers are left out.
+        assert!(store
+            .get_fresh("smsc.ru", &one, ttl, 61_000)
+            .unwrap()
+            .is_empty());
+        // Whether scanned (a good share of the store) or looked up one by one, the same answers.
+        let many: Vec<(E164, StoredAnswer)> = (0..50)
+            .map(|i| {
+                (
+                    E164(79_100_000_000 + i),
+                    StoredAnswer {
+                        checked_at_ms: 5,
+                        answer: NumberAnswer::NotFound,
+                    },
+                )
+            })
+            .collect();
+        store.commit("smsc.ru", &many).unwrap();
+        let few: HashSet<E164> = [n, E164(79_100_000_007)].into();
+        let looked_up = store.get_fresh("smsc.ru", &few, ttl, 5).unwrap();
+        let all: HashSet<E164> = many.iter().map(|(n, _)| *n).chain([n]).collect();
+        let scanned = store.get_fresh("smsc.ru", &all, ttl, 5).unwrap();
+        assert_eq!(looked_up.len(), 2);
+        assert_eq!(scanned.len(), 51);
+        assert_eq!(
+            looked_up.get(&E164(79_100_000_007)),
+            scanned.get(&E164(79_100_000_007))
+        );
     }
 
     #[test]

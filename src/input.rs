@@ -61,6 +61,45 @@ impl InputReader {
     }
 }
 
+/// An [`InputReader`] running on its own thread, a few batches ahead of its consumer, so that
+/// parsing overlaps with whatever the consumer does with each batch.
+pub struct ReadAhead {
+    schema: Schema,
+    batches: Receiver<Result<Option<DataFrame>>>,
+}
+
+impl InputReader {
+    pub fn read_ahead(mut self, depth: usize) -> ReadAhead {
+        let schema = self.schema.clone();
+        let (tx, rx) = sync_channel(depth);
+        std::thread::spawn(move || loop {
+            let next = self.next_batch();
+            let last = !matches!(next, Ok(Some(_)));
+            // A closed channel: the consumer stopped reading.
+            if tx.send(next).is_err() || last {
+                return;
+            }
+        });
+        ReadAhead {
+            schema,
+            batches: rx,
+        }
+    }
+}
+
+impl ReadAhead {
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
+        match self.batches.recv() {
+            Ok(next) => next,
+            Err(_) => Ok(None),
+        }
+    }
+}
+
 /// The phone column as text: strings as they are, integers as their digits, whole floats too.
 pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
     let name = column.name().to_string();

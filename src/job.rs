@@ -177,7 +177,8 @@ pub fn scan_phones(
     interrupted: &AtomicBool,
 ) -> Result<Scan, JobError> {
     let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job))
-        .or_kind(ExitKind::Input)?;
+        .or_kind(ExitKind::Input)?
+        .read_ahead(2);
     let normalizer = Normalizer::new(job.input.default_region);
     let mut raw: PlHashMap<Box<str>, Seen> = PlHashMap::default();
     let (mut rows, mut null_cells) = (0u64, 0u64);
@@ -712,8 +713,9 @@ fn write_output(
     progress: ProgressMode,
     interrupted: &AtomicBool,
 ) -> Result<(), JobError> {
-    let mut reader =
-        InputReader::open(&job.input, Columns::All, batch_rows(job)).or_kind(ExitKind::Input)?;
+    let mut reader = InputReader::open(&job.input, Columns::All, batch_rows(job))
+        .or_kind(ExitKind::Input)?
+        .read_ahead(2);
     let mut out =
         OutputFile::create(&job.output.path, schema, metadata).or_kind(ExitKind::Internal)?;
     let bar = Progress::new("writing", total_rows, progress);

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The scale benchmark (issue 5): a generated CRM export of ROWS rows, enriched with every number
+# already cached, against polars' and DuckDB's own CSV-to-Parquet conversion of the same file,
+# all measured in this run on this machine. Prints wall time, peak memory and the ratios.
+#
+#   bench/run.sh [ROWS]            (default 10000000; needs ~3 GB of disk in $BENCH_DIR)
+#
+# Installs polars and duckdb from PyPI into a virtual environment ($BENCH_DIR/venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${1:-10000000}
+DIR=${BENCH_DIR:-$PWD/.bench}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phone-enrich-target}"
+mkdir -p "$DIR"
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+if [ ! -x "$DIR/venv/bin/python" ]; then
+  python3 -m venv "$DIR/venv"
+  "$DIR/venv/bin/pip" install -q polars duckdb
+fi
+PY="$DIR/venv/bin/python"
+cargo build --release -q
+BIN="$CARGO_TARGET_DIR/release/phone-enrich"
+
+CSV="$DIR/crm_$ROWS.csv"
+[ -f "$CSV" ] || "$BIN" generate "$CSV" --rows "$ROWS" --distinct-ratio 0.6 --seed 5
+cat > "$DIR/job.toml" <<TOML
+[input]
+path = "$CSV"
+phone_columns = ["phone"]
+[output]
+path = "$DIR/enriched.parquet"
+[state]
+dir = "$DIR/state"
+[provider]
+kind = "sandbox"
+batch_size = 300
+request_limit = "1000000/1s"
+identical_limit = "3/1s"
+concurrency = 14
+[provider.sandbox]
+request_limit = "1000000/1s"
+identical_limit = "3/1s"
+latency = "0s"
+TOML
+
+# measure NAME COMMAND...: wall seconds and peak RSS (MB) into $DIR/NAME.time
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$DIR/$name.time" "$@" > "$DIR/$name.log" 2>&1
+  read -r wall kb < "$DIR/$name.time"
+  printf '%-34s %8.2f s %8d MB\n' "$name" "$wall" $((kb / 1024))
+}
+
+echo "rows: $ROWS, file: $(du -h "$CSV" | cut -f1), machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB"
+# Fill the cache once (every number looked up through the in-process sandbox).
+[ -d "$DIR/state" ] || measure "phone-enrich, first run (lookups)" "$BIN" run "$DIR/job.toml" --progress log
+measure "polars CSV -> Parquet" "$PY" -c "
+import polars as pl
+pl.scan_csv('$CSV').sink_parquet('$DIR/polars.parquet', compression='zstd')"
+measure "DuckDB CSV -> Parquet" "$PY" -c "
+import duckdb
+duckdb.sql(\"COPY (SELECT * FROM read_csv('$CSV')) TO '$DIR/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
+measure "phone-enrich, all cached" "$BIN" run "$DIR/job.toml" --progress log --report "$DIR/report.json"
+
+read -r polars _ < "$DIR/polars CSV -> Parquet.time"
+read -r duck _ < "$DIR/DuckDB CSV -> Parquet.time"
+read -r ours _ < "$DIR/phone-enrich, all cached.time"
+"$PY" -c "print(f'ratio to polars: {$ours / $polars:.2f}   ratio to DuckDB: {$ours / $duck:.2f}')"
+"$PY" -c "
+import json; s = json.load(open('$DIR/report.json'))['summary']
+print('stages (s):', s['stages'], ' cached:', s['plan']['cached'], ' requests:', s['requests'])"
+echo "state store: $(du -sh "$DIR/state" | cut -f1) for $("$BIN" cache stats --state "$DIR/state" --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["entries"])') answers"

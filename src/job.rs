@@ -2,7 +2,7 @@
 //! state store, output. Also `plan`, the same first stages without sending anything.
 //!
 //! Contract: [`run`] reads the input twice (once for the phone columns, once to write), so memory
-//! grows with the number of distinct phone values, not with rows. It sends only the plan's
+//! grows with the number of distinct numbers, not with rows. It sends only the plan's
 //! batches, commits each answered batch to the state store before counting it, and writes the
 //! output only when every number has a terminal status. It always returns a [`RunSummary`]
 //! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
@@ -139,30 +139,39 @@ fn seconds(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// A distinct raw phone value: what it normalizes to and how many cells hold it.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen {
-    pub normalized: Normalized,
-    pub cells: u64,
-}
-
-/// Pass 1: the distinct raw phone values.
+/// Pass 1: what the phone cells hold. Raw values are not kept: a cell is read again in pass 2
+/// (the fast path costs less than remembering it), except the few the fast path does not read.
 pub struct Scan {
     pub rows: u64,
-    pub raw: PlHashMap<Box<str>, Seen>,
-    /// Null phone cells.
-    pub null_cells: u64,
+    /// Cells per valid number.
+    pub numbers: PlHashMap<E164, u64>,
+    /// The cells the fast path does not read, by raw value, as the crate reads them.
+    pub slow: PlHashMap<Box<str>, Normalized>,
+    /// Cells holding no valid number.
+    pub invalid_cells: u64,
+    /// Null or blank cells.
+    pub empty_cells: u64,
+    normalizer: Normalizer,
 }
 
 impl Scan {
     pub fn distinct_numbers(&self) -> HashSet<E164> {
-        self.raw
-            .values()
-            .filter_map(|s| match s.normalized {
-                Normalized::Valid(e) => Some(e),
-                _ => None,
-            })
-            .collect()
+        self.numbers.keys().copied().collect()
+    }
+
+    /// What a cell holds, read as pass 1 read it.
+    pub fn classify(&self, raw: &str) -> Normalized {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Normalized::Empty;
+        }
+        if let Some(n) = self.normalizer.fast_path(trimmed) {
+            return Normalized::Valid(n);
+        }
+        match self.slow.get(raw) {
+            Some(n) => *n,
+            None => self.normalizer.normalize(raw),
+        }
     }
 }
 
@@ -180,8 +189,14 @@ pub fn scan_phones(
         .or_kind(ExitKind::Input)?
         .read_ahead(2);
     let normalizer = Normalizer::new(job.input.default_region);
-    let mut raw: PlHashMap<Box<str>, Seen> = PlHashMap::default();
-    let (mut rows, mut null_cells) = (0u64, 0u64);
+    let mut scan = Scan {
+        rows: 0,
+        numbers: PlHashMap::default(),
+        slow: PlHashMap::default(),
+        invalid_cells: 0,
+        empty_cells: 0,
+        normalizer,
+    };
     let bar = Progress::new("reading", 0, progress);
     while let Some(batch) = reader.next_batch().or_kind(ExitKind::Input)? {
         if interrupted.load(Ordering::SeqCst) {
@@ -193,31 +208,33 @@ pub fn scan_phones(
         for name in &job.input.phone_columns {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            null_cells += text.null_count() as u64;
-            for value in text.iter().flatten() {
-                match raw.get_mut(value) {
-                    Some(seen) => seen.cells += 1,
-                    None => {
-                        raw.insert(
-                            value.into(),
-                            Seen {
-                                normalized: normalizer.normalize(value),
-                                cells: 1,
-                            },
-                        );
-                    }
+            scan.empty_cells += text.null_count() as u64;
+            for raw in text.iter().flatten() {
+                let trimmed = raw.trim();
+                let normalized = match normalizer.fast_path(trimmed) {
+                    Some(n) => Normalized::Valid(n),
+                    None if trimmed.is_empty() => Normalized::Empty,
+                    None => match scan.slow.get(raw) {
+                        Some(n) => *n,
+                        None => {
+                            let n = normalizer.normalize(raw);
+                            scan.slow.insert(raw.into(), n);
+                            n
+                        }
+                    },
+                };
+                match normalized {
+                    Normalized::Valid(n) => *scan.numbers.entry(n).or_default() += 1,
+                    Normalized::Invalid => scan.invalid_cells += 1,
+                    Normalized::Empty => scan.empty_cells += 1,
                 }
             }
         }
-        rows += batch.height() as u64;
+        scan.rows += batch.height() as u64;
         bar.inc(batch.height() as u64, &Figures::default());
     }
     bar.finish();
-    Ok(Scan {
-        rows,
-        raw,
-        null_cells,
-    })
+    Ok(scan)
 }
 
 /// The key answers are cached under: the provider's host and port. The sandbox's data does not
@@ -297,13 +314,8 @@ fn prepare(
         cache_s: seconds(started),
         ..Default::default()
     };
-    let phone_cells: u64 = scan.raw.values().map(|s| s.cells).sum();
-    let invalid_cells: u64 = scan
-        .raw
-        .values()
-        .filter(|s| !matches!(s.normalized, Normalized::Valid(_)))
-        .map(|s| s.cells)
-        .sum();
+    let invalid_cells = scan.invalid_cells;
+    let phone_cells: u64 = scan.numbers.values().sum::<u64>() + invalid_cells;
     let figures = PlanFigures {
         rows: scan.rows,
         phone_cells,
@@ -410,20 +422,25 @@ impl Answers {
     }
 }
 
-/// Cells by status and the top operators, from the distinct values and their counts.
+/// Cells by status and the top operators, from the numbers and their counts.
 fn tally(scan: &Scan, answers: &Answers) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
     let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
     let mut operators: HashMap<&str, u64> = HashMap::new();
-    if scan.null_cells > 0 {
-        by_status.insert("empty".into(), scan.null_cells);
+    for (status, cells) in [
+        ("empty", scan.empty_cells),
+        ("invalid_number", scan.invalid_cells),
+    ] {
+        if cells > 0 {
+            by_status.insert(status.into(), cells);
+        }
     }
-    for seen in scan.raw.values() {
-        let e = answers.enrichment(Some(&seen.normalized));
+    for (n, &cells) in &scan.numbers {
+        let e = answers.enrichment(Some(&Normalized::Valid(*n)));
         *by_status
             .entry(e.status.map(Status::as_str).unwrap_or("empty").to_string())
-            .or_default() += seen.cells;
+            .or_default() += cells;
         if let Some(info) = e.info {
-            *operators.entry(info.operator.as_str()).or_default() += seen.cells;
+            *operators.entry(info.operator.as_str()).or_default() += cells;
         }
     }
     let mut top: Vec<(String, u64)> = operators
@@ -730,9 +747,9 @@ fn write_output(
         for (name, prefix) in job.input.phone_columns.iter().zip(&job.output.prefixes) {
             let column = batch.column(name).or_kind(ExitKind::Input)?;
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            let rows = text.iter().map(|v| {
-                answers.enrichment(v.and_then(|v| scan.raw.get(v)).map(|s| &s.normalized))
-            });
+            let rows = text
+                .iter()
+                .map(|v| answers.enrichment(v.map(|raw| scan.classify(raw)).as_ref()));
             let rows: Vec<Enrichment> = rows.collect();
             added.extend(enrichment_columns(prefix, rows.into_iter()));
         }

@@ -1,5 +1,9 @@
 //! The state store: every answer the provider gave, in sled, kept across runs.
 //!
+//! Layout: per provider host, tree `answers@HOST` maps a number (8 bytes, big-endian) to
+//! `(checked_at, answer id)` and tree `dict@HOST` maps each id to a distinct answer, so an entry
+//! takes a few bytes; tree `meta` holds the format version and a count of entries per host.
+//!
 //! Contract: the store is the checkpoint and the cache. [`StateStore::commit`] writes a batch of
 //! answers atomically and flushes it to disk before returning: a number counts as answered only
 //! once `commit` has returned. Answers are keyed by provider host and number, never by login.
@@ -7,10 +11,11 @@
 //! A state directory is held by one run at a time (a lock file naming its holder), and a store
 //! written in another format is refused rather than misread.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use polars::prelude::PlHashMap;
@@ -20,7 +25,8 @@ use crate::normalize::E164;
 use crate::provider::NumberAnswer;
 
 /// Written to the `meta` tree; a store with another value is refused.
-const FORMAT: &[u8] = b"phone-enrich-state/1";
+/// Version 2: an entry is `(checked_at, answer id)`, the distinct answers in a dictionary tree.
+const FORMAT: &[u8] = b"phone-enrich-state/2";
 const FORMAT_KEY: &[u8] = b"format";
 
 #[derive(Debug, thiserror::Error)]
@@ -66,13 +72,32 @@ impl StoredAnswer {
     }
 }
 
-/// Answers in memory, each distinct answer held once: a few hundred operator answers serve
-/// millions of numbers. Stored entries are interned by their encoded bytes, so loading one
-/// allocates nothing unless its answer is new.
-#[derive(Debug, Default)]
-pub struct AnswerBook {
+/// Distinct answers, each held once and known by its id: a few hundred operator answers serve
+/// millions of numbers. The store keeps one per provider host (tree `dict@HOST`, ids dense from
+/// 0); a run's [`AnswerBook`] starts from a copy of it.
+#[derive(Debug, Default, Clone)]
+struct Dictionary {
     answers: Vec<NumberAnswer>,
     by_encoding: PlHashMap<Vec<u8>, u32>,
+}
+
+impl Dictionary {
+    /// The id of an answer given in its postcard encoding, adding it when new; `true` if new.
+    fn intern(&mut self, encoded: &[u8], answer: impl FnOnce() -> NumberAnswer) -> (u32, bool) {
+        if let Some(&id) = self.by_encoding.get(encoded) {
+            return (id, false);
+        }
+        let id = self.answers.len() as u32;
+        self.answers.push(answer());
+        self.by_encoding.insert(encoded.to_vec(), id);
+        (id, true)
+    }
+}
+
+/// Answers in memory for a run: numbers pointing into a [`Dictionary`].
+#[derive(Debug, Default)]
+pub struct AnswerBook {
+    dictionary: Dictionary,
     numbers: PlHashMap<E164, (u32, i64)>,
 }
 
@@ -93,45 +118,13 @@ impl AnswerBook {
     pub fn get(&self, n: &E164) -> Option<(&NumberAnswer, i64)> {
         self.numbers
             .get(n)
-            .map(|&(id, at)| (&self.answers[id as usize], at))
+            .map(|&(id, at)| (&self.dictionary.answers[id as usize], at))
     }
 
     pub fn insert(&mut self, n: E164, stored: StoredAnswer) {
-        let bytes = postcard::to_stdvec(&stored.answer).expect("answers always encode");
-        let id = self
-            .intern(&bytes, || Ok(stored.answer))
-            .expect("an owned answer interns");
+        let encoded = postcard::to_stdvec(&stored.answer).expect("answers always encode");
+        let (id, _) = self.dictionary.intern(&encoded, || stored.answer);
         self.numbers.insert(n, (id, stored.checked_at_ms));
-    }
-
-    /// Adds a stored entry (`StoredAnswer` as postcard) if `keep(answer, checked_at)` says so.
-    fn insert_encoded(
-        &mut self,
-        n: E164,
-        bytes: &[u8],
-        keep: impl Fn(&NumberAnswer, i64) -> bool,
-    ) -> Result<bool, postcard::Error> {
-        let (at, answer_bytes) = postcard::take_from_bytes::<i64>(bytes)?;
-        let id = self.intern(answer_bytes, || postcard::from_bytes(answer_bytes))?;
-        if keep(&self.answers[id as usize], at) {
-            self.numbers.insert(n, (id, at));
-            return Ok(true);
-        }
-        Ok(false)
-    }
-
-    fn intern(
-        &mut self,
-        encoded: &[u8],
-        decode: impl FnOnce() -> Result<NumberAnswer, postcard::Error>,
-    ) -> Result<u32, postcard::Error> {
-        if let Some(&id) = self.by_encoding.get(encoded) {
-            return Ok(id);
-        }
-        let id = self.answers.len() as u32;
-        self.answers.push(decode()?);
-        self.by_encoding.insert(encoded.to_vec(), id);
-        Ok(id)
     }
 }
 
@@ -145,6 +138,8 @@ pub fn now_ms() -> i64 {
 pub struct StateStore {
     dir: PathBuf,
     db: sled::Db,
+    /// Each host's answer dictionary, loaded on first use.
+    dictionaries: Mutex<HashMap<String, Dictionary>>,
     /// Held for the store's lifetime: the OS lock is what keeps a second run out.
     _lock: File,
 }
@@ -223,6 +218,7 @@ impl StateStore {
         Ok(StateStore {
             dir: dir.to_path_buf(),
             db,
+            dictionaries: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
@@ -240,6 +236,49 @@ impl StateStore {
             .map_err(|e| self.io(e))
     }
 
+    /// `host`'s answer dictionary (a copy), loaded from its tree on first use.
+    fn dictionary(&self, host: &str) -> Result<Dictionary, StateError> {
+        let mut dictionaries = self.dictionaries.lock().unwrap();
+        if let Some(d) = dictionaries.get(host) {
+            return Ok(d.clone());
+        }
+        let tree = self
+            .db
+            .open_tree(format!("dict@{host}"))
+            .map_err(|e| self.io(e))?;
+        let mut dictionary = Dictionary::default();
+        for (expected, item) in tree.iter().enumerate() {
+            let (key, encoded) = item.map_err(|e| self.io(e))?;
+            let id = key
+                .as_ref()
+                .try_into()
+                .map(u32::from_be_bytes)
+                .map_err(|_| self.io("a dictionary key is not an id"))?;
+            if id as usize != expected {
+                return Err(self.io(format!(
+                    "the answer dictionary of {host} lacks id {expected}"
+                )));
+            }
+            let answer: NumberAnswer = postcard::from_bytes(&encoded)
+                .map_err(|e| self.io(format!("answer {id} does not decode: {e}")))?;
+            dictionary.intern(&encoded, || answer);
+        }
+        dictionaries.insert(host.to_string(), dictionary.clone());
+        Ok(dictionary)
+    }
+
+    /// An entry's `(checked_at, answer id)`, the id checked against the dictionary.
+    fn entry(&self, bytes: &[u8], dictionary: &Dictionary) -> Result<(i64, u32), StateError> {
+        let (at, id): (i64, u32) = postcard::from_bytes(bytes)
+            .map_err(|e| self.io(format!("an entry does not decode: {e}")))?;
+        if id as usize >= dictionary.answers.len() {
+            return Err(self.io(format!(
+                "an entry refers to answer {id}, which the dictionary lacks"
+            )));
+        }
+        Ok((at, id))
+    }
+
     /// The stored answers for `numbers` that are still fresh. When the numbers are a good share
     /// of the store, one sequential scan is far cheaper than a lookup each.
     pub fn get_fresh(
@@ -250,9 +289,18 @@ impl StateStore {
         now_ms: i64,
     ) -> Result<AnswerBook, StateError> {
         let tree = self.tree(host)?;
-        let mut book = AnswerBook::default();
-        let keep = |answer: &NumberAnswer, at: i64| StoredAnswer::fresh(answer, at, ttl, now_ms);
-        // A store without a count (written by an older version) is scanned, and counted.
+        let mut book = AnswerBook {
+            dictionary: self.dictionary(host)?,
+            numbers: PlHashMap::default(),
+        };
+        let mut add = |n: E164, bytes: &[u8]| -> Result<(), StateError> {
+            let (at, id) = self.entry(bytes, &book.dictionary)?;
+            if StoredAnswer::fresh(&book.dictionary.answers[id as usize], at, ttl, now_ms) {
+                book.numbers.insert(n, (id, at));
+            }
+            Ok(())
+        };
+        // A store without a count is scanned, and counted.
         if self
             .entries_estimate(host)?
             .is_none_or(|count| count <= 4 * numbers.len() as u64)
@@ -267,17 +315,15 @@ impl StateStore {
                         .map_err(|_| self.io("a key is not a number"))?,
                 ));
                 if numbers.contains(&n) {
-                    book.insert_encoded(n, &bytes, keep)
-                        .map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
+                    add(n, &bytes)?;
                 }
             }
             self.set_entries_estimate(host, |_| count)?;
-            return Ok(book);
-        }
-        for &n in numbers {
-            if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
-                book.insert_encoded(n, &bytes, keep)
-                    .map_err(|e| self.io(format!("entry for {n} does not decode: {e}")))?;
+        } else {
+            for &n in numbers {
+                if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
+                    add(n, &bytes)?;
+                }
             }
         }
         Ok(book)
@@ -307,17 +353,33 @@ impl StateStore {
         Ok(())
     }
 
-    /// Writes a batch of answers atomically and flushes it to disk.
+    /// Writes a batch of answers atomically and flushes it to disk. New distinct answers go
+    /// into the dictionary first (an unreferenced one is harmless), then every number at once.
     pub fn commit(&self, host: &str, answers: &[(E164, StoredAnswer)]) -> Result<(), StateError> {
         let tree = self.tree(host)?;
+        let dictionary_tree = self
+            .db
+            .open_tree(format!("dict@{host}"))
+            .map_err(|e| self.io(e))?;
+        let _ = self.dictionary(host)?;
+        let mut dictionaries = self.dictionaries.lock().unwrap();
+        let dictionary = dictionaries.get_mut(host).expect("loaded just above");
         let mut batch = sled::Batch::default();
         for (n, stored) in answers {
-            let bytes = postcard::to_stdvec(stored).map_err(|e| self.io(e))?;
-            batch.insert(&n.0.to_be_bytes(), bytes);
+            let encoded = postcard::to_stdvec(&stored.answer).map_err(|e| self.io(e))?;
+            let (id, new) = dictionary.intern(&encoded, || stored.answer.clone());
+            if new {
+                dictionary_tree
+                    .insert(id.to_be_bytes(), encoded)
+                    .map_err(|e| self.io(e))?;
+            }
+            let entry = postcard::to_stdvec(&(stored.checked_at_ms, id)).map_err(|e| self.io(e))?;
+            batch.insert(&n.0.to_be_bytes(), entry);
         }
         tree.apply_batch(batch).map_err(|e| self.io(e))?;
+        drop(dictionaries);
         self.set_entries_estimate(host, |n| n + answers.len() as u64)?;
-        tree.flush().map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
 }
@@ -385,23 +447,20 @@ impl StateStore {
         })
     }
 
-    fn decode(&self, bytes: &[u8]) -> Result<StoredAnswer, StateError> {
-        postcard::from_bytes(bytes).map_err(|e| self.io(format!("an entry does not decode: {e}")))
-    }
-
     /// Entries by host, status and age, and the store's size on disk.
     pub fn stats(&self, now_ms: i64) -> Result<CacheStats, StateError> {
         let mut stats = CacheStats::default();
         for (host, tree) in self.answer_trees() {
+            let dictionary = self.dictionary(&host)?;
             let host_stats = stats.hosts.entry(host).or_default();
             for item in tree.iter() {
                 let (_, bytes) = item.map_err(|e| self.io(e))?;
-                let stored = self.decode(&bytes)?;
+                let (at, id) = self.entry(&bytes, &dictionary)?;
                 *host_stats
                     .by_status
-                    .entry(status_name(&stored.answer).into())
+                    .entry(status_name(&dictionary.answers[id as usize]).into())
                     .or_default() += 1;
-                host_stats.by_age.count(now_ms - stored.checked_at_ms);
+                host_stats.by_age.count(now_ms - at);
                 stats.entries += 1;
             }
         }
@@ -414,10 +473,11 @@ impl StateStore {
         let cutoff = now_ms - age.as_millis() as i64;
         let mut removed = 0;
         for (host, tree) in self.answer_trees() {
+            let dictionary = self.dictionary(&host)?;
             let mut batch = sled::Batch::default();
             for item in tree.iter() {
                 let (key, bytes) = item.map_err(|e| self.io(e))?;
-                if self.decode(&bytes)?.checked_at_ms < cutoff {
+                if self.entry(&bytes, &dictionary)?.0 < cutoff {
                     batch.remove(key);
                     removed += 1;
                 }

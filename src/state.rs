@@ -289,9 +289,10 @@ impl StateStore {
         now_ms: i64,
     ) -> Result<AnswerBook, StateError> {
         let tree = self.tree(host)?;
+        // Sized for every number up front: no doubling while millions load.
         let mut book = AnswerBook {
             dictionary: self.dictionary(host)?,
-            numbers: PlHashMap::default(),
+            numbers: PlHashMap::with_capacity_and_hasher(numbers.len(), Default::default()),
         };
         let mut add = |n: E164, bytes: &[u8]| -> Result<(), StateError> {
             let (at, id) = self.entry(bytes, &book.dictionary)?;

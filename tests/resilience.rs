@@ -222,20 +222,11 @@ fn lists_the_provider_rejects_are_split_down_to_the_number() {
 
 #[test]
 fn a_numbers_limit_is_kept_when_the_provider_counts_numbers() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 500, 26);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        "request_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\nlatency = \"5ms\"\n",
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &format!(
-            "kind = \"sandbox\"\nbase_url = \"{}\"\nrequest_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\nbatch_size = 40\n",
-            sandbox.url
-        ),
+    let Setup { ws, sandbox, job } = setup(
+        500,
+        26,
+        "request_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\n",
+        "request_limit = \"1000/2s\"\nnumber_limit = \"120/2s\"\nbatch_size = 40\n",
     );
     assert_exit(&ws.run(&job, &[]), 0);
     let stats = sandbox.stats();
@@ -392,18 +383,11 @@ fn a_rerun_with_new_numbers_asks_only_for_them() {
 
 #[test]
 fn a_state_directory_in_use_is_refused_naming_its_holder() {
-    let ws = Workspace::new();
-    generate(&ws, "in.csv", 600, 31);
-    let sandbox = SandboxProcess::start(
-        ws.dir.path(),
-        "request_limit = \"20/2s\"\nlatency = \"300ms\"\n",
-    );
-    let job = ws.job(
-        "job.toml",
-        "in.csv",
-        "",
-        &provider_for(&sandbox, "batch_size = 10\n"),
-    );
+    let Setup {
+        ws,
+        sandbox: _sandbox,
+        job,
+    } = setup(600, 31, "latency = \"300ms\"\n", "batch_size = 10\n");
     let mut first = Command::new(BIN)
         .arg("run")
         .arg(&job)

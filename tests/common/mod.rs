@@ -156,26 +156,28 @@ pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
         .collect()
 }
 
+/// `defaults` (TOML lines) with `extra` appended, less the defaults whose key `extra` sets.
+pub fn with_defaults(defaults: &str, extra: &str) -> String {
+    let key = |line: &str| line.split('=').next().map(|k| k.trim().to_string());
+    let set: Vec<Option<String>> = extra.lines().map(key).collect();
+    let mut text: String = defaults
+        .lines()
+        .filter(|l| !set.contains(&key(l)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    text.push_str(extra);
+    text
+}
+
 /// Provider settings for a job pointed at a sandbox process, at short test windows. Keys in
 /// `extra` replace the defaults.
 pub fn provider_for(sandbox: &SandboxProcess, extra: &str) -> String {
-    let defaults = [
-        ("request_limit", "\"20/2s\""),
-        ("identical_limit", "\"3/2s\""),
-        ("retry_base_delay", "\"50ms\""),
-        ("retry_max_delay", "\"500ms\""),
-        ("timeout", "\"2s\""),
-    ];
-    let mut text = format!("kind = \"sandbox\"\nbase_url = \"{}\"\n", sandbox.url);
-    for (key, value) in defaults {
-        if !extra
-            .lines()
-            .any(|l| l.split('=').next().map(str::trim) == Some(key))
-        {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
-    }
-    text + extra
+    let defaults = "request_limit = \"20/2s\"\nidentical_limit = \"3/2s\"\nretry_base_delay = \"50ms\"\nretry_max_delay = \"500ms\"\ntimeout = \"2s\"\n";
+    format!(
+        "kind = \"sandbox\"\nbase_url = \"{}\"\n{}",
+        sandbox.url,
+        with_defaults(defaults, extra)
+    )
 }
 
 /// A sandbox config at the same short windows as [`provider_for`].
@@ -207,11 +209,12 @@ pub struct Setup {
     pub job: PathBuf,
 }
 
-/// `sandbox` and `provider` are extra lines for the sandbox config and the job's `[provider]`.
+/// `sandbox` and `provider` are lines for the sandbox config and the job's `[provider]`; their
+/// keys replace the fast defaults.
 pub fn setup(rows: u64, seed: u64, sandbox: &str, provider: &str) -> Setup {
     let ws = Workspace::new();
     generate(&ws, "in.csv", rows, seed);
-    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{sandbox}"));
+    let sandbox = SandboxProcess::start(ws.dir.path(), &with_defaults(FAST_SANDBOX, sandbox));
     let job = ws.job("job.toml", "in.csv", "", &provider_for(&sandbox, provider));
     Setup { ws, sandbox, job }
 }

@@ -9,7 +9,7 @@
 //! maps to an exit code; on every stop the state is kept, so the same command resumes.
 //! [`plan`] computes its figures exactly as [`run`] does, so a plan's figures match the run's.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -155,23 +155,32 @@ pub struct Scan {
 }
 
 impl Scan {
-    pub fn distinct_numbers(&self) -> HashSet<E164> {
-        self.numbers.keys().copied().collect()
-    }
-
-    /// What a cell holds, read as pass 1 read it.
-    pub fn classify(&self, raw: &str) -> Normalized {
+    /// What a cell holds, if known without the crate: blank, the fast path, or a reading
+    /// remembered from pass 1.
+    fn known(&self, raw: &str) -> Option<Normalized> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Normalized::Empty;
+            return Some(Normalized::Empty);
         }
-        if let Some(n) = self.normalizer.fast_path(trimmed) {
-            return Normalized::Valid(n);
+        match self.normalizer.fast_path(trimmed) {
+            Some(n) => Some(Normalized::Valid(n)),
+            None => self.slow.get(raw).copied(),
         }
-        match self.slow.get(raw) {
-            Some(n) => *n,
-            None => self.normalizer.normalize(raw),
-        }
+    }
+
+    /// Pass 1: what a cell holds, remembering the crate's reading of the few cells that need it.
+    fn read_cell(&mut self, raw: &str) -> Normalized {
+        self.known(raw).unwrap_or_else(|| {
+            let n = self.normalizer.normalize(raw);
+            self.slow.insert(raw.into(), n);
+            n
+        })
+    }
+
+    /// Pass 2: what a cell holds, read as pass 1 read it.
+    pub fn classify(&self, raw: &str) -> Normalized {
+        self.known(raw)
+            .unwrap_or_else(|| self.normalizer.normalize(raw))
     }
 }
 
@@ -179,7 +188,7 @@ fn batch_rows(job: &Job) -> NonZeroUsize {
     job.output.row_group_size
 }
 
-/// Pass 1: every phone cell, each distinct raw value normalized once.
+/// Pass 1: every phone cell, counted by number.
 pub fn scan_phones(
     job: &Job,
     progress: ProgressMode,
@@ -210,20 +219,7 @@ pub fn scan_phones(
             let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
             scan.empty_cells += text.null_count() as u64;
             for raw in text.iter().flatten() {
-                let trimmed = raw.trim();
-                let normalized = match normalizer.fast_path(trimmed) {
-                    Some(n) => Normalized::Valid(n),
-                    None if trimmed.is_empty() => Normalized::Empty,
-                    None => match scan.slow.get(raw) {
-                        Some(n) => *n,
-                        None => {
-                            let n = normalizer.normalize(raw);
-                            scan.slow.insert(raw.into(), n);
-                            n
-                        }
-                    },
-                };
-                match normalized {
+                match scan.read_cell(raw) {
                     Normalized::Valid(n) => *scan.numbers.entry(n).or_default() += 1,
                     Normalized::Invalid => scan.invalid_cells += 1,
                     Normalized::Empty => scan.empty_cells += 1,
@@ -295,13 +291,13 @@ fn prepare(
     let scan = scan_phones(job, progress, interrupted)?;
     let read_s = seconds(started);
     let started = Instant::now();
-    let distinct = scan.distinct_numbers();
+    let distinct = &scan.numbers;
     let ttl = Ttl {
         found: job.state.ttl_ok,
         not_found: job.state.ttl_not_found,
     };
     let plan = Plan::build(
-        &distinct,
+        distinct,
         &state,
         &cache_key(job),
         ttl,

@@ -59,7 +59,7 @@ impl Status {
 /// What the output says of one phone cell.
 #[derive(Debug, Clone, Copy)]
 pub struct Enrichment<'a> {
-    /// E.164 with its `+`, for a valid number.
+    /// The E.164 digits of a valid number (written with a `+` in the output).
     pub e164: Option<u64>,
     /// `None` for an empty cell.
     pub status: Option<Status>,

@@ -106,6 +106,16 @@ impl SlidingWindow {
         }
     }
 
+    /// Whether any request still counts against this window.
+    fn holds_any(&self) -> bool {
+        let now = Instant::now();
+        let mut slots = self.slots.lock().unwrap();
+        slots
+            .held
+            .retain(|_, (_, done)| done.is_none_or(|t| now.duration_since(t) < self.hold));
+        !slots.held.is_empty()
+    }
+
     /// Waits for one free unit (with the limit lowered to `cap` when the pacer slowed down).
     pub async fn acquire(&self, cap: u32) -> Ticket<'_> {
         self.acquire_weighted(1, cap).await
@@ -166,6 +176,10 @@ pub struct IdenticalGuard {
     windows: Mutex<HashMap<String, Arc<SlidingWindow>>>,
 }
 
+/// Past this many lists, windows nothing holds any more are dropped (a long run sends tens of
+/// thousands of distinct lists; only the last window's worth matter).
+const IDENTICAL_WINDOWS_KEPT: usize = 256;
+
 impl IdenticalGuard {
     pub fn new(rate: Rate, margin: f64) -> Self {
         IdenticalGuard {
@@ -176,9 +190,11 @@ impl IdenticalGuard {
     }
 
     fn window(&self, key: &str) -> Arc<SlidingWindow> {
-        self.windows
-            .lock()
-            .unwrap()
+        let mut windows = self.windows.lock().unwrap();
+        if windows.len() >= IDENTICAL_WINDOWS_KEPT && !windows.contains_key(key) {
+            windows.retain(|_, w| Arc::strong_count(w) > 1 || w.holds_any());
+        }
+        windows
             .entry(key.to_string())
             .or_insert_with(|| Arc::new(SlidingWindow::new(self.rate, self.margin)))
             .clone()
@@ -561,6 +577,30 @@ mod tests {
         // Another list is not held back.
         let other = guard.window("79161234567");
         let _t = other.acquire(u32::MAX).await;
+        assert_eq!(
+            Instant::now().duration_since(start),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identical_guard_forgets_lists_whose_window_passed() {
+        let guard = IdenticalGuard::new(rate("3/60s"), 0.0);
+        for i in 0..IDENTICAL_WINDOWS_KEPT {
+            drop(guard.window(&i.to_string()).acquire(u32::MAX).await);
+        }
+        assert_eq!(guard.windows.lock().unwrap().len(), IDENTICAL_WINDOWS_KEPT);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        let live = guard.window("live");
+        let _ticket = live.acquire(u32::MAX).await;
+        // The old lists' windows have passed: only the live one is left.
+        assert_eq!(guard.windows.lock().unwrap().len(), 1);
+        // A list still within its window is kept, and still limited.
+        drop(_ticket);
+        drop(guard.window("live").acquire(u32::MAX).await);
+        drop(guard.window("live").acquire(u32::MAX).await);
+        let start = Instant::now();
+        drop(guard.window("live").acquire(u32::MAX).await);
         assert_eq!(
             Instant::now().duration_since(start),
             Duration::from_secs(60)

@@ -5,7 +5,7 @@
 //! answer (`cached`, used as they are) and the rest, sorted and cut into batches of at most
 //! `batch_size`. A number appears in at most one batch. With `refresh`, nothing counts as cached.
 
-use std::collections::HashSet;
+use polars::prelude::PlHashMap;
 use std::num::NonZeroUsize;
 
 use crate::normalize::E164;
@@ -18,8 +18,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    pub fn build(
-        distinct: &HashSet<E164>,
+    pub fn build<V>(
+        distinct: &PlHashMap<E164, V>,
         state: &StateStore,
         host: &str,
         ttl: Ttl,
@@ -34,13 +34,13 @@ impl Plan {
     }
 
     /// The plan given what is already known.
-    pub fn from_known(
-        distinct: &HashSet<E164>,
+    pub fn from_known<V>(
+        distinct: &PlHashMap<E164, V>,
         cached: AnswerBook,
         batch_size: NonZeroUsize,
     ) -> Plan {
         let mut to_ask: Vec<E164> = distinct
-            .iter()
+            .keys()
             .copied()
             .filter(|n| !cached.contains(n))
             .collect();
@@ -62,6 +62,7 @@ mod tests {
     use super::*;
     use crate::provider::NumberAnswer;
     use crate::state::StoredAnswer;
+    use std::collections::HashSet;
 
     #[test]
     fn batches_cover_each_unknown_number_once() {
@@ -74,7 +75,8 @@ mod tests {
             (7, 0, 1, 7),
         ];
         for &(n, cached, size, want) in cases {
-            let distinct: HashSet<E164> = (0..n).map(|i| E164(79_000_000_000 + i)).collect();
+            let distinct: PlHashMap<E164, ()> =
+                (0..n).map(|i| (E164(79_000_000_000 + i), ())).collect();
             let mut known = AnswerBook::default();
             for i in 0..cached {
                 known.insert(

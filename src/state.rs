@@ -11,7 +11,7 @@
 //! A state directory is held by one run at a time (a lock file naming its holder), and a store
 //! written in another format is refused rather than misread.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -279,12 +279,12 @@ impl StateStore {
         Ok((at, id))
     }
 
-    /// The stored answers for `numbers` that are still fresh. When the numbers are a good share
+    /// The stored answers for the numbers keyed in `numbers` that are still fresh. When the numbers are a good share
     /// of the store, one sequential scan is far cheaper than a lookup each.
-    pub fn get_fresh(
+    pub fn get_fresh<V>(
         &self,
         host: &str,
-        numbers: &HashSet<E164>,
+        numbers: &PlHashMap<E164, V>,
         ttl: Ttl,
         now_ms: i64,
     ) -> Result<AnswerBook, StateError> {
@@ -315,13 +315,13 @@ impl StateStore {
                         .try_into()
                         .map_err(|_| self.io("a key is not a number"))?,
                 ));
-                if numbers.contains(&n) {
+                if numbers.contains_key(&n) {
                     add(n, &bytes)?;
                 }
             }
             self.set_entries_estimate(host, |_| count)?;
         } else {
-            for &n in numbers {
+            for &n in numbers.keys() {
                 if let Some(bytes) = tree.get(n.0.to_be_bytes()).map_err(|e| self.io(e))? {
                     add(n, &bytes)?;
                 }
@@ -525,7 +525,7 @@ mod tests {
             found: Duration::from_secs(60),
             not_found: Duration::from_secs(60),
         };
-        let one: HashSet<E164> = [n].into();
+        let one: PlHashMap<E164, ()> = [(n, ())].into_iter().collect();
         let book = store.get_fresh("smsc.ru", &one, ttl, 5).unwrap();
         assert_eq!(book.get(&n), Some((&info(), 5)));
         assert!(store.get_fresh("smsc.kz", &one, ttl, 5).unwrap().is_empty());
@@ -547,9 +547,13 @@ mod tests {
             })
             .collect();
         store.commit("smsc.ru", &many).unwrap();
-        let few: HashSet<E164> = [n, E164(79_100_000_007)].into();
+        let few: PlHashMap<E164, ()> = [(n, ()), (E164(79_100_000_007), ())].into_iter().collect();
         let looked_up = store.get_fresh("smsc.ru", &few, ttl, 5).unwrap();
-        let all: HashSet<E164> = many.iter().map(|(n, _)| *n).chain([n]).collect();
+        let all: PlHashMap<E164, ()> = many
+            .iter()
+            .map(|(n, _)| (*n, ()))
+            .chain([(n, ())])
+            .collect();
         let scanned = store.get_fresh("smsc.ru", &all, ttl, 5).unwrap();
         assert_eq!(looked_up.len(), 2);
         assert_eq!(scanned.len(), 51);

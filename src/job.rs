@@ -317,7 +317,7 @@ fn prepare(
         phone_cells,
         invalid_cells,
         distinct_numbers: distinct.len() as u64,
-        cached: plan.cached.len() as u64,
+        cached: (distinct.len() - plan.to_look_up()) as u64,
         to_look_up: plan.to_look_up() as u64,
         requests: plan.batches.len() as u64,
         least_time_s: least_time(job, &plan).as_secs_f64(),

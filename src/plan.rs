@@ -2,7 +2,7 @@
 //! in batches.
 //!
 //! Contract: [`Plan::build`] splits the run's distinct numbers into those with a fresh stored
-//! answer (`cached`, used as they are) and the rest, sorted and cut into batches of at most
+//! answer (in `cached`, the host's answers, used as they are) and the rest, sorted and cut into batches of at most
 //! `batch_size`. A number appears in at most one batch. With `refresh`, nothing counts as cached.
 
 use polars::prelude::PlHashMap;
@@ -28,7 +28,7 @@ impl Plan {
     ) -> Result<Plan, StateError> {
         let cached = match refresh {
             true => AnswerBook::default(),
-            false => state.get_fresh(host, distinct, ttl, now_ms())?,
+            false => state.load(host, ttl, now_ms())?,
         };
         Ok(Plan::from_known(distinct, cached, batch_size))
     }
@@ -52,6 +52,7 @@ impl Plan {
         Plan { cached, batches }
     }
 
+    /// Distinct numbers to ask.
     pub fn to_look_up(&self) -> usize {
         self.batches.iter().map(Vec::len).sum()
     }

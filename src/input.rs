@@ -1,8 +1,11 @@
 //! Reading the input file as a stream of polars batches, in row order.
 //!
 //! Contract: [`InputReader::open`] checks the file and its header or schema (the phone columns
-//! must exist) and yields [`DataFrame`] batches of at most `batch_rows` rows, in input order,
-//! until the file ends. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
+//! must exist) and yields the file in order as [`Piece`]s of at most `batch_rows` rows, each
+//! turned into a [`DataFrame`] batch by [`Piece::into_batch`]: reading is sequential, parsing
+//! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
+//! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
+//! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
 //! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
 //! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
 //! columns are also offered as text by [`phone_text`] (integer and float columns converted).
@@ -13,6 +16,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::*;
@@ -53,49 +57,35 @@ impl InputReader {
         &self.schema
     }
 
+    /// The next piece of the input in file order, for [`Piece::into_batch`] (on any thread).
+    pub fn next_piece(&mut self) -> Result<Option<Piece>> {
+        Ok(match &mut self.source {
+            Source::Csv(s) => s.next_chunk()?.map(Piece::Csv),
+            Source::Parquet(s) => s.next_batch()?.map(Piece::Batch),
+        })
+    }
+
+    /// The next batch, read and parsed on this thread.
     pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
-        match &mut self.source {
-            Source::Csv(s) => s.next_batch(&self.schema),
-            Source::Parquet(s) => s.next_batch(),
-        }
+        self.next_piece()?
+            .map(|p| p.into_batch(Columns::All))
+            .transpose()
     }
 }
 
-/// An [`InputReader`] running on its own thread, a few batches ahead of its consumer, so that
-/// parsing overlaps with whatever the consumer does with each batch.
-pub struct ReadAhead {
-    schema: Schema,
-    batches: Receiver<Result<Option<DataFrame>>>,
+/// A piece of the input: CSV records still to parse, or a batch Parquet gave.
+pub enum Piece {
+    Csv(CsvChunk),
+    Batch(DataFrame),
 }
 
-impl InputReader {
-    pub fn read_ahead(mut self, depth: usize) -> ReadAhead {
-        let schema = self.schema.clone();
-        let (tx, rx) = sync_channel(depth);
-        std::thread::spawn(move || loop {
-            let next = self.next_batch();
-            let last = !matches!(next, Ok(Some(_)));
-            // A closed channel: the consumer stopped reading.
-            if tx.send(next).is_err() || last {
-                return;
-            }
-        });
-        ReadAhead {
-            schema,
-            batches: rx,
-        }
-    }
-}
-
-impl ReadAhead {
-    pub fn schema(&self) -> &Schema {
-        &self.schema
-    }
-
-    pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
-        match self.batches.recv() {
-            Ok(next) => next,
-            Err(_) => Ok(None),
+impl Piece {
+    /// The piece as a batch: every column of the reader, or with [`Columns::PhonesOnly`] at
+    /// least the phone columns.
+    pub fn into_batch(self, columns: Columns) -> Result<DataFrame> {
+        match self {
+            Piece::Csv(chunk) => chunk.parse(columns),
+            Piece::Batch(df) => Ok(df),
         }
     }
 }
@@ -119,13 +109,30 @@ pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
 // ---- CSV -------------------------------------------------------------------------------------
 
 struct CsvSource {
-    path: PathBuf,
-    reader: csv::Reader<Box<dyn Read + Send>>,
-    /// For each header column: whether this pass builds it, and its name.
-    wanted: Vec<Option<PlSmallStr>>,
+    layout: Arc<CsvLayout>,
+    /// The decoded text, positioned after the header.
+    text: Box<dyn Read + Send>,
     batch_rows: usize,
-    record: csv::ByteRecord,
-    done: bool,
+    /// Text read but not yet cut into a chunk; it starts at a record's start.
+    buffer: Vec<u8>,
+    /// How far `buffer` has been scanned: complete records up to `scanned.end`.
+    scanned: Split,
+    /// The line `buffer` starts on.
+    line: u64,
+    eof: bool,
+}
+
+/// What the parser of a chunk needs to know of the file.
+#[derive(Debug)]
+pub struct CsvLayout {
+    path: PathBuf,
+    delimiter: u8,
+    /// Fields in the header.
+    width: usize,
+    /// For each header column: whether the reader builds it, and its name.
+    wanted: Vec<Option<PlSmallStr>>,
+    /// For each header column: whether it is a phone column.
+    phones: Vec<bool>,
 }
 
 /// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
@@ -196,24 +203,112 @@ fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Resu
     })
 }
 
+/// Whole records of a CSV file, cut by the (sequential) reader for any thread to parse.
+pub struct CsvChunk {
+    layout: Arc<CsvLayout>,
+    bytes: Vec<u8>,
+    /// The file line the chunk starts on.
+    first_line: u64,
+}
+
+/// How far a scan for record ends got in a buffer that starts at a record's start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Split {
+    /// Just past the last complete record's line end.
+    end: usize,
+    records: usize,
+    /// Line ends (quoted ones included) before `end`.
+    lines: u64,
+}
+
+/// Finds the ends of up to `want` more records in `buffer`, resuming from `from` (a record
+/// boundary). A record ends at a line feed outside quotes; as in the `csv` crate, a quote opens
+/// a quoted field only at a field's start, and `""` inside one is an escaped quote. Only quotes
+/// and line feeds are looked at, so this runs at memory speed.
+fn split_records(buffer: &[u8], delimiter: u8, from: Split, want: usize) -> Split {
+    let mut found = from;
+    let mut pos = from.end;
+    let mut lines = from.lines;
+    let mut quoted = false;
+    while found.records < want && pos < buffer.len() {
+        if !quoted {
+            let Some(i) = memchr::memchr2(b'"', b'\n', &buffer[pos..]).map(|i| pos + i) else {
+                break;
+            };
+            if buffer[i] == b'\n' {
+                lines += 1;
+                found = Split {
+                    end: i + 1,
+                    records: found.records + 1,
+                    lines,
+                };
+            } else if i == found.end
+                || matches!(buffer[i - 1], b'\n' | b'\r')
+                || buffer[i - 1] == delimiter
+            {
+                quoted = true;
+            }
+            pos = i + 1;
+        } else {
+            let Some(j) = memchr::memchr(b'"', &buffer[pos..]).map(|j| pos + j) else {
+                break;
+            };
+            lines += memchr::memchr_iter(b'\n', &buffer[pos..j]).count() as u64;
+            match buffer.get(j + 1) {
+                Some(b'"') => pos = j + 2,
+                // The quote might be the first of a `""` pair: wait for more text.
+                None => break,
+                Some(_) => {
+                    quoted = false;
+                    pos = j + 1;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Text is read in slices of this size.
+const READ_SIZE: usize = 4 << 20;
+
 impl CsvSource {
     fn open(cfg: &InputConfig, columns: Columns, batch_rows: usize) -> Result<InputReader> {
         let delimiter = match cfg.delimiter {
             Some(d) => d,
             None => sniff_delimiter(cfg)?,
         };
+        let mut text = open_text(cfg)?;
+        let read_error = |e: std::io::Error| {
+            anyhow!("{}: {e} (a corrupt or truncated file?)", cfg.path.display())
+        };
+        // The header: the first record.
+        let mut buffer = Vec::new();
+        let mut eof = false;
+        let header = loop {
+            let split = split_records(&buffer, delimiter, Split::default(), 1);
+            if split.records == 1 {
+                break split;
+            }
+            if eof {
+                break Split {
+                    end: buffer.len(),
+                    records: 1,
+                    lines: 0,
+                };
+            }
+            eof = read_more(&mut text, &mut buffer, 64 << 10).map_err(read_error)?;
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
-            .has_headers(true)
-            .flexible(false)
+            .has_headers(false)
+            .flexible(true)
             .double_quote(true)
-            .buffer_capacity(1 << 20)
-            .from_reader(open_text(cfg)?);
-        let headers = reader
-            .byte_headers()
-            .map_err(|e| csv_error(e, &cfg.path))?
-            .clone();
-        if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+            .from_reader(&buffer[..header.end]);
+        let mut headers = csv::ByteRecord::new();
+        let has_header = reader
+            .read_byte_record(&mut headers)
+            .map_err(|e| csv_error(e, &cfg.path, 0))?;
+        if !has_header || headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
             bail!(
                 "{}: the file is empty or has no header row",
                 cfg.path.display()
@@ -253,13 +348,24 @@ impl CsvSource {
             .flatten()
             .map(|n| Field::new(n.clone(), DataType::String))
             .collect();
+        buffer.drain(..header.end);
         let source = CsvSource {
-            path: cfg.path.clone(),
-            reader,
-            wanted,
+            layout: Arc::new(CsvLayout {
+                path: cfg.path.clone(),
+                delimiter,
+                width: names.len(),
+                phones: names
+                    .iter()
+                    .map(|n| cfg.phone_columns.contains(n))
+                    .collect(),
+                wanted,
+            }),
+            text,
             batch_rows,
-            record: csv::ByteRecord::new(),
-            done: false,
+            buffer,
+            scanned: Split::default(),
+            line: 1 + header.lines,
+            eof,
         };
         Ok(InputReader {
             schema,
@@ -267,59 +373,144 @@ impl CsvSource {
         })
     }
 
-    fn next_batch(&mut self, schema: &Schema) -> Result<Option<DataFrame>> {
-        if self.done {
-            return Ok(None);
+    /// The next `batch_rows` records (fewer at the end of the file), unparsed.
+    fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
+        loop {
+            self.scanned = split_records(
+                &self.buffer,
+                self.layout.delimiter,
+                self.scanned,
+                self.batch_rows,
+            );
+            let (end, lines) = if self.scanned.records == self.batch_rows {
+                (self.scanned.end, self.scanned.lines)
+            } else if self.eof {
+                // The last record may lack a line end.
+                (self.buffer.len(), 0)
+            } else {
+                let at_least = READ_SIZE.max(self.buffer.len() / 2);
+                self.eof = read_more(&mut self.text, &mut self.buffer, at_least).map_err(|e| {
+                    anyhow!(
+                        "{}: {e} (a corrupt or truncated file?)",
+                        self.layout.path.display()
+                    )
+                })?;
+                continue;
+            };
+            if end == 0 {
+                return Ok(None);
+            }
+            let rest = self.buffer[end..].to_vec();
+            let mut bytes = std::mem::replace(&mut self.buffer, rest);
+            bytes.truncate(end);
+            let chunk = CsvChunk {
+                layout: self.layout.clone(),
+                bytes,
+                first_line: self.line,
+            };
+            self.line += lines;
+            self.scanned = Split::default();
+            return Ok(Some(chunk));
         }
-        let mut builders: Vec<(usize, StringChunkedBuilder)> = self
+    }
+}
+
+/// Appends at least `at_least` bytes of `text` to `buffer` (less at its end); `true` at the end.
+fn read_more(text: &mut dyn Read, buffer: &mut Vec<u8>, at_least: usize) -> std::io::Result<bool> {
+    let start = buffer.len();
+    buffer.reserve(at_least);
+    while buffer.len() - start < at_least {
+        let filled = buffer.len();
+        buffer.resize(filled + (at_least - (filled - start)).max(64 << 10), 0);
+        match text.read(&mut buffer[filled..]) {
+            Ok(0) => {
+                buffer.truncate(filled);
+                return Ok(true);
+            }
+            Ok(n) => buffer.truncate(filled + n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buffer.truncate(filled),
+            Err(e) => {
+                buffer.truncate(filled);
+                return Err(e);
+            }
+        }
+    }
+    Ok(false)
+}
+
+impl CsvChunk {
+    /// Parses the chunk's records into a batch of the reader's columns (only its phone columns
+    /// with [`Columns::PhonesOnly`]), as text; an empty field is null. Errors name the file
+    /// and line.
+    pub fn parse(&self, columns: Columns) -> Result<DataFrame> {
+        let layout = &*self.layout;
+        // Text is checked once for the whole chunk; a field of valid text is valid text (fields
+        // are cut at ASCII bytes). Only a chunk that fails is checked field by field, to name it.
+        let all_utf8 = simdutf8::basic::from_utf8(&self.bytes).is_ok();
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(layout.delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .double_quote(true)
+            .from_reader(&self.bytes[..]);
+        let capacity = memchr::memchr_iter(b'\n', &self.bytes).count() + 1;
+        let mut builders: Vec<(usize, StringChunkedBuilder)> = layout
             .wanted
             .iter()
             .enumerate()
+            .filter(|(i, _)| columns == Columns::All || layout.phones[*i])
             .filter_map(|(i, w)| {
                 w.as_ref()
-                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), self.batch_rows)))
+                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), capacity)))
             })
             .collect();
+        let mut record = csv::ByteRecord::new();
         let mut rows = 0;
-        while rows < self.batch_rows {
-            if !self
-                .reader
-                .read_byte_record(&mut self.record)
-                .map_err(|e| csv_error(e, &self.path))?
-            {
-                self.done = true;
-                break;
+        let line_of = |record: &csv::ByteRecord| {
+            self.first_line - 1 + record.position().map(|p| p.line()).unwrap_or(1)
+        };
+        while reader
+            .read_byte_record(&mut record)
+            .map_err(|e| csv_error(e, &layout.path, self.first_line - 1))?
+        {
+            if record.len() != layout.width {
+                bail!(
+                    "{}: line {} has {} fields where the header has {}; check the delimiter and quoting",
+                    layout.path.display(),
+                    line_of(&record),
+                    record.len(),
+                    layout.width
+                );
             }
-            let line = self.record.position().map(|p| p.line()).unwrap_or(0);
             for (i, builder) in builders.iter_mut() {
-                let field = &self.record[*i];
+                let field = &record[*i];
                 if field.is_empty() {
                     builder.append_null();
+                } else if all_utf8 {
+                    // SAFETY: checked above, for the whole chunk this field was cut from.
+                    builder.append_value(unsafe { std::str::from_utf8_unchecked(field) });
                 } else {
-                    let name = self.wanted[*i].as_deref().unwrap_or("");
-                    builder.append_value(utf8_field(field, &self.path, line, name)?);
+                    let name = layout.wanted[*i].as_deref().unwrap_or("");
+                    builder.append_value(utf8_field(field, &layout.path, line_of(&record), name)?);
                 }
             }
             rows += 1;
-        }
-        if rows == 0 {
-            return Ok(None);
         }
         let columns: Vec<Column> = builders
             .into_iter()
             .map(|(_, b)| b.finish().into_column())
             .collect();
-        debug_assert_eq!(columns.len(), schema.len());
-        Ok(Some(DataFrame::new(rows, columns)?))
+        Ok(DataFrame::new(rows, columns)?)
     }
 }
 
-fn csv_error(e: csv::Error, path: &Path) -> anyhow::Error {
+/// A `csv` error, its line shifted by `line_offset` (the lines before the parsed text).
+fn csv_error(e: csv::Error, path: &Path, line_offset: u64) -> anyhow::Error {
     match e.kind() {
         csv::ErrorKind::UnequalLengths { pos, expected_len, len } => anyhow!(
             "{}: line {} has {len} fields where the header has {expected_len}; check the delimiter and quoting",
             path.display(),
-            pos.as_ref().map(|p| p.line()).unwrap_or(0)
+            line_offset + pos.as_ref().map(|p| p.line()).unwrap_or(0)
         ),
         csv::ErrorKind::Io(io) => anyhow!("{}: {io} (a corrupt or truncated file?)", path.display()),
         _ => anyhow!("{}: {e}", path.display()),

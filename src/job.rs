@@ -1,35 +1,36 @@
 //! A run of a job, stage after stage: input, normalize, plan, lookups through the pacer into the
 //! state store, output. Also `plan`, the same first stages without sending anything.
 //!
-//! Contract: [`run`] reads the input twice (once for the phone columns, once to write), so memory
-//! grows with the number of distinct numbers, not with rows. It sends only the plan's
-//! batches, commits each answered batch to the state store before counting it, and writes the
-//! output only when every number has a terminal status. It always returns a [`RunSummary`]
+//! Contract: [`run`] loads the host's answers, then reads the input once, writing the output as
+//! it goes; only when that pass finds numbers without a fresh answer does it stop writing, look
+//! them up and read the input a second time to write. Memory grows with the answers and the
+//! distinct numbers, not with rows. It sends only the plan's batches, commits each answered
+//! batch to the state store before counting it, and writes the output only when every number
+//! has a terminal status. It always returns a [`RunSummary`]
 //! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
 //! maps to an exit code; on every stop the state is kept, so the same command resumes.
-//! [`plan`] computes its figures exactly as [`run`] does, so a plan's figures match the run's.
+//! [`plan`] computes its figures with [`run`]'s first pass, so a plan's figures match the run's.
 
-use std::collections::{BTreeMap, HashMap};
-use std::num::NonZeroUsize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use polars::prelude::*;
+use polars::prelude::Schema;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::config::{Job, ProviderKind};
-use crate::input::{phone_text, Columns, InputReader};
-use crate::normalize::{Normalized, Normalizer, E164};
-use crate::output::{enrichment_columns, output_schema, Enrichment, OutputFile, Status};
+use crate::input::{Columns, InputReader};
+use crate::normalize::E164;
+use crate::output::{output_schema, OutputFile};
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
+use crate::pass::{run_pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::Plan;
 use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::client::SmscClient;
 use crate::provider::sandbox::{Sandbox, SandboxStats};
-use crate::provider::NumberAnswer;
 use crate::state::{now_ms, AnswerBook, StateStore, StoredAnswer, Ttl};
 
 /// What kind of failure ended a run; the binary maps each to its exit code.
@@ -126,111 +127,18 @@ pub struct RunSummary {
 /// Seconds per stage of a run: where the time went.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct StageTimes {
-    /// Pass 1: reading the phone columns and normalizing distinct values.
-    pub read_s: f64,
-    /// Loading cached answers from the state store.
+    /// Loading the host's answers from the state store.
     pub cache_s: f64,
+    /// The first pass: every row read, normalized and looked up in the answers, and written to
+    /// the output as long as every number had an answer.
+    pub read_s: f64,
     pub lookups_s: f64,
-    /// Pass 2: reading every row again and writing the output.
+    /// The second pass, when the first could not write the output, and finishing the file.
     pub write_s: f64,
 }
 
 fn seconds(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
-}
-
-/// Pass 1: what the phone cells hold. Raw values are not kept: a cell is read again in pass 2
-/// (the fast path costs less than remembering it), except the few the fast path does not read.
-pub struct Scan {
-    pub rows: u64,
-    /// Cells per valid number.
-    pub numbers: PlHashMap<E164, u64>,
-    /// The cells the fast path does not read, by raw value, as the crate reads them.
-    pub slow: PlHashMap<Box<str>, Normalized>,
-    /// Cells holding no valid number.
-    pub invalid_cells: u64,
-    /// Null or blank cells.
-    pub empty_cells: u64,
-    normalizer: Normalizer,
-}
-
-impl Scan {
-    /// What a cell holds, if known without the crate: blank, the fast path, or a reading
-    /// remembered from pass 1.
-    fn known(&self, raw: &str) -> Option<Normalized> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Some(Normalized::Empty);
-        }
-        match self.normalizer.fast_path(trimmed) {
-            Some(n) => Some(Normalized::Valid(n)),
-            None => self.slow.get(raw).copied(),
-        }
-    }
-
-    /// Pass 1: what a cell holds, remembering the crate's reading of the few cells that need it.
-    fn read_cell(&mut self, raw: &str) -> Normalized {
-        self.known(raw).unwrap_or_else(|| {
-            let n = self.normalizer.normalize(raw);
-            self.slow.insert(raw.into(), n);
-            n
-        })
-    }
-
-    /// Pass 2: what a cell holds, read as pass 1 read it.
-    pub fn classify(&self, raw: &str) -> Normalized {
-        self.known(raw)
-            .unwrap_or_else(|| self.normalizer.normalize(raw))
-    }
-}
-
-fn batch_rows(job: &Job) -> NonZeroUsize {
-    job.output.row_group_size
-}
-
-/// Pass 1: every phone cell, counted by number.
-pub fn scan_phones(
-    job: &Job,
-    progress: ProgressMode,
-    interrupted: &AtomicBool,
-) -> Result<Scan, JobError> {
-    let mut reader = InputReader::open(&job.input, Columns::PhonesOnly, batch_rows(job))
-        .or_kind(ExitKind::Input)?
-        .read_ahead(2);
-    let normalizer = Normalizer::new(job.input.default_region);
-    let mut scan = Scan {
-        rows: 0,
-        numbers: PlHashMap::default(),
-        slow: PlHashMap::default(),
-        invalid_cells: 0,
-        empty_cells: 0,
-        normalizer,
-    };
-    let bar = Progress::new("reading", 0, progress);
-    while let Some(batch) = reader.next_batch().or_kind(ExitKind::Input)? {
-        if interrupted.load(Ordering::SeqCst) {
-            return Err(JobError::new(
-                ExitKind::Interrupted,
-                anyhow!("interrupted while reading the input; nothing was sent"),
-            ));
-        }
-        for name in &job.input.phone_columns {
-            let column = batch.column(name).or_kind(ExitKind::Input)?;
-            let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            scan.empty_cells += text.null_count() as u64;
-            for raw in text.iter().flatten() {
-                match scan.read_cell(raw) {
-                    Normalized::Valid(n) => *scan.numbers.entry(n).or_default() += 1,
-                    Normalized::Invalid => scan.invalid_cells += 1,
-                    Normalized::Empty => scan.empty_cells += 1,
-                }
-            }
-        }
-        scan.rows += batch.height() as u64;
-        bar.inc(batch.height() as u64, &Figures::default());
-    }
-    bar.finish();
-    Ok(scan)
 }
 
 /// The key answers are cached under: the provider's host and port. The sandbox's data does not
@@ -263,24 +171,47 @@ fn least_time(job: &Job, plan: &Plan) -> Duration {
     by_requests.max(by_numbers)
 }
 
-/// Everything before the first request: the input read, the cache consulted, the plan made.
+/// Everything before the first request: the answers loaded, the input read once (and
+/// written, if every number had an answer), the plan made.
 struct Prepared {
-    scan: Scan,
+    book: AnswerBook,
     state: Arc<StateStore>,
+    first: PassOutcome,
     plan: Plan,
     figures: PlanFigures,
     schema: Schema,
     stages: StageTimes,
 }
 
+/// A pass's error as a job error: what stopped, and what is kept.
+fn pass_error(job: &Job, e: PassError, first: bool) -> JobError {
+    match e {
+        PassError::Input(e) => JobError::new(ExitKind::Input, e),
+        PassError::Output(e) => JobError::new(
+            ExitKind::Internal,
+            e.context(format!("writing {}", job.output.path.display())),
+        ),
+        PassError::Interrupted if first => JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted while reading the input; nothing was sent and nothing written"),
+        ),
+        PassError::Interrupted => JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted while writing the output; nothing was written to {}; every answer is kept: run the same command again", job.output.path.display()),
+        ),
+    }
+}
+
+/// `write`: whether the first pass writes the output (a run) or only counts (a plan).
 fn prepare(
     job: &Job,
     refresh: bool,
+    write: bool,
     progress: ProgressMode,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Prepared, JobError> {
     // Everything that can be refused is refused before any request: the schema, the names.
-    let input_schema = InputReader::open(&job.input, Columns::All, batch_rows(job))
+    let input_schema = InputReader::open(&job.input, Columns::All, job.output.row_group_size)
         .or_kind(ExitKind::Input)?
         .schema()
         .clone();
@@ -288,40 +219,38 @@ fn prepare(
     check_output_location(job).or_kind(ExitKind::Usage)?;
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();
-    let scan = scan_phones(job, progress, interrupted)?;
-    let read_s = seconds(started);
-    let started = Instant::now();
-    let distinct = &scan.numbers;
     let ttl = Ttl {
         found: job.state.ttl_ok,
         not_found: job.state.ttl_not_found,
     };
-    let plan = Plan::build(
-        distinct,
-        &state,
-        &cache_key(job),
-        ttl,
-        refresh,
-        job.provider.batch_size,
+    let book = match refresh {
+        true => AnswerBook::default(),
+        false => state
+            .load(&cache_key(job), ttl, now_ms())
+            .or_kind(ExitKind::Input)?,
+    };
+    let cache_s = seconds(started);
+    let started = Instant::now();
+    // With no answers at all the output cannot be written in this pass: do not start it.
+    let output = (write && !book.is_empty()).then_some(&schema);
+    let first = run_pass(
+        job,
+        &book,
+        Unknown::Collect,
+        output,
+        "reading",
+        0,
+        progress,
+        interrupted,
     )
-    .or_kind(ExitKind::Input)?;
+    .map_err(|e| pass_error(job, e, true))?;
     let stages = StageTimes {
-        read_s,
-        cache_s: seconds(started),
+        cache_s,
+        read_s: seconds(started),
         ..Default::default()
     };
-    let invalid_cells = scan.invalid_cells;
-    let phone_cells: u64 = scan.numbers.values().sum::<u64>() + invalid_cells;
-    let figures = PlanFigures {
-        rows: scan.rows,
-        phone_cells,
-        invalid_cells,
-        distinct_numbers: distinct.len() as u64,
-        cached: (distinct.len() - plan.to_look_up()) as u64,
-        to_look_up: plan.to_look_up() as u64,
-        requests: plan.batches.len() as u64,
-        least_time_s: least_time(job, &plan).as_secs_f64(),
-    };
+    let plan = Plan::new(&first.tally.unknown, job.provider.batch_size);
+    let figures = plan_figures(job, &first.tally, &plan);
     tracing::info!(
         rows = figures.rows,
         distinct_numbers = figures.distinct_numbers,
@@ -332,13 +261,27 @@ fn prepare(
         "plan"
     );
     Ok(Prepared {
-        scan,
+        book,
         state,
+        first,
         plan,
         figures,
         schema,
         stages,
     })
+}
+
+fn plan_figures(job: &Job, tally: &Tally, plan: &Plan) -> PlanFigures {
+    PlanFigures {
+        rows: tally.rows,
+        phone_cells: tally.phone_cells(),
+        invalid_cells: tally.invalid_cells,
+        distinct_numbers: tally.distinct_numbers(),
+        cached: tally.known_numbers,
+        to_look_up: plan.to_look_up() as u64,
+        requests: plan.batches.len() as u64,
+        least_time_s: least_time(job, plan).as_secs_f64(),
+    }
 }
 
 /// The output's directory must exist or be creatable, and be writable, before any request.
@@ -360,92 +303,16 @@ fn check_output_location(job: &Job) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `phone-enrich plan`: the run's first stages, sending nothing.
+/// `phone-enrich plan`: the run's first stages, sending nothing and writing nothing.
 pub fn plan(job: &Job, progress: ProgressMode) -> Result<PlanFigures, JobError> {
-    let prepared = prepare(job, false, progress, &Arc::new(AtomicBool::new(false)))?;
+    let prepared = prepare(
+        job,
+        false,
+        false,
+        progress,
+        &Arc::new(AtomicBool::new(false)),
+    )?;
     Ok(prepared.figures)
-}
-
-/// What is known of each number at the end of the lookups.
-#[derive(Default)]
-pub struct Answers {
-    pub known: AnswerBook,
-    pub failed: HashMap<E164, String>,
-}
-
-impl Answers {
-    fn enrichment(&self, normalized: Option<&Normalized>) -> Enrichment<'_> {
-        match normalized {
-            None | Some(Normalized::Empty) => Enrichment::EMPTY,
-            Some(Normalized::Invalid) => Enrichment {
-                status: Some(Status::InvalidNumber),
-                ..Enrichment::EMPTY
-            },
-            Some(Normalized::Valid(n)) => {
-                let base = Enrichment {
-                    e164: Some(n.0),
-                    ..Enrichment::EMPTY
-                };
-                match self.known.get(n) {
-                    Some((answer, checked_at_ms)) => {
-                        let at = Some(checked_at_ms);
-                        match answer {
-                            NumberAnswer::Found(info) => Enrichment {
-                                status: Some(Status::Ok),
-                                info: Some(info),
-                                checked_at_ms: at,
-                                ..base
-                            },
-                            NumberAnswer::NotFound => Enrichment {
-                                status: Some(Status::NotFound),
-                                checked_at_ms: at,
-                                ..base
-                            },
-                            NumberAnswer::Rejected => Enrichment {
-                                status: Some(Status::InvalidNumber),
-                                checked_at_ms: at,
-                                ..base
-                            },
-                        }
-                    }
-                    None => Enrichment {
-                        status: Some(Status::Failed),
-                        ..base
-                    },
-                }
-            }
-        }
-    }
-}
-
-/// Cells by status and the top operators, from the numbers and their counts.
-fn tally(scan: &Scan, answers: &Answers) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
-    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
-    let mut operators: HashMap<&str, u64> = HashMap::new();
-    for (status, cells) in [
-        ("empty", scan.empty_cells),
-        ("invalid_number", scan.invalid_cells),
-    ] {
-        if cells > 0 {
-            by_status.insert(status.into(), cells);
-        }
-    }
-    for (n, &cells) in &scan.numbers {
-        let e = answers.enrichment(Some(&Normalized::Valid(*n)));
-        *by_status
-            .entry(e.status.map(Status::as_str).unwrap_or("empty").to_string())
-            .or_default() += cells;
-        if let Some(info) = e.info {
-            *operators.entry(info.operator.as_str()).or_default() += cells;
-        }
-    }
-    let mut top: Vec<(String, u64)> = operators
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(5);
-    (by_status, top)
 }
 
 /// Runs a job from input to output. The summary is returned whatever the outcome.
@@ -464,8 +331,9 @@ async fn run_stages(
 ) -> Result<(), JobError> {
     let credentials = job.provider.credentials().or_kind(ExitKind::Usage)?;
     let Prepared {
-        scan,
+        mut book,
         state,
+        first,
         plan,
         figures,
         schema,
@@ -477,16 +345,12 @@ async fn run_stages(
             options.progress,
             options.interrupted.clone(),
         );
-        tokio::task::spawn_blocking(move || prepare(&job, refresh, progress, &interrupted))
+        tokio::task::spawn_blocking(move || prepare(&job, refresh, true, progress, &interrupted))
             .await
             .or_kind(ExitKind::Internal)??
     };
     summary.plan = figures;
     summary.stages = stages;
-    let mut answers = Answers {
-        known: plan.cached,
-        failed: HashMap::new(),
-    };
 
     let started = Instant::now();
     if !plan.batches.is_empty() {
@@ -519,7 +383,7 @@ async fn run_stages(
             plan.batches,
             &state,
             &cache_key(job),
-            &mut answers,
+            &mut book,
             options,
             summary.plan.cached,
         )
@@ -540,9 +404,38 @@ async fn run_stages(
         outcome.result?;
     }
     summary.stages.lookups_s = seconds(started);
-    summary.failed_numbers = answers.failed.len() as u64;
-    (summary.cells_by_status, summary.top_operators) = tally(&scan, &answers);
 
+    let started = Instant::now();
+    let (tally, output, book) = match first.output {
+        // The first pass found an answer for every number and wrote the output already.
+        Some(output) => (first.tally, output, book),
+        None => {
+            let (job, interrupted, progress) =
+                (job.clone(), options.interrupted.clone(), options.progress);
+            let rows = summary.plan.rows;
+            tokio::task::spawn_blocking(move || {
+                let second = run_pass(
+                    &job,
+                    &book,
+                    Unknown::Fail,
+                    Some(&schema),
+                    "writing",
+                    rows,
+                    progress,
+                    &interrupted,
+                )
+                .map_err(|e| pass_error(&job, e, false))?;
+                let output = second
+                    .output
+                    .expect("a pass that fails unknown numbers writes to its end");
+                Ok::<_, JobError>((second.tally, output, book))
+            })
+            .await
+            .or_kind(ExitKind::Internal)??
+        }
+    };
+    summary.failed_numbers = tally.unknown.len() as u64;
+    (summary.cells_by_status, summary.top_operators) = tally.by_status(&book, Unknown::Fail);
     let metadata = {
         let mut kv = job.settings();
         kv.push((
@@ -551,26 +444,7 @@ async fn run_stages(
         ));
         kv
     };
-    let started = Instant::now();
-    {
-        let (job, interrupted, progress) =
-            (job.clone(), options.interrupted.clone(), options.progress);
-        let rows = summary.plan.rows;
-        tokio::task::spawn_blocking(move || {
-            write_output(
-                &job,
-                &schema,
-                &scan,
-                &answers,
-                metadata,
-                rows,
-                progress,
-                &interrupted,
-            )
-        })
-        .await
-        .or_kind(ExitKind::Internal)??;
-    }
+    finish_output(job, output, metadata).await?;
     summary.stages.write_s = seconds(started);
 
     let distinct = summary.plan.distinct_numbers.max(1);
@@ -590,6 +464,24 @@ async fn run_stages(
     Ok(())
 }
 
+/// Writes the output's footer with the run's figures and moves the file into place.
+async fn finish_output(
+    job: &Job,
+    output: OutputFile,
+    metadata: Vec<(String, String)>,
+) -> Result<(), JobError> {
+    let path = job.output.path.clone();
+    tokio::task::spawn_blocking(move || {
+        output
+            .finish(metadata)
+            .with_context(|| format!("writing {}", path.display()))
+    })
+    .await
+    .or_kind(ExitKind::Internal)?
+    .or_kind(ExitKind::Internal)?;
+    Ok(())
+}
+
 struct LookupOutcome {
     looked_up: u64,
     result: Result<(), JobError>,
@@ -601,7 +493,7 @@ async fn look_up(
     batches: Vec<Vec<E164>>,
     state: &Arc<StateStore>,
     host: &str,
-    answers: &mut Answers,
+    book: &mut AnswerBook,
     options: &RunOptions,
     cached: u64,
 ) -> LookupOutcome {
@@ -612,6 +504,7 @@ async fn look_up(
     // Enough batches queued to keep every concurrency slot busy, no more.
     let lanes = pacer.concurrency() * 2;
     let mut looked_up = 0u64;
+    let mut failed = 0u64;
     let watcher = {
         let (pacer, interrupted) = (pacer.clone(), options.interrupted.clone());
         tokio::spawn(async move {
@@ -682,14 +575,14 @@ async fn look_up(
         let n = (stored.len() + result.failed.len()) as u64;
         looked_up += stored.len() as u64;
         for (n, answer) in stored {
-            answers.known.insert(n, answer);
+            book.insert(n, answer);
         }
-        answers.failed.extend(result.failed);
+        failed += result.failed.len() as u64;
         let figures = Figures {
             cached,
             requests: pacer.counters.requests.load(Ordering::Relaxed),
             retries: pacer.counters.retries.load(Ordering::Relaxed),
-            failed: answers.failed.len() as u64,
+            failed,
             errors: pacer.counters.errors.lock().unwrap().values().sum(),
         };
         progress.inc(n, &figures);
@@ -712,52 +605,4 @@ async fn look_up(
         (None, None) => Ok(()),
     };
     LookupOutcome { looked_up, result }
-}
-
-/// Pass 2: every row again, in order, with its enrichment, into the output file.
-#[allow(clippy::too_many_arguments)]
-fn write_output(
-    job: &Job,
-    schema: &Schema,
-    scan: &Scan,
-    answers: &Answers,
-    metadata: Vec<(String, String)>,
-    total_rows: u64,
-    progress: ProgressMode,
-    interrupted: &AtomicBool,
-) -> Result<(), JobError> {
-    let mut reader = InputReader::open(&job.input, Columns::All, batch_rows(job))
-        .or_kind(ExitKind::Input)?
-        .read_ahead(2);
-    let mut out =
-        OutputFile::create(&job.output.path, schema, metadata).or_kind(ExitKind::Internal)?;
-    let bar = Progress::new("writing", total_rows, progress);
-    while let Some(mut batch) = reader.next_batch().or_kind(ExitKind::Input)? {
-        if interrupted.load(Ordering::SeqCst) {
-            return Err(JobError::new(
-                ExitKind::Interrupted,
-                anyhow!("interrupted while writing the output; nothing was written to {}; every answer is kept: run the same command again", job.output.path.display()),
-            ));
-        }
-        let mut added = Vec::new();
-        for (name, prefix) in job.input.phone_columns.iter().zip(&job.output.prefixes) {
-            let column = batch.column(name).or_kind(ExitKind::Input)?;
-            let text = phone_text(column, &job.input.path).or_kind(ExitKind::Input)?;
-            let rows = text
-                .iter()
-                .map(|v| answers.enrichment(v.map(|raw| scan.classify(raw)).as_ref()));
-            let rows: Vec<Enrichment> = rows.collect();
-            added.extend(enrichment_columns(prefix, rows.into_iter()));
-        }
-        for column in added {
-            batch.with_column(column).or_kind(ExitKind::Internal)?;
-        }
-        out.write(&mut batch)
-            .with_context(|| format!("writing {}", job.output.path.display()))
-            .or_kind(ExitKind::Internal)?;
-        bar.inc(batch.height() as u64, &Figures::default());
-    }
-    bar.finish();
-    out.finish().or_kind(ExitKind::Internal)?;
-    Ok(())
 }

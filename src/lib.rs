@@ -13,6 +13,7 @@ pub mod job;
 pub mod normalize;
 pub mod output;
 pub mod pacer;
+pub mod pass;
 pub mod plan;
 pub mod progress;
 pub mod provider;

@@ -276,18 +276,10 @@ impl RegionRules {
     }
 }
 
-/// The rules of the regions sharing a country code, in the crate's order, built once per code.
-fn regions_for(code: u16) -> Option<std::sync::Arc<Vec<RegionRules>>> {
+/// The rules of the regions sharing a country code, in the crate's order.
+fn build_regions(code: u16) -> Option<Vec<RegionRules>> {
     use phonenumber::metadata::DATABASE;
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    type Rules = Option<Arc<Vec<RegionRules>>>;
-    static CACHE: OnceLock<Mutex<HashMap<u16, Rules>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(found) = cache.lock().unwrap().get(&code) {
-        return found.clone();
-    }
-    let found = DATABASE.region(&code).and_then(|regions| {
+    DATABASE.region(&code).and_then(|regions| {
         let metas: Vec<&phonenumber::metadata::Metadata> =
             if regions.len() == 1 && regions[0] == "001" {
                 DATABASE.by_code(&code)?.into_iter().take(1).collect()
@@ -298,19 +290,35 @@ fn regions_for(code: u16) -> Option<std::sync::Arc<Vec<RegionRules>>> {
                     .collect::<Option<_>>()?
             };
         let rules: Option<Vec<RegionRules>> = metas.into_iter().map(RegionRules::new).collect();
-        rules.filter(|r| !r.is_empty()).map(Arc::new)
-    });
-    cache.lock().unwrap().insert(code, found.clone());
-    found
+        rules.filter(|r| !r.is_empty())
+    })
+}
+
+thread_local! {
+    /// Each thread's rules, by country code, built on first use: no lock, no shared counter,
+    /// and each thread owns its compiled patterns (regex's fast path for its owner thread).
+    static REGIONS: std::cell::RefCell<Vec<(u16, Option<Vec<RegionRules>>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// `phonenumber::is_valid` for a country code and national number, in the crate's order: the
 /// region (by leading digits where several share the code), then a known number type.
 fn is_valid_national(code: u16, national: &str) -> bool {
-    let Some(regions) = regions_for(code) else {
-        return false;
-    };
-    if let [only] = regions.as_slice() {
+    REGIONS.with(|cell| {
+        if !cell.borrow().iter().any(|(c, _)| *c == code) {
+            let built = build_regions(code);
+            cell.borrow_mut().push((code, built));
+        }
+        let all = cell.borrow();
+        match all.iter().find(|(c, _)| *c == code) {
+            Some((_, Some(regions))) => valid_in(regions, national),
+            _ => false,
+        }
+    })
+}
+
+fn valid_in(regions: &[RegionRules], national: &str) -> bool {
+    if let [only] = regions {
         return only.knows(national);
     }
     for region in regions.iter() {

@@ -197,15 +197,13 @@ pub struct OutputFile {
     target: PathBuf,
     temp: PathBuf,
     writer: Option<polars::io::parquet::write::BatchedWriter<File>>,
+    /// The `ARROW:schema` entry written in the footer.
+    arrow_schema: (String, String),
     rows: u64,
 }
 
 impl OutputFile {
-    pub fn create(
-        target: &Path,
-        schema: &Schema,
-        metadata: Vec<(String, String)>,
-    ) -> Result<OutputFile> {
+    pub fn create(target: &Path, schema: &Schema) -> Result<OutputFile> {
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -219,11 +217,8 @@ impl OutputFile {
         remove_stale_temporaries(dir, &file_name);
         let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let mut metadata = metadata;
-        metadata.insert(0, portable_arrow_schema(schema));
         let writer = ParquetWriter::new(file)
             .with_compression(ParquetCompression::Zstd(None))
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(metadata)))
             .batched(schema)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("starting the Parquet writer for {}", temp.display()))?;
@@ -231,6 +226,7 @@ impl OutputFile {
             target: target.to_path_buf(),
             temp,
             writer: Some(writer),
+            arrow_schema: portable_arrow_schema(schema),
             rows: 0,
         })
     }
@@ -246,11 +242,22 @@ impl OutputFile {
         Ok(())
     }
 
-    /// Completes the file and moves it into place. Returns the rows written.
-    pub fn finish(mut self) -> Result<u64> {
+    /// Completes the file with `metadata` (the run's figures are known only at its end) and
+    /// moves it into place. Returns the rows written.
+    pub fn finish(mut self, metadata: Vec<(String, String)>) -> Result<u64> {
         let writer = self.writer.take().expect("finished once");
+        let key_values = std::iter::once(self.arrow_schema.clone())
+            .chain(metadata)
+            .map(|(key, value)| polars_parquet::write::KeyValue {
+                key,
+                value: Some(value),
+            })
+            .collect();
         writer
-            .finish()
+            .get_writer()
+            .lock()
+            .unwrap()
+            .end(Some(key_values))
             .map_err(anyhow::Error::from)
             .with_context(|| format!("finishing {}", self.temp.display()))?;
         drop(writer);

@@ -162,6 +162,38 @@ impl AnswerBook {
         self.get(n).is_some()
     }
 
+    /// The fresh answer for `n`, with where it is held: its slot (below [`Self::slots`]) and its
+    /// answer id (below [`Self::answer_ids`]).
+    #[inline]
+    pub fn lookup(&self, n: E164) -> Option<Known<'_>> {
+        let (slot, id, at_s) = self.numbers.find(n.0)?;
+        let answer = &self.dictionary.answers[id as usize];
+        let at_ms = at_s as i64 * 1000;
+        match self.freshness {
+            Some((ttl, now_ms)) if !fresh(answer, at_ms, ttl, now_ms) => None,
+            _ => Some(Known {
+                slot,
+                id,
+                answer,
+                checked_at_ms: at_ms,
+            }),
+        }
+    }
+
+    /// How many slots numbers are held in (see [`Self::lookup`]).
+    pub fn slots(&self) -> usize {
+        self.numbers.slots()
+    }
+
+    /// How many distinct answers there are (see [`Self::lookup`]).
+    pub fn answer_ids(&self) -> usize {
+        self.dictionary.answers.len()
+    }
+
+    pub fn answer(&self, id: u32) -> &NumberAnswer {
+        &self.dictionary.answers[id as usize]
+    }
+
     pub fn insert(&mut self, n: E164, stored: StoredAnswer) {
         let encoded = postcard::to_stdvec(&stored.answer).expect("answers always encode");
         let (id, _) = self.dictionary.intern(&encoded, || stored.answer);
@@ -179,6 +211,15 @@ impl AnswerBook {
             )
         })
     }
+}
+
+/// A fresh answer found in an [`AnswerBook`].
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    pub slot: usize,
+    pub id: u32,
+    pub answer: &'a NumberAnswer,
+    pub checked_at_ms: i64,
 }
 
 pub fn now_ms() -> i64 {
@@ -378,12 +419,18 @@ impl StateStore {
     fn replay(&self, host: &str) -> Result<(AnswerBook, u64), StateError> {
         let dictionary = self.dictionary(host)?;
         let log = self.log(host)?;
-        let mut numbers = NumberTable::with_capacity(1 << 16);
+        // The blocks first (shared buffers, no copy), so the table is sized once.
+        let blocks: Vec<sled::IVec> = log
+            .iter()
+            .values()
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.io(e))?;
+        let entries: usize = blocks.iter().map(|b| b.len() / ENTRY_BYTES).sum();
+        let mut numbers = NumberTable::with_capacity(entries);
         let mut logged = 0u64;
-        for item in log.iter() {
-            let (_, block) = item.map_err(|e| self.io(e))?;
+        for block in &blocks {
             let entries =
-                block_entries(&block).ok_or_else(|| self.io("a block of the log is corrupt"))?;
+                block_entries(block).ok_or_else(|| self.io("a block of the log is corrupt"))?;
             for (number, at_s, id) in entries {
                 if id as usize >= dictionary.answers.len() {
                     return Err(self.io(format!(

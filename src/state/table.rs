@@ -116,18 +116,30 @@ impl NumberTable {
     /// `(answer id, checked-at second)` of `number`.
     #[inline]
     pub fn get(&self, number: u64) -> Option<(u32, u32)> {
+        self.find(number).map(|(_, id, at_s)| (id, at_s))
+    }
+
+    /// `(slot, answer id, checked-at second)` of `number`; a slot is below [`Self::slots`] and
+    /// names the number until the table next grows.
+    #[inline]
+    pub fn find(&self, number: u64) -> Option<(usize, u32, u32)> {
         let mask = self.slots.len() - 1;
         let mut i = self.home(number);
         loop {
             let slot = self.slots[i];
             if slot.number == number && number != 0 {
-                return Some((slot.id, slot.at_s));
+                return Some((i, slot.id, slot.at_s));
             }
             if slot.number == 0 {
                 return None;
             }
             i = (i + 1) & mask;
         }
+    }
+
+    /// How many slots the table has.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
     }
 
     pub fn insert(&mut self, number: u64, id: u32, at_s: u32) {

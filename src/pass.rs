@@ -1,0 +1,436 @@
+//! One pass over the input: every row read, every phone cell normalized and looked up in the
+//! answer book, counted, and, when asked, written with its enrichment to the output.
+//!
+//! Contract: [`run_pass`] reads the input in order on one thread, parses and enriches its pieces
+//! on [`workers`] threads, and writes batches in input order from the calling thread, with at
+//! most a few pieces in memory at once. A valid number with no fresh answer in the book is
+//! [`Unknown::Collect`]ed (it is to be asked; writing stops at the first, since such a file
+//! could not be the output) or, after the lookups, written as [`Unknown::Fail`]ed. The output
+//! comes back unfinished, for the caller to finish with the run's figures; on any error or
+//! interruption nothing is left behind. Figures do not depend on the number of workers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel};
+use std::sync::Mutex;
+
+use polars::prelude::*;
+
+use crate::config::Job;
+use crate::input::{phone_text, Columns, InputReader, Piece};
+use crate::normalize::{Normalized, Normalizer, E164};
+use crate::output::{enrichment_columns, Enrichment, OutputFile, Status};
+use crate::progress::{Figures, Progress, ProgressMode};
+use crate::provider::NumberAnswer;
+use crate::state::AnswerBook;
+
+/// What a valid number without a fresh answer is in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unknown {
+    /// To be asked: counted, and the output (if any) is abandoned.
+    Collect,
+    /// Asked and not answered: written with status `failed`.
+    Fail,
+}
+
+/// What one pass found.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub rows: u64,
+    /// Null or blank cells.
+    pub empty_cells: u64,
+    /// Cells holding no valid number.
+    pub invalid_cells: u64,
+    /// Cells whose number has a fresh answer, by answer id (see [`AnswerBook::answer`]).
+    pub cells_by_answer: Vec<u64>,
+    /// Distinct numbers with a fresh answer.
+    pub known_numbers: u64,
+    /// Valid numbers without a fresh answer, with their cells.
+    pub unknown: PlHashMap<E164, u64>,
+}
+
+impl Tally {
+    /// Phone cells with something in them.
+    pub fn phone_cells(&self) -> u64 {
+        self.invalid_cells
+            + self.cells_by_answer.iter().sum::<u64>()
+            + self.unknown.values().sum::<u64>()
+    }
+
+    pub fn distinct_numbers(&self) -> u64 {
+        self.known_numbers + self.unknown.len() as u64
+    }
+
+    /// Cells by output status (`empty` for blank cells) and the five most frequent operators.
+    pub fn by_status(
+        &self,
+        book: &AnswerBook,
+        unknown: Unknown,
+    ) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        let mut add = |status: &str, cells: u64| {
+            if cells > 0 {
+                *by_status.entry(status.to_string()).or_default() += cells;
+            }
+        };
+        add("empty", self.empty_cells);
+        add("invalid_number", self.invalid_cells);
+        let unknown_status = match unknown {
+            Unknown::Collect => "to_look_up",
+            Unknown::Fail => Status::Failed.as_str(),
+        };
+        add(unknown_status, self.unknown.values().sum());
+        let mut operators: HashMap<&str, u64> = HashMap::new();
+        for (id, &cells) in self.cells_by_answer.iter().enumerate() {
+            let answer = book.answer(id as u32);
+            add(answer_status(answer).as_str(), cells);
+            if let (NumberAnswer::Found(info), true) = (answer, cells > 0) {
+                *operators.entry(info.operator.as_str()).or_default() += cells;
+            }
+        }
+        let mut top: Vec<(String, u64)> = operators
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(5);
+        (by_status, top)
+    }
+}
+
+fn answer_status(answer: &NumberAnswer) -> Status {
+    match answer {
+        NumberAnswer::Found(_) => Status::Ok,
+        NumberAnswer::NotFound => Status::NotFound,
+        NumberAnswer::Rejected => Status::InvalidNumber,
+    }
+}
+
+/// What a pass ends with.
+pub struct PassOutcome {
+    pub tally: Tally,
+    /// The output, complete but not finished, when the pass wrote one to its end.
+    pub output: Option<OutputFile>,
+}
+
+/// Threads that parse and enrich pieces: one per core.
+pub fn workers() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+/// What every worker shares.
+struct Shared<'a> {
+    job: &'a Job,
+    book: &'a AnswerBook,
+    unknown: Unknown,
+    /// Whether batches are still wanted for the output.
+    writing: AtomicBool,
+    normalizer: Normalizer,
+}
+
+/// One worker's counts, merged at the end.
+struct WorkerTally {
+    tally: Tally,
+    /// Slots of the book seen, one bit each.
+    seen: Vec<u64>,
+    /// The crate's reading of cells the fast path does not take, kept for repeats.
+    slow: PlHashMap<Box<str>, Normalized>,
+}
+
+/// The crate is slow; its readings are remembered, up to this many per worker.
+const SLOW_MEMO: usize = 1 << 20;
+
+impl WorkerTally {
+    fn new(book: &AnswerBook) -> Self {
+        WorkerTally {
+            tally: Tally {
+                cells_by_answer: vec![0; book.answer_ids()],
+                ..Tally::default()
+            },
+            seen: vec![0; book.slots().div_ceil(64)],
+            slow: PlHashMap::default(),
+        }
+    }
+
+    fn normalize(&mut self, normalizer: &Normalizer, raw: &str) -> Normalized {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Normalized::Empty;
+        }
+        if let Some(n) = normalizer.fast_path(trimmed) {
+            return Normalized::Valid(n);
+        }
+        if let Some(&n) = self.slow.get(trimmed) {
+            return n;
+        }
+        let n = normalizer.crate_path(trimmed);
+        if self.slow.len() < SLOW_MEMO {
+            self.slow.insert(trimmed.into(), n);
+        }
+        n
+    }
+
+    /// Counts one cell and says what the output holds for it.
+    fn cell<'b>(&mut self, shared: &Shared<'b>, raw: Option<&str>) -> Enrichment<'b> {
+        let n = match raw.map(|raw| self.normalize(&shared.normalizer, raw)) {
+            None | Some(Normalized::Empty) => {
+                self.tally.empty_cells += 1;
+                return Enrichment::EMPTY;
+            }
+            Some(Normalized::Invalid) => {
+                self.tally.invalid_cells += 1;
+                return Enrichment {
+                    status: Some(Status::InvalidNumber),
+                    ..Enrichment::EMPTY
+                };
+            }
+            Some(Normalized::Valid(n)) => n,
+        };
+        let base = Enrichment {
+            e164: Some(n.0),
+            ..Enrichment::EMPTY
+        };
+        match shared.book.lookup(n) {
+            Some(known) => {
+                self.seen[known.slot / 64] |= 1 << (known.slot % 64);
+                self.tally.cells_by_answer[known.id as usize] += 1;
+                Enrichment {
+                    status: Some(answer_status(known.answer)),
+                    info: match known.answer {
+                        NumberAnswer::Found(info) => Some(info),
+                        _ => None,
+                    },
+                    checked_at_ms: Some(known.checked_at_ms),
+                    ..base
+                }
+            }
+            None => {
+                *self.tally.unknown.entry(n).or_default() += 1;
+                if shared.unknown == Unknown::Collect {
+                    shared.writing.store(false, Ordering::Relaxed);
+                }
+                Enrichment {
+                    status: Some(Status::Failed),
+                    ..base
+                }
+            }
+        }
+    }
+
+    /// Reads a piece, counts its cells and, while the output is wanted, adds the enrichment.
+    fn process(&mut self, shared: &Shared<'_>, piece: Piece) -> anyhow::Result<Option<DataFrame>> {
+        let writing = shared.writing.load(Ordering::Relaxed);
+        let columns = match writing {
+            true => Columns::All,
+            false => Columns::PhonesOnly,
+        };
+        let mut batch = piece.into_batch(columns)?;
+        self.tally.rows += batch.height() as u64;
+        let mut added = Vec::new();
+        let input = &shared.job.input;
+        for (name, prefix) in input.phone_columns.iter().zip(&shared.job.output.prefixes) {
+            let text = phone_text(batch.column(name)?, &input.path)?;
+            if writing {
+                let rows: Vec<Enrichment> = text.iter().map(|v| self.cell(shared, v)).collect();
+                added.extend(enrichment_columns(prefix, rows.into_iter()));
+            } else {
+                text.iter().for_each(|v| {
+                    self.cell(shared, v);
+                });
+            }
+        }
+        if !writing || !shared.writing.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        for column in added {
+            batch.with_column(column)?;
+        }
+        Ok(Some(batch))
+    }
+}
+
+/// Pieces between the reader and the writer at most: what keeps memory flat.
+fn pieces_in_flight(workers: usize) -> usize {
+    2 * workers + 2
+}
+
+/// Reads the whole input once. With `output`, writes every row with its enrichment (to a
+/// temporary file, see [`OutputFile`]) as long as no number is [`Unknown::Collect`]ed.
+#[allow(clippy::too_many_arguments)]
+pub fn run_pass(
+    job: &Job,
+    book: &AnswerBook,
+    unknown: Unknown,
+    output: Option<&Schema>,
+    label: &'static str,
+    total_rows: u64,
+    progress: ProgressMode,
+    interrupted: &AtomicBool,
+) -> Result<PassOutcome, PassError> {
+    let columns = match output {
+        Some(_) => Columns::All,
+        None => Columns::PhonesOnly,
+    };
+    let mut reader = InputReader::open(&job.input, columns, job.output.row_group_size)
+        .map_err(PassError::Input)?;
+    let mut out = match output {
+        Some(schema) => {
+            Some(OutputFile::create(&job.output.path, schema).map_err(PassError::Output)?)
+        }
+        None => None,
+    };
+    let shared = Shared {
+        job,
+        book,
+        unknown,
+        writing: AtomicBool::new(out.is_some()),
+        normalizer: Normalizer::new(job.input.default_region),
+    };
+    let workers = workers().get();
+    let bar = Progress::new(label, total_rows, progress);
+    let window = pieces_in_flight(workers);
+
+    let (piece_tx, piece_rx) = sync_channel::<(usize, Piece)>(workers);
+    let piece_rx = Mutex::new(piece_rx);
+    let (done_tx, done_rx) = channel::<(usize, anyhow::Result<Option<DataFrame>>)>();
+    // A ticket per piece in flight, handed back when its batch is written.
+    let (ticket_tx, ticket_rx) = sync_channel::<()>(window);
+    for _ in 0..window {
+        ticket_tx.send(()).expect("the channel holds a window");
+    }
+    let (result, tallies) = std::thread::scope(|scope| {
+        let reader_done = done_tx.clone();
+        scope.spawn(move || {
+            for index in 0.. {
+                if ticket_rx.recv().is_err() {
+                    return;
+                }
+                match reader.next_piece() {
+                    Ok(Some(piece)) => {
+                        if piece_tx.send((index, piece)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = reader_done.send((index, Err(e)));
+                        return;
+                    }
+                }
+            }
+        });
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (shared, piece_rx, done_tx) = (&shared, &piece_rx, done_tx.clone());
+                scope.spawn(move || {
+                    let mut tally = WorkerTally::new(shared.book);
+                    loop {
+                        let next = piece_rx.lock().unwrap().recv();
+                        let Ok((index, piece)) = next else {
+                            return tally;
+                        };
+                        let processed = tally.process(shared, piece);
+                        if done_tx.send((index, processed)).is_err() {
+                            return tally;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(done_tx);
+
+        // Batches in input order, from whichever worker finishes first.
+        let result = (|| {
+            let mut waiting = BTreeMap::new();
+            let mut next = 0;
+            for (index, processed) in &done_rx {
+                waiting.insert(index, processed);
+                while let Some(processed) = waiting.remove(&next) {
+                    if interrupted.load(Ordering::SeqCst) {
+                        return Err(PassError::Interrupted);
+                    }
+                    let batch = processed.map_err(PassError::Input)?;
+                    let rows = match (&mut out, batch) {
+                        (Some(file), Some(mut batch)) if shared.writing.load(Ordering::Relaxed) => {
+                            let rows = batch.height();
+                            file.write(&mut batch).map_err(PassError::Output)?;
+                            rows
+                        }
+                        (_, batch) => {
+                            // Not (or no longer) written: nothing of the output survives.
+                            out = None;
+                            batch.map(|b| b.height()).unwrap_or(0)
+                        }
+                    };
+                    bar.inc(rows as u64, &Figures::default());
+                    next += 1;
+                    let _ = ticket_tx.send(());
+                }
+            }
+            Ok(())
+        })();
+        // Stops the reader and the workers on an early return.
+        drop(ticket_tx);
+        drop(done_rx);
+        let tallies: Vec<WorkerTally> = handles
+            .into_iter()
+            .map(|h| h.join().expect("a worker panicked"))
+            .collect();
+        (result, tallies)
+    });
+    bar.finish();
+    result?;
+    if !shared.writing.load(Ordering::Relaxed) {
+        out = None;
+    }
+    Ok(PassOutcome {
+        tally: merge(tallies),
+        output: out,
+    })
+}
+
+/// Why a pass stopped: the caller maps each to its exit.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// The input cannot be read (the error names the file, and the line for CSV).
+    #[error("{0:#}")]
+    Input(anyhow::Error),
+    /// The output cannot be written.
+    #[error("{0:#}")]
+    Output(anyhow::Error),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn merge(tallies: Vec<WorkerTally>) -> Tally {
+    let mut seen: Vec<u64> = Vec::new();
+    let mut total = Tally::default();
+    for WorkerTally { tally, seen: s, .. } in tallies {
+        total.rows += tally.rows;
+        total.empty_cells += tally.empty_cells;
+        total.invalid_cells += tally.invalid_cells;
+        if total.cells_by_answer.len() < tally.cells_by_answer.len() {
+            total.cells_by_answer.resize(tally.cells_by_answer.len(), 0);
+        }
+        for (t, c) in total.cells_by_answer.iter_mut().zip(&tally.cells_by_answer) {
+            *t += c;
+        }
+        if total.unknown.is_empty() {
+            total.unknown = tally.unknown;
+        } else {
+            for (n, cells) in tally.unknown {
+                *total.unknown.entry(n).or_default() += cells;
+            }
+        }
+        if seen.is_empty() {
+            seen = s;
+        } else {
+            for (a, b) in seen.iter_mut().zip(&s) {
+                *a |= b;
+            }
+        }
+    }
+    total.known_numbers = seen.iter().map(|w| w.count_ones() as u64).sum();
+    total
+}

@@ -755,4 +755,103 @@ mod tests {
             assert!(err.contains(want) && err.contains(name), "{name}: {err}");
         }
     }
+
+    /// Reads a CSV text whole (one piece) and in pieces of `rows`, parsing pieces out of order.
+    fn read_in_pieces(text: &[u8], rows: usize) -> Result<DataFrame> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, text).unwrap();
+        let cfg = cfg(&path, TextEncoding::Utf8, Compression::None);
+        let mut reader = InputReader::open(&cfg, Columns::All, NonZeroUsize::new(rows).unwrap())?;
+        let mut pieces = Vec::new();
+        while let Some(p) = reader.next_piece()? {
+            pieces.push(p);
+        }
+        let mut batches: Vec<Result<DataFrame>> = Vec::new();
+        for piece in pieces.into_iter().rev() {
+            batches.push(piece.into_batch(Columns::All));
+        }
+        let mut out: Option<DataFrame> = None;
+        for b in batches.into_iter().rev() {
+            let b = b?;
+            assert!(b.height() <= rows);
+            out = Some(match out {
+                None => b,
+                Some(mut o) => {
+                    o.vstack_mut(&b)?;
+                    o
+                }
+            });
+        }
+        Ok(out.unwrap())
+    }
+
+    #[test]
+    fn pieces_cut_at_record_ends_read_as_the_whole() {
+        let texts: &[&[u8]] = &[
+            // Quoted line feeds and delimiters, escaped quotes, a quote inside an unquoted field.
+            b"name,phone,note\n\"a\nb\",1,\"x,\"\"y\"\"\nz\"\n5\" screen,2,\"\"\nc,3,d\"e\"\n\"\"\"\",4,\n",
+            // CRLF line ends and no line end at the end.
+            b"name,phone,note\r\na,1,x\r\n\"b\r\nb\",2,y\r\nc,3,z",
+            // A quoted field that ends right at a piece's end, then an escaped quote pair.
+            b"name,phone,note\n\"\"\"\",1,\"\"\"\"\"\"\n\"q\",2,\"\"\n",
+        ];
+        for text in texts {
+            let whole = read_in_pieces(text, 1000).unwrap();
+            for rows in 1..=4 {
+                let pieces = read_in_pieces(text, rows).unwrap();
+                assert!(
+                    pieces.equals_missing(&whole),
+                    "{rows} rows a piece:\n{pieces}\nwhole:\n{whole}"
+                );
+            }
+        }
+        let first = read_in_pieces(texts[0], 2).unwrap();
+        assert_eq!(first.height(), 4);
+        assert_eq!(cell(&first, "name", 0).as_deref(), Some("a\nb"));
+        assert_eq!(cell(&first, "note", 0).as_deref(), Some("x,\"y\"\nz"));
+        assert_eq!(cell(&first, "name", 1).as_deref(), Some("5\" screen"));
+        assert_eq!(cell(&first, "note", 2).as_deref(), Some("d\"e\""));
+        assert_eq!(cell(&first, "name", 3).as_deref(), Some("\""));
+    }
+
+    #[test]
+    fn errors_in_later_pieces_name_the_file_line() {
+        // Line 3 to 5 are one record (quoted line feeds); the bad records are on lines 8 and 9.
+        let ragged = b"name,phone\na,1\n\"b\nb\nb\",2\nc,3\nd,4\ne,5,extra\n";
+        let latin = b"name,phone\na,1\n\"b\nb\nb\",2\nc,3\nd,4\ne,5\n\xC8,6\n";
+        for rows in [1, 2, 3, 100] {
+            let err = format!("{:#}", read_in_pieces(ragged, rows).unwrap_err());
+            assert!(err.contains("line 8 has 3 fields"), "{rows}: {err}");
+            let err = format!("{:#}", read_in_pieces(latin, rows).unwrap_err());
+            assert!(err.contains("line 9, column `name`"), "{rows}: {err}");
+        }
+    }
+
+    #[test]
+    fn record_ends_are_found_as_the_csv_crate_finds_them() {
+        // (text, records wanted, expected end, records, line feeds)
+        let cases: &[(&[u8], usize, usize, usize, u64)] = &[
+            (b"a,b\nc,d\n", 1, 4, 1, 1),
+            (b"a,b\nc,d\n", 5, 8, 2, 2),
+            (b"\"a\nb\",c\nd\n", 1, 8, 1, 2),
+            // An unfinished quoted field: no record end yet.
+            (b"\"a\nb,c\nd\n", 1, 0, 0, 0),
+            // A quote inside an unquoted field is text.
+            (b"a\"b,c\nd\n", 1, 6, 1, 1),
+            // A closing quote at the buffer's end might open a `""` pair: wait.
+            (b"\"a\"", 1, 0, 0, 0),
+            (b"x;\"a\nb\";c\n", 1, 10, 1, 2),
+        ];
+        for &(text, want, end, records, lines) in cases {
+            let delimiter = if text.contains(&b';') { b';' } else { b',' };
+            let split = split_records(text, delimiter, Split::default(), want);
+            assert_eq!(
+                (split.end, split.records, split.lines),
+                (end, records, lines),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
 }

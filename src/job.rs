@@ -105,6 +105,9 @@ pub struct PlanFigures {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunSummary {
     pub plan: PlanFigures,
+    /// Passes over the input: 1 when every number had a fresh answer (the output was written
+    /// while reading), 2 when numbers were looked up first.
+    pub passes: u8,
     /// Phone cells by status (`empty` for blank cells), over all phone columns.
     pub cells_by_status: BTreeMap<String, u64>,
     /// Distinct numbers asked and answered in this run.
@@ -406,6 +409,7 @@ async fn run_stages(
     summary.stages.lookups_s = seconds(started);
 
     let started = Instant::now();
+    summary.passes = if first.output.is_some() { 1 } else { 2 };
     let (tally, output, book) = match first.output {
         // The first pass found an answer for every number and wrote the output already.
         Some(output) => (first.tally, output, book),

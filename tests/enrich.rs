@@ -482,15 +482,23 @@ fn a_rerun_over_the_same_export_sends_nothing() {
     let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
     ws.write("crm.csv", CRM);
     let job = ws.job("job.toml", "crm.csv", "", &provider_for(&sandbox, ""));
-    assert_exit(&ws.run(&job, &[]), 0);
+    let report = ws.path("report.json");
+    let passes = || {
+        let text = std::fs::read_to_string(&report).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["summary"]["passes"].as_u64().unwrap()
+    };
+    assert_exit(&ws.run(&job, &["--report", report.to_str().unwrap()]), 0);
+    assert_eq!(passes(), 2, "read, look up, read again to write");
     let first = ws.read_output();
     let requests = sandbox.stats().requests;
-    assert_exit(&ws.run(&job, &[]), 0);
+    assert_exit(&ws.run(&job, &["--report", report.to_str().unwrap()]), 0);
     assert_eq!(
         sandbox.stats().requests,
         requests,
         "the rerun asked the provider"
     );
+    assert_eq!(passes(), 1, "every number cached: the input is read once");
     let second = ws.read_output();
     assert!(
         second.equals_missing(&first),
@@ -526,4 +534,21 @@ fn every_plausible_list_shape_gives_the_same_answers() {
         outputs.push(enrichment(&df));
     }
     assert!(outputs[0].equals_missing(&outputs[1]));
+}
+
+#[test]
+fn the_output_does_not_depend_on_how_the_input_is_cut() {
+    let Setup { ws, sandbox, job } = setup(3000, 11, "", "");
+    assert_exit(&ws.run(&job, &[]), 0);
+    let reference = ws.read_output();
+    let requests = sandbox.stats().requests;
+    // Pieces of 1 and 7 rows go to every worker thread out of order and come back in order;
+    // every number is cached now, so each run reads the input once.
+    for rows in ["1", "7", "100000"] {
+        let set = format!("output.row_group_size={rows}");
+        assert_exit(&ws.run(&job, &["--set", &set]), 0);
+        let df = ws.read_output();
+        assert!(df.equals_missing(&reference), "pieces of {rows} rows");
+    }
+    assert_eq!(sandbox.stats().requests, requests);
 }

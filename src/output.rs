@@ -1,16 +1,27 @@
 //! The enriched Parquet file: input columns untouched, enrichment columns added per phone column.
 //!
 //! Contract: only this module writes the output. [`OutputFile::create`] writes to a temporary
-//! file beside the target; [`OutputFile::finish`] syncs it and renames it into place, so the
+//! file beside the target; row groups are encoded and compressed on any thread by its
+//! [`RowGroupEncoder`] and appended in order by [`OutputFile::write`]; [`OutputFile::finish`]
+//! writes the footer, syncs the file and renames it into place, so the
 //! target path holds either nothing new or a complete file. A file that is never finished is
 //! removed. [`enrichment_columns`] builds the added columns for one batch, typed as documented
 //! in [`ENRICHMENT_COLUMNS`].
 
 use std::fs::File;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
+use polars_arrow::datatypes::ArrowSchema;
+use polars_parquet::read::ParquetError;
+use polars_parquet::write::{
+    array_to_columns, fallible_streaming_iterator, to_parquet_schema, CompressedPage,
+    CompressionOptions, Compressor, DynIter, DynStreamingIterator, Encoding as ParquetEncoding,
+    FileWriter, KeyValue, SchemaDescriptor, StatisticsOptions, Version, WriteOptions,
+};
 
 use crate::provider::OperatorInfo;
 
@@ -192,11 +203,76 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
     }
 }
 
+/// How the output's row groups are encoded: shared by every thread that encodes.
+struct Encoding {
+    arrow_schema: ArrowSchema,
+    parquet_schema: SchemaDescriptor,
+    encodings: Vec<Vec<ParquetEncoding>>,
+    options: WriteOptions,
+}
+
+/// Turns batches into compressed Parquet row groups, on any thread: encoding and compressing
+/// are most of the cost of writing, so they happen where the batch was made, in parallel, and
+/// [`OutputFile::write`] only appends bytes.
+#[derive(Clone)]
+pub struct RowGroupEncoder {
+    encoding: Arc<Encoding>,
+}
+
+/// A row group ready to be appended to the file.
+pub struct EncodedRowGroup {
+    rows: usize,
+    columns: Vec<Vec<CompressedPage>>,
+}
+
+impl RowGroupEncoder {
+    /// Encodes `batch` (columns in the output schema's order) as one row group: pages per
+    /// column, zstd-compressed, with min/max/null statistics as polars writes them.
+    pub fn encode(&self, batch: &DataFrame) -> Result<EncodedRowGroup> {
+        let e = &*self.encoding;
+        if batch.width() != e.arrow_schema.len() {
+            bail!(
+                "a batch of {} columns for an output of {}",
+                batch.width(),
+                e.arrow_schema.len()
+            );
+        }
+        let mut columns = Vec::with_capacity(batch.width());
+        for (i, column) in batch.columns().iter().enumerate() {
+            let field = e.arrow_schema.get_at_index(i).expect("checked above").1;
+            let array = column
+                .as_materialized_series()
+                .rechunk()
+                .to_arrow_with_field(0, std::borrow::Cow::Borrowed(field), true)?;
+            let pages = array_to_columns(
+                array,
+                e.parquet_schema.fields()[i].clone(),
+                e.options,
+                &e.encodings[i],
+            )?;
+            for leaf in pages {
+                let pages = leaf
+                    .map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
+                let compressed: Vec<CompressedPage> =
+                    Compressor::new_from_vec(pages, e.options.compression, vec![])
+                        .collect::<Result<_, ParquetError>>()
+                        .map_err(|e| anyhow::anyhow!("compressing a column: {e}"))?;
+                columns.push(compressed);
+            }
+        }
+        Ok(EncodedRowGroup {
+            rows: batch.height(),
+            columns,
+        })
+    }
+}
+
 /// The output being written: a temporary file until [`OutputFile::finish`].
 pub struct OutputFile {
     target: PathBuf,
     temp: PathBuf,
-    writer: Option<polars::io::parquet::write::BatchedWriter<File>>,
+    writer: Option<FileWriter<BufWriter<File>>>,
+    encoder: RowGroupEncoder,
     /// The `ARROW:schema` entry written in the footer.
     arrow_schema: (String, String),
     rows: u64,
@@ -217,54 +293,83 @@ impl OutputFile {
         remove_stale_temporaries(dir, &file_name);
         let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let writer = ParquetWriter::new(file)
-            .with_compression(ParquetCompression::Zstd(None))
-            .batched(schema)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("starting the Parquet writer for {}", temp.display()))?;
+        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            version: Version::V1,
+            compression: CompressionOptions::Zstd(None),
+            data_page_size: None,
+        };
+        let encoding = Encoding {
+            parquet_schema: to_parquet_schema(&arrow_schema)?,
+            encodings: polars::io::parquet::write::get_encodings(&arrow_schema).to_vec(),
+            arrow_schema: arrow_schema.clone(),
+            options,
+        };
+        let writer = FileWriter::try_new(
+            BufWriter::with_capacity(1 << 20, file),
+            arrow_schema,
+            options,
+        )
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("starting the Parquet writer for {}", temp.display()))?;
         Ok(OutputFile {
             target: target.to_path_buf(),
             temp,
             writer: Some(writer),
+            encoder: RowGroupEncoder {
+                encoding: Arc::new(encoding),
+            },
             arrow_schema: portable_arrow_schema(schema),
             rows: 0,
         })
     }
 
-    pub fn write(&mut self, batch: &mut DataFrame) -> Result<()> {
-        batch.align_chunks_par();
+    /// The encoder for this file's row groups, for any thread.
+    pub fn encoder(&self) -> RowGroupEncoder {
+        self.encoder.clone()
+    }
+
+    /// Appends a row group made by [`OutputFile::encoder`]. Row groups are written in the order
+    /// they are given.
+    pub fn write(&mut self, group: EncodedRowGroup) -> Result<()> {
         let writer = self.writer.as_mut().expect("written after finish");
+        let columns = group.columns.iter().map(|pages| {
+            Ok(DynStreamingIterator::new(
+                fallible_streaming_iterator::convert(pages.iter().map(PolarsResult::Ok)),
+            ))
+        });
         writer
-            .write_batch(batch)
+            .write(group.rows as u64, DynIter::new(columns))
             .map_err(anyhow::Error::from)
             .with_context(|| format!("writing {}", self.temp.display()))?;
-        self.rows += batch.height() as u64;
+        self.rows += group.rows as u64;
         Ok(())
     }
 
     /// Completes the file with `metadata` (the run's figures are known only at its end) and
     /// moves it into place. Returns the rows written.
     pub fn finish(mut self, metadata: Vec<(String, String)>) -> Result<u64> {
-        let writer = self.writer.take().expect("finished once");
+        let mut writer = self.writer.take().expect("finished once");
         let key_values = std::iter::once(self.arrow_schema.clone())
             .chain(metadata)
-            .map(|(key, value)| polars_parquet::write::KeyValue {
+            .map(|(key, value)| KeyValue {
                 key,
                 value: Some(value),
             })
             .collect();
         writer
-            .get_writer()
-            .lock()
-            .unwrap()
             .end(Some(key_values))
             .map_err(anyhow::Error::from)
             .with_context(|| format!("finishing {}", self.temp.display()))?;
-        drop(writer);
-        // fsync through a fresh handle flushes the file's pages all the same.
-        File::open(&self.temp)
-            .and_then(|f| f.sync_all())
+        let file = writer
+            .into_inner()
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", self.temp.display()))?;
+        file.sync_all()
             .with_context(|| format!("syncing {}", self.temp.display()))?;
+        drop(file);
         std::fs::rename(&self.temp, &self.target).with_context(|| {
             format!(
                 "moving {} to {}",

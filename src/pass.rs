@@ -20,7 +20,9 @@ use polars::prelude::*;
 use crate::config::Job;
 use crate::input::{phone_text, Columns, InputReader, Piece};
 use crate::normalize::{Normalized, Normalizer, E164};
-use crate::output::{enrichment_columns, Enrichment, OutputFile, Status};
+use crate::output::{
+    enrichment_columns, EncodedRowGroup, Enrichment, OutputFile, RowGroupEncoder, Status,
+};
 use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::NumberAnswer;
 use crate::state::AnswerBook;
@@ -124,6 +126,8 @@ struct Shared<'a> {
     job: &'a Job,
     book: &'a AnswerBook,
     unknown: Unknown,
+    /// Encodes row groups of the output, when there is one.
+    encoder: Option<RowGroupEncoder>,
     /// Whether batches are still wanted for the output.
     writing: AtomicBool,
     normalizer: Normalizer,
@@ -137,6 +141,9 @@ struct WorkerTally {
     /// The crate's reading of cells the fast path does not take, kept for repeats.
     slow: PlHashMap<Box<str>, Normalized>,
 }
+
+/// How many cells ahead a lookup's slot is fetched.
+const PREFETCH: usize = 16;
 
 /// The crate is slow; its readings are remembered, up to this many per worker.
 const SLOW_MEMO: usize = 1 << 20;
@@ -171,21 +178,31 @@ impl WorkerTally {
         n
     }
 
-    /// Counts one cell and says what the output holds for it.
-    fn cell<'b>(&mut self, shared: &Shared<'b>, raw: Option<&str>) -> Enrichment<'b> {
-        let n = match raw.map(|raw| self.normalize(&shared.normalizer, raw)) {
-            None | Some(Normalized::Empty) => {
-                self.tally.empty_cells += 1;
-                return Enrichment::EMPTY;
-            }
-            Some(Normalized::Invalid) => {
-                self.tally.invalid_cells += 1;
+    /// Reads one cell, counting it when it holds no number.
+    fn read(&mut self, shared: &Shared<'_>, raw: Option<&str>) -> Normalized {
+        let n = match raw {
+            Some(raw) => self.normalize(&shared.normalizer, raw),
+            None => Normalized::Empty,
+        };
+        match n {
+            Normalized::Empty => self.tally.empty_cells += 1,
+            Normalized::Invalid => self.tally.invalid_cells += 1,
+            Normalized::Valid(_) => {}
+        }
+        n
+    }
+
+    /// Counts one read cell and says what the output holds for it.
+    fn enrich<'b>(&mut self, shared: &Shared<'b>, read: Normalized) -> Enrichment<'b> {
+        let n = match read {
+            Normalized::Empty => return Enrichment::EMPTY,
+            Normalized::Invalid => {
                 return Enrichment {
                     status: Some(Status::InvalidNumber),
                     ..Enrichment::EMPTY
-                };
+                }
             }
-            Some(Normalized::Valid(n)) => n,
+            Normalized::Valid(n) => n,
         };
         let base = Enrichment {
             e164: Some(n.0),
@@ -218,36 +235,72 @@ impl WorkerTally {
         }
     }
 
-    /// Reads a piece, counts its cells and, while the output is wanted, adds the enrichment.
-    fn process(&mut self, shared: &Shared<'_>, piece: Piece) -> anyhow::Result<Option<DataFrame>> {
-        let writing = shared.writing.load(Ordering::Relaxed);
-        let columns = match writing {
-            true => Columns::All,
-            false => Columns::PhonesOnly,
+    /// A column's cells, read, then enriched in order (kept only if `keep`). Every cell's
+    /// number is looked up in a table far larger than the CPU's caches: reading them all first
+    /// lets each lookup ask for its slot [`PREFETCH`] cells ahead, so the memory waits overlap.
+    fn column<'b>(
+        &mut self,
+        shared: &Shared<'b>,
+        text: &StringChunked,
+        keep: bool,
+    ) -> Vec<Enrichment<'b>> {
+        let read: Vec<Normalized> = text.iter().map(|v| self.read(shared, v)).collect();
+        let mut rows = Vec::with_capacity(if keep { read.len() } else { 0 });
+        for (i, &cell) in read.iter().enumerate() {
+            if let Some(Normalized::Valid(ahead)) = read.get(i + PREFETCH) {
+                shared.book.prefetch(*ahead);
+            }
+            let enriched = self.enrich(shared, cell);
+            if keep {
+                rows.push(enriched);
+            }
+        }
+        rows
+    }
+
+    /// Reads a piece, counts its cells and, while the output is wanted, adds the enrichment and
+    /// encodes the batch as a row group.
+    fn process(&mut self, shared: &Shared<'_>, piece: Piece) -> Result<Processed, PassError> {
+        let encoder = shared
+            .encoder
+            .as_ref()
+            .filter(|_| shared.writing.load(Ordering::Relaxed));
+        let columns = match encoder {
+            Some(_) => Columns::All,
+            None => Columns::PhonesOnly,
         };
-        let mut batch = piece.into_batch(columns)?;
-        self.tally.rows += batch.height() as u64;
+        let mut batch = piece.into_batch(columns).map_err(PassError::Input)?;
+        let rows = batch.height();
+        self.tally.rows += rows as u64;
         let mut added = Vec::new();
         let input = &shared.job.input;
         for (name, prefix) in input.phone_columns.iter().zip(&shared.job.output.prefixes) {
-            let text = phone_text(batch.column(name)?, &input.path)?;
-            if writing {
-                let rows: Vec<Enrichment> = text.iter().map(|v| self.cell(shared, v)).collect();
-                added.extend(enrichment_columns(prefix, rows.into_iter()));
-            } else {
-                text.iter().for_each(|v| {
-                    self.cell(shared, v);
-                });
+            let column = batch.column(name).map_err(|e| PassError::Input(e.into()))?;
+            let text = phone_text(column, &input.path).map_err(PassError::Input)?;
+            let enriched = self.column(shared, &text, encoder.is_some());
+            if encoder.is_some() {
+                added.extend(enrichment_columns(prefix, enriched.into_iter()));
             }
         }
-        if !writing || !shared.writing.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
+        let Some(encoder) = encoder.filter(|_| shared.writing.load(Ordering::Relaxed)) else {
+            return Ok(Processed { rows, group: None });
+        };
+        let output = |e: anyhow::Error| PassError::Output(e);
         for column in added {
-            batch.with_column(column)?;
+            batch.with_column(column).map_err(|e| output(e.into()))?;
         }
-        Ok(Some(batch))
+        let group = encoder.encode(&batch).map_err(output)?;
+        Ok(Processed {
+            rows,
+            group: Some(group),
+        })
     }
+}
+
+/// A piece, done: its rows, and its row group while the output is written.
+struct Processed {
+    rows: usize,
+    group: Option<EncodedRowGroup>,
 }
 
 /// Pieces between the reader and the writer at most: what keeps memory flat.
@@ -284,6 +337,7 @@ pub fn run_pass(
         job,
         book,
         unknown,
+        encoder: out.as_ref().map(OutputFile::encoder),
         writing: AtomicBool::new(out.is_some()),
         normalizer: Normalizer::new(job.input.default_region),
     };
@@ -293,7 +347,7 @@ pub fn run_pass(
 
     let (piece_tx, piece_rx) = sync_channel::<(usize, Piece)>(workers);
     let piece_rx = Mutex::new(piece_rx);
-    let (done_tx, done_rx) = channel::<(usize, anyhow::Result<Option<DataFrame>>)>();
+    let (done_tx, done_rx) = channel::<(usize, Result<Processed, PassError>)>();
     // A ticket per piece in flight, handed back when its batch is written.
     let (ticket_tx, ticket_rx) = sync_channel::<()>(window);
     for _ in 0..window {
@@ -301,7 +355,8 @@ pub fn run_pass(
     }
     let (result, tallies) = std::thread::scope(|scope| {
         let reader_done = done_tx.clone();
-        scope.spawn(move || {
+        let spawn = |name: String| std::thread::Builder::new().name(name);
+        let reader_thread = spawn("pass-reader".into()).spawn_scoped(scope, move || {
             for index in 0.. {
                 if ticket_rx.recv().is_err() {
                     return;
@@ -314,16 +369,16 @@ pub fn run_pass(
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = reader_done.send((index, Err(e)));
+                        let _ = reader_done.send((index, Err(PassError::Input(e))));
                         return;
                     }
                 }
             }
         });
         let handles: Vec<_> = (0..workers)
-            .map(|_| {
+            .map(|i| {
                 let (shared, piece_rx, done_tx) = (&shared, &piece_rx, done_tx.clone());
-                scope.spawn(move || {
+                spawn(format!("pass-worker-{i}")).spawn_scoped(scope, move || {
                     let mut tally = WorkerTally::new(shared.book);
                     loop {
                         let next = piece_rx.lock().unwrap().recv();
@@ -337,7 +392,9 @@ pub fn run_pass(
                     }
                 })
             })
-            .collect();
+            .collect::<Result<_, _>>()
+            .expect("threads can be started");
+        reader_thread.expect("threads can be started");
         drop(done_tx);
 
         // Batches in input order, from whichever worker finishes first.
@@ -350,19 +407,14 @@ pub fn run_pass(
                     if interrupted.load(Ordering::SeqCst) {
                         return Err(PassError::Interrupted);
                     }
-                    let batch = processed.map_err(PassError::Input)?;
-                    let rows = match (&mut out, batch) {
-                        (Some(file), Some(mut batch)) if shared.writing.load(Ordering::Relaxed) => {
-                            let rows = batch.height();
-                            file.write(&mut batch).map_err(PassError::Output)?;
-                            rows
+                    let Processed { rows, group } = processed?;
+                    match (&mut out, group) {
+                        (Some(file), Some(group)) if shared.writing.load(Ordering::Relaxed) => {
+                            file.write(group).map_err(PassError::Output)?
                         }
-                        (_, batch) => {
-                            // Not (or no longer) written: nothing of the output survives.
-                            out = None;
-                            batch.map(|b| b.height()).unwrap_or(0)
-                        }
-                    };
+                        // Not (or no longer) written: nothing of the output survives.
+                        _ => out = None,
+                    }
                     bar.inc(rows as u64, &Figures::default());
                     next += 1;
                     let _ = ticket_tx.send(());

@@ -5,6 +5,8 @@
 #
 #   bench/run.sh [ROWS]            (default 10000000; needs ~3 GB of disk in $BENCH_DIR)
 #
+# Each timed command runs REPEAT times (default 3), alternating, and the median counts.
+#
 # Installs polars and duckdb from PyPI into a virtual environment ($BENCH_DIR/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,24 +45,47 @@ identical_limit = "3/1s"
 latency = "0s"
 TOML
 
-# measure NAME COMMAND...: wall seconds and peak RSS (MB) into $DIR/NAME.time
-measure() {
+REPEAT=${REPEAT:-3}
+# once NAME COMMAND...: one run; wall seconds and peak RSS (KB) appended to $DIR/NAME.runs
+once() {
   local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$DIR/$name.time" "$@" > "$DIR/$name.log" 2>&1
+  /usr/bin/time -f "%e %M" -o "$DIR/$name.last" "$@" > "$DIR/$name.log" 2>&1
+  cat "$DIR/$name.last" >> "$DIR/$name.runs"
+}
+# report NAME: the median run (by wall time) into $DIR/NAME.time, printed with every run
+report() {
+  local name=$1
+  sort -n "$DIR/$name.runs" | awk -v n="$(wc -l < "$DIR/$name.runs")" 'NR == int((n + 1) / 2)' > "$DIR/$name.time"
   read -r wall kb < "$DIR/$name.time"
-  printf '%-34s %8.2f s %8d MB\n' "$name" "$wall" $((kb / 1024))
+  printf '%-34s %8.2f s %8d MB   (runs: %s)\n' "$name" "$wall" $((kb / 1024)) \
+    "$(awk '{printf "%s%.2f", (NR > 1 ? ", " : ""), $1}' "$DIR/$name.runs")"
+}
+# measure NAME COMMAND...: one timed run, reported
+measure() {
+  local name=$1
+  rm -f "$DIR/$name.runs"
+  once "$@"
+  report "$name"
 }
 
 echo "rows: $ROWS, file: $(du -h "$CSV" | cut -f1), machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB"
 # Fill the cache once (every number looked up through the in-process sandbox).
 [ -d "$DIR/state" ] || measure "phone-enrich, first run (lookups)" "$BIN" run "$DIR/job.toml" --progress log
-measure "polars CSV -> Parquet" "$PY" -c "
-import polars as pl
+POLARS="import polars as pl
 pl.scan_csv('$CSV').sink_parquet('$DIR/polars.parquet', compression='zstd')"
-measure "DuckDB CSV -> Parquet" "$PY" -c "
-import duckdb
+DUCKDB="import duckdb
 duckdb.sql(\"COPY (SELECT * FROM read_csv('$CSV')) TO '$DIR/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
-measure "phone-enrich, all cached" "$BIN" run "$DIR/job.toml" --progress log --report "$DIR/report.json"
+for name in "polars CSV -> Parquet" "DuckDB CSV -> Parquet" "phone-enrich, all cached"; do
+  rm -f "$DIR/$name.runs"
+done
+for _ in $(seq "$REPEAT"); do
+  once "polars CSV -> Parquet" "$PY" -c "$POLARS"
+  once "DuckDB CSV -> Parquet" "$PY" -c "$DUCKDB"
+  once "phone-enrich, all cached" "$BIN" run "$DIR/job.toml" --progress log --report "$DIR/report.json"
+done
+for name in "polars CSV -> Parquet" "DuckDB CSV -> Parquet" "phone-enrich, all cached"; do
+  report "$name"
+done
 
 read -r polars _ < "$DIR/polars CSV -> Parquet.time"
 read -r duck _ < "$DIR/DuckDB CSV -> Parquet.time"

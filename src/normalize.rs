@@ -165,7 +165,13 @@ impl Normalizer {
         if !is_valid_national(code, national) {
             return None;
         }
-        format!("{code}{national}").parse().ok().map(E164)
+        // The digits of code and national number as one integer, without a string between.
+        let national_value = national
+            .bytes()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        Some(E164(
+            u64::from(code) * 10u64.pow(national.len() as u32) + national_value,
+        ))
     }
 
     /// The `phonenumber` crate's reading of a cell, with the two fallbacks: the reference the

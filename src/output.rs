@@ -93,6 +93,22 @@ fn text(v: Option<&String>) -> Option<&str> {
     v.filter(|s| !s.is_empty()).map(String::as_str)
 }
 
+/// `+` and the decimal digits of `n`, written into the end of `buffer`.
+fn plus_digits(buffer: &mut [u8; 21], mut n: u64) -> &str {
+    let mut start = buffer.len();
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    start -= 1;
+    buffer[start] = b'+';
+    std::str::from_utf8(&buffer[start..]).expect("ASCII digits")
+}
+
 /// The output schema: the input's, then each phone column's enrichment columns.
 pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
     let mut schema = input.clone();
@@ -126,15 +142,10 @@ pub fn enrichment_columns<'a>(
     let mut mnc = StringChunkedBuilder::new(name("mnc"), n);
     let mut tz = PrimitiveChunkedBuilder::<Int8Type>::new(name("tz"), n);
     let mut checked = PrimitiveChunkedBuilder::<Int64Type>::new(name("checked_at"), n);
-    let mut digits = String::with_capacity(16);
+    let mut digits = [0u8; 21];
     for row in rows {
         match row.e164 {
-            Some(d) => {
-                use std::fmt::Write;
-                digits.clear();
-                let _ = write!(digits, "+{d}");
-                e164.append_value(&digits);
-            }
+            Some(d) => e164.append_value(plus_digits(&mut digits, d)),
             None => e164.append_null(),
         }
         status.append_option(row.status.map(Status::as_str));
@@ -388,6 +399,17 @@ impl Drop for OutputFile {
     fn drop(&mut self) {
         if self.writer.is_some() {
             let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plus_digits_writes_any_number() {
+        let mut buffer = [0u8; 21];
+        for n in [0, 7, 79161234567, u64::MAX] {
+            assert_eq!(super::plus_digits(&mut buffer, n), format!("+{n}"));
         }
     }
 }

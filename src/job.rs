@@ -226,17 +226,20 @@ fn prepare(
         found: job.state.ttl_ok,
         not_found: job.state.ttl_not_found,
     };
+    // Loaded even with `refresh`, which then sets the answers aside: loading is also when a
+    // grown log is compacted, and a job run with `--refresh` every night must not grow it forever.
+    let book = state
+        .load(&cache_key(job), ttl, now_ms())
+        .or_kind(ExitKind::Input)?;
     let book = match refresh {
         true => AnswerBook::default(),
-        false => state
-            .load(&cache_key(job), ttl, now_ms())
-            .or_kind(ExitKind::Input)?,
+        false => book,
     };
     let cache_s = seconds(started);
     let started = Instant::now();
     // With no answers at all the output cannot be written in this pass: do not start it.
     let output = (write && !book.is_empty()).then_some(&schema);
-    let first = run_pass(
+    let mut first = run_pass(
         job,
         &book,
         Unknown::Collect,
@@ -254,6 +257,8 @@ fn prepare(
     };
     let plan = Plan::new(&first.tally.unknown, job.provider.batch_size);
     let figures = plan_figures(job, &first.tally, &plan);
+    // The plan holds the numbers now; the second pass counts them again.
+    first.tally.unknown = Default::default();
     tracing::info!(
         rows = figures.rows,
         distinct_numbers = figures.distinct_numbers,
@@ -381,6 +386,8 @@ async fn run_stages(
         )
         .or_kind(ExitKind::Usage)?;
         let pacer = Arc::new(PacerBuilder::new(&job.provider).build(client));
+        // Room for every answer to come, so the table never grows (a copy) mid-run.
+        book.reserve(plan.to_look_up());
         let outcome = look_up(
             &pacer,
             plan.batches,

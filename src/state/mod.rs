@@ -1,22 +1,25 @@
-//! The state store: every answer the provider gave, in sled, kept across runs.
+//! The state store: every answer the provider gave, kept across runs.
 //!
-//! Layout (format `phone-enrich-state/3`), per provider host: tree `log@HOST` holds answers in
-//! blocks, each block a run of 16-byte entries `(number, checked-at second, answer id)`, keyed by
-//! a monotonic id; tree `dict@HOST` maps each answer id to a distinct answer, so a few hundred
-//! operator answers serve millions of numbers; tree `meta` holds the format version. Reading the
-//! log in key order and letting a later entry replace an earlier one gives the current answers.
+//! Layout (format `phone-enrich-state/3`), per provider host: a snapshot file
+//! (`answers@HEXHOST.snapshot`, see [`snapshot`]) holds the answers as of its writing, 16 bytes
+//! each `(number, checked-at second, answer id)`; in sled, tree `log@HOST` holds the batches
+//! answered since, one block of such entries each, keyed by a monotonic id, and tree `dict@HOST`
+//! maps each answer id to a distinct answer, so a few hundred operator answers serve millions of
+//! numbers; tree `meta` holds the format version. The snapshot, then the log in key order, a
+//! later entry replacing an earlier one, give the current answers.
 //!
 //! Contract: the store is the checkpoint and the cache. [`StateStore::commit`] appends a batch
 //! of answers as one block and flushes it to disk before returning: a number counts as answered
-//! only once `commit` has returned. [`StateStore::load`] reads a host's answers whole, in a few
-//! large sequential values rather than one entry at a time, into an [`AnswerBook`]; when the log
-//! holds more than twice as many entries as there are numbers it is rewritten as sorted blocks
-//! (compaction), so reruns do not grow the store without bound. Answers are keyed by provider
-//! host and number, never by login, and timed to the second. Only terminal answers are stored
-//! (`Found`, `NotFound`, `Rejected`); a failure never is. A state directory is held by one run
-//! at a time (a lock file naming its holder). A store in format 2 is migrated when opened; any
-//! other format is refused rather than misread.
+//! only once `commit` has returned. [`StateStore::load`] reads a host's answers whole, a file
+//! read sequentially and a few sled values, into an [`AnswerBook`]; when the log has grown past
+//! a quarter of the answers (and 100,000 entries) it is folded into a new snapshot and emptied
+//! (compaction), so reruns do not grow the store without bound. Answers are keyed by provider host and number,
+//! never by login, and timed to the second. Only terminal answers are stored (`Found`,
+//! `NotFound`, `Rejected`); a failure never is. A state directory is held by one run at a time
+//! (a lock file naming its holder). A store in format 2 is migrated when opened; any other
+//! format is refused rather than misread.
 
+mod snapshot;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::normalize::E164;
 use crate::provider::NumberAnswer;
+use snapshot::Snapshot;
 pub use table::NumberTable;
 
 /// Written to the `meta` tree; a store with another value is refused (format 2 is migrated).
@@ -41,9 +45,8 @@ const FORMAT_KEY: &[u8] = b"format";
 /// A block's first byte: the layout of the entries that follow.
 const BLOCK_TAG: u8 = 1;
 const ENTRY_BYTES: usize = 16;
-/// Entries per block when the log is rewritten: 64 KiB values.
-const COMPACT_BLOCK_ENTRIES: usize = 4096;
-/// The log is compacted once it holds more than twice its answers plus this many entries.
+/// The log is folded into a new snapshot once it holds more entries than this and more than a
+/// quarter of the answers: a log small beside the snapshot is not worth rewriting it for.
 const COMPACT_SLACK: u64 = 100_000;
 
 #[derive(Debug, thiserror::Error)]
@@ -178,6 +181,11 @@ impl AnswerBook {
                 checked_at_ms: at_ms,
             }),
         }
+    }
+
+    /// Makes room for `additional` more numbers at once (growing costs a copy of the table).
+    pub fn reserve(&mut self, additional: usize) {
+        self.numbers.reserve(additional);
     }
 
     /// Starts fetching `n`'s slot from memory, for a [`Self::lookup`] a little later.
@@ -405,46 +413,67 @@ impl StateStore {
     }
 
     /// Every stored answer of `host`; [`AnswerBook::get`] then returns those fresh under `ttl`
-    /// at `now_ms`. Compacts the log first when it has grown to more than twice the answers.
+    /// at `now_ms`. Compacts first when the log has grown (see [`COMPACT_SLACK`]).
     pub fn load(&self, host: &str, ttl: Ttl, now_ms: i64) -> Result<AnswerBook, StateError> {
         let (mut book, logged) = self.replay(host)?;
-        if logged > 2 * book.len() as u64 + COMPACT_SLACK {
+        if logged > COMPACT_SLACK.max(book.len() as u64 / 4) {
             tracing::info!(
                 host,
                 logged,
                 answers = book.len(),
-                "compacting the state store's log"
+                "compacting the state store: a new snapshot, the log emptied"
             );
-            self.rewrite(host, &book)?;
+            self.write_snapshot(host, &book)?;
         }
         book.freshness = Some((ttl, now_ms));
         Ok(book)
     }
 
-    /// Every stored answer of `host` (fresh or not), and how many entries the log holds.
+    fn snapshot_path(&self, host: &str) -> PathBuf {
+        let hex: String = host.bytes().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("answers@{hex}.snapshot"))
+    }
+
+    /// Every stored answer of `host` (fresh or not): the snapshot, then the log's blocks
+    /// written after it. Also how many entries those blocks hold.
     fn replay(&self, host: &str) -> Result<(AnswerBook, u64), StateError> {
         let dictionary = self.dictionary(host)?;
-        let log = self.log(host)?;
+        let snapshot = Snapshot::open(&self.snapshot_path(host), host)
+            .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?;
+        let after = snapshot.as_ref().map_or(0, |s| s.covers_below);
         // The blocks first (shared buffers, no copy), so the table is sized once.
-        let blocks: Vec<sled::IVec> = log
-            .iter()
+        let blocks: Vec<sled::IVec> = self
+            .log(host)?
+            .range(after.to_be_bytes()..)
             .values()
             .collect::<Result<_, _>>()
             .map_err(|e| self.io(e))?;
-        let entries: usize = blocks.iter().map(|b| b.len() / ENTRY_BYTES).sum();
-        let mut numbers = NumberTable::with_capacity(entries);
-        let mut logged = 0u64;
+        let logged: usize = blocks.iter().map(|b| b.len() / ENTRY_BYTES).sum();
+        let from_snapshot = snapshot.as_ref().map_or(0, |s| s.entries);
+        let mut numbers = NumberTable::with_capacity(from_snapshot as usize + logged);
+        let check = |id: u32| {
+            if id as usize >= dictionary.answers.len() {
+                return Err(self.io(format!(
+                    "an entry refers to answer {id}, which the dictionary of {host} lacks"
+                )));
+            }
+            Ok(())
+        };
+        if let Some(snapshot) = snapshot {
+            snapshot
+                .read(|number, at_s, id| {
+                    check(id).map_err(|e| std::io::Error::other(e.to_string()))?;
+                    numbers.insert(number, id, at_s);
+                    Ok(())
+                })
+                .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?;
+        }
         for block in &blocks {
             let entries =
                 block_entries(block).ok_or_else(|| self.io("a block of the log is corrupt"))?;
             for (number, at_s, id) in entries {
-                if id as usize >= dictionary.answers.len() {
-                    return Err(self.io(format!(
-                        "an entry refers to answer {id}, which the dictionary of {host} lacks"
-                    )));
-                }
+                check(id)?;
                 numbers.insert(number, id, at_s);
-                logged += 1;
             }
         }
         let book = AnswerBook {
@@ -452,35 +481,26 @@ impl StateStore {
             numbers,
             freshness: None,
         };
-        Ok((book, logged))
+        Ok((book, logged as u64))
     }
 
-    /// Replaces `host`'s log with `book`'s answers as sorted blocks. New blocks are written
-    /// after the old ones first, so an interruption at any point leaves a log that replays to
-    /// the same answers; then the old blocks go, in one atomic batch.
-    fn rewrite(&self, host: &str, book: &AnswerBook) -> Result<(), StateError> {
-        let log = self.log(host)?;
-        let first_new = self.db.generate_id().map_err(|e| self.io(e))?;
+    /// Makes `book`'s answers the whole of `host`'s store: a new snapshot (written beside,
+    /// synced, then renamed over the old one), covering every block logged so far, which are
+    /// then removed. Interrupted anywhere, the store reads the same answers: before the rename
+    /// the old snapshot and the log, after it the new snapshot (blocks it covers are skipped).
+    fn write_snapshot(&self, host: &str, book: &AnswerBook) -> Result<(), StateError> {
+        let covers_below = self.db.generate_id().map_err(|e| self.io(e))?;
         let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
         entries.sort_unstable_by_key(|e| e.0);
-        let mut key = first_new;
-        for chunk in entries.chunks(COMPACT_BLOCK_ENTRIES) {
-            let mut block = Vec::with_capacity(1 + chunk.len() * ENTRY_BYTES);
-            block.push(BLOCK_TAG);
-            for &(number, id, at_s) in chunk {
-                push_entry(&mut block, number, at_s, id);
-            }
-            log.insert(key.to_be_bytes(), block)
-                .map_err(|e| self.io(e))?;
-            key = self.db.generate_id().map_err(|e| self.io(e))?;
+        let path = self.snapshot_path(host);
+        Snapshot::write(&path, host, covers_below, &entries)
+            .map_err(|e| self.io(format!("writing {}: {e}", path.display())))?;
+        let log = self.log(host)?;
+        let mut covered = sled::Batch::default();
+        for key in log.range(..covers_below.to_be_bytes()).keys() {
+            covered.remove(key.map_err(|e| self.io(e))?);
         }
-        self.db.flush().map_err(|e| self.io(e))?;
-        let mut old = sled::Batch::default();
-        for item in log.range(..first_new.to_be_bytes()) {
-            let (k, _) = item.map_err(|e| self.io(e))?;
-            old.remove(k);
-        }
-        log.apply_batch(old).map_err(|e| self.io(e))?;
+        log.apply_batch(covered).map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -517,7 +537,7 @@ impl StateStore {
     }
 
     /// Format 2 kept one sled entry per number (`answers@HOST`: number → postcard
-    /// `(checked_at_ms, answer id)`) with the same dictionaries: its entries become blocks.
+    /// `(checked_at_ms, answer id)`) with the same dictionaries: its entries become a snapshot.
     /// Rerunnable: an interrupted migration leaves format 2 in `meta` and starts over.
     fn migrate_from_2(&self) -> Result<(), StateError> {
         let old_trees: Vec<(String, sled::Tree)> = self
@@ -536,9 +556,12 @@ impl StateStore {
                 entries = old.len(),
                 "migrating the state store from format 2 to format 3"
             );
-            let log = self.log(host)?;
-            log.clear().map_err(|e| self.io(e))?;
-            let mut block = vec![BLOCK_TAG];
+            self.log(host)?.clear().map_err(|e| self.io(e))?;
+            let mut book = AnswerBook {
+                dictionary: self.dictionary(host)?,
+                numbers: NumberTable::with_capacity(1 << 16),
+                freshness: None,
+            };
             for item in old.iter() {
                 let (key, bytes) = item.map_err(|e| self.io(e))?;
                 let number = u64::from_be_bytes(
@@ -548,23 +571,10 @@ impl StateStore {
                 );
                 let (at_ms, id): (i64, u32) = postcard::from_bytes(&bytes)
                     .map_err(|e| self.io(format!("a format 2 entry does not decode: {e}")))?;
-                push_entry(&mut block, number, to_second(at_ms), id);
-                if block.len() > COMPACT_BLOCK_ENTRIES * ENTRY_BYTES {
-                    let key = self.db.generate_id().map_err(|e| self.io(e))?;
-                    log.insert(
-                        key.to_be_bytes(),
-                        std::mem::replace(&mut block, vec![BLOCK_TAG]),
-                    )
-                    .map_err(|e| self.io(e))?;
-                }
+                book.numbers.insert(number, id, to_second(at_ms));
             }
-            if block.len() > 1 {
-                let key = self.db.generate_id().map_err(|e| self.io(e))?;
-                log.insert(key.to_be_bytes(), block)
-                    .map_err(|e| self.io(e))?;
-            }
+            self.write_snapshot(host, &book)?;
         }
-        self.db.flush().map_err(|e| self.io(e))?;
         let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
         meta.insert(FORMAT_KEY, FORMAT).map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
@@ -674,7 +684,7 @@ impl StateStore {
                 }
             }
             if kept.len() < book.len() {
-                self.rewrite(&host, &kept)?;
+                self.write_snapshot(&host, &kept)?;
             }
         }
         Ok(removed)
@@ -766,51 +776,73 @@ mod tests {
     }
 
     #[test]
-    fn a_log_grown_past_twice_its_answers_is_compacted_to_the_same_answers() {
+    fn a_log_grown_past_its_answers_is_compacted_to_the_same_answers() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let numbers = 40_000;
-        // Six nights of the same numbers, the last with a different time.
-        for night in 0..6 {
+        let day = 86_400_000;
+        // Four nights of the same numbers (160,000 entries for 40,000 answers), then one more.
+        for night in 0..4 {
             store
-                .commit("h", &not_found_at(0..numbers, night * 86_400_000))
+                .commit("h", &not_found_at(0..numbers, night * day))
                 .unwrap();
         }
+        let late = StoredAnswer {
+            checked_at_ms: 4 * day,
+            answer: info(),
+        };
+        store.commit("h", &[(E164(79_100_000_001), late)]).unwrap();
+        assert_eq!(store.log("h").unwrap().len(), 5);
+        let book = store.load("h", ttl(7 * 86_400), 4 * day).unwrap();
+        assert_eq!(store.log("h").unwrap().len(), 0, "folded into the snapshot");
+        assert!(store.snapshot_path("h").exists());
+        // Answers after the snapshot go to the log again, and both are read.
         store
-            .commit(
-                "h",
-                &[(
-                    E164(79_100_000_001),
-                    StoredAnswer {
-                        checked_at_ms: 1_000,
-                        answer: info(),
-                    },
-                )],
-            )
+            .commit("h", &not_found_at(numbers..numbers + 10, 5 * day))
             .unwrap();
-        let blocks_before = store.log("h").unwrap().len();
-        let now = 6 * 86_400_000;
-        let book = store.load("h", ttl(7 * 86_400), now).unwrap();
-        let blocks_after = store.log("h").unwrap().len();
-        assert_eq!(blocks_before, 7);
-        assert_eq!(
-            blocks_after,
-            (numbers as usize).div_ceil(COMPACT_BLOCK_ENTRIES)
-        );
         drop(store);
         let store = reopen(dir.path()).unwrap();
         let (again, logged) = store.replay("h").unwrap();
-        assert_eq!(logged, numbers);
-        assert_eq!(again.len(), book.len());
+        assert_eq!(logged, 10);
+        assert_eq!(again.len(), book.len() + 10);
         for (n, answer, at) in book.iter() {
-            let (a, t) = again
-                .numbers
-                .get(n.0)
-                .map(|(id, s)| (&again.dictionary.answers[id as usize], s as i64 * 1000))
-                .unwrap();
-            assert_eq!((a, t), (answer, at), "{n:?}");
+            let (id, s) = again.numbers.get(n.0).unwrap();
+            assert_eq!((again.answer(id), s as i64 * 1000), (answer, at), "{n:?}");
         }
-        assert_eq!(again.numbers.get(79_100_000_001).map(|(_, s)| s), Some(1));
+        assert_eq!(
+            again
+                .numbers
+                .get(79_100_000_001)
+                .map(|(_, s)| s as i64 * 1000),
+            Some(4 * day)
+        );
+        assert_eq!(
+            again
+                .numbers
+                .get(79_100_000_000)
+                .map(|(_, s)| s as i64 * 1000),
+            Some(3 * day)
+        );
+    }
+
+    #[test]
+    fn a_compaction_interrupted_before_the_log_is_emptied_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.commit("h", &not_found_at(0..100, 1_000)).unwrap();
+        store.commit("h", &not_found_at(50..150, 2_000)).unwrap();
+        let (book, _) = store.replay("h").unwrap();
+        // The snapshot as compaction writes it, the covered blocks left in the log.
+        let covers_below = store.db.generate_id().unwrap();
+        let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
+        entries.sort_unstable();
+        Snapshot::write(&store.snapshot_path("h"), "h", covers_below, &entries).unwrap();
+        store.commit("h", &not_found_at(0..1, 3_000)).unwrap();
+        let (again, logged) = store.replay("h").unwrap();
+        assert_eq!((again.len(), logged), (150, 1), "covered blocks skipped");
+        assert_eq!(again.numbers.get(79_100_000_000).map(|(_, s)| s), Some(3));
+        assert_eq!(again.numbers.get(79_100_000_060).map(|(_, s)| s), Some(2));
+        assert_eq!(again.numbers.get(79_100_000_010).map(|(_, s)| s), Some(1));
     }
 
     #[test]

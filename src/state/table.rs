@@ -21,8 +21,6 @@ struct Slot {
 
 pub struct NumberTable {
     slots: Box<[Slot]>,
-    /// log2 of the slot count.
-    bits: u32,
     len: usize,
 }
 
@@ -41,9 +39,10 @@ impl Default for NumberTable {
     }
 }
 
-/// At most 3 of 4 slots used: linear probing stays short.
+/// At most 3 of 4 slots used: linear probing stays short. Any count will do (no power of two:
+/// at 56 million numbers that would nearly double the memory).
 fn slots_for(entries: usize) -> usize {
-    (entries.max(6) * 4 / 3 + 1).next_power_of_two()
+    entries.max(6) * 4 / 3 + 1
 }
 
 fn zeroed_slots(count: usize) -> Box<[Slot]> {
@@ -91,10 +90,8 @@ fn advise_huge_pages(_: &[Slot]) {}
 impl NumberTable {
     /// A table holding `entries` numbers without growing.
     pub fn with_capacity(entries: usize) -> NumberTable {
-        let count = slots_for(entries);
         NumberTable {
-            slots: zeroed_slots(count),
-            bits: count.trailing_zeros(),
+            slots: zeroed_slots(slots_for(entries)),
             len: 0,
         }
     }
@@ -109,8 +106,19 @@ impl NumberTable {
 
     #[inline]
     fn home(&self, number: u64) -> usize {
-        // Fibonacci hashing: the top bits of a multiplication by 2^64 / φ.
-        (number.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize
+        // Mixed by a multiplication by 2^64 / φ, then mapped onto the slots by the high half of
+        // a 128-bit product (no division, any slot count).
+        let mixed = number.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((u128::from(mixed) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() {
+            0
+        } else {
+            i + 1
+        }
     }
 
     /// `(answer id, checked-at second)` of `number`.
@@ -123,7 +131,6 @@ impl NumberTable {
     /// names the number until the table next grows.
     #[inline]
     pub fn find(&self, number: u64) -> Option<(usize, u32, u32)> {
-        let mask = self.slots.len() - 1;
         let mut i = self.home(number);
         loop {
             let slot = self.slots[i];
@@ -133,7 +140,7 @@ impl NumberTable {
             if slot.number == 0 {
                 return None;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -161,9 +168,8 @@ impl NumberTable {
             return;
         }
         if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.grow();
+            self.reserve(self.len + 1);
         }
-        let mask = self.slots.len() - 1;
         let mut i = self.home(number);
         loop {
             let slot = &mut self.slots[i];
@@ -176,12 +182,19 @@ impl NumberTable {
                 self.len += 1;
                 return;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
-    fn grow(&mut self) {
-        let old = std::mem::replace(self, NumberTable::with_capacity(self.slots.len()));
+    /// Makes room for `additional` more numbers without growing again (at least doubling
+    /// when it has to grow).
+    pub fn reserve(&mut self, additional: usize) {
+        let wanted = self.len + additional;
+        if wanted * 4 <= self.slots.len() * 3 {
+            return;
+        }
+        let entries = wanted.max(self.len * 2);
+        let old = std::mem::replace(self, NumberTable::with_capacity(entries));
         for slot in old.slots.iter().filter(|s| s.number != 0) {
             self.insert(slot.number, slot.id, slot.at_s);
         }

@@ -4,10 +4,11 @@
 # asked again and rewritten. Prints the state directory's size after each night and the time a
 # load of the store takes (an all-cached run's `cache_s`).
 #
-#   bench/week.sh [ROWS]            (default 1000000)
+#   bench/week.sh [ROWS] [NIGHTS]   (default 1000000 rows, 7 nights)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
+NIGHTS=${2:-7}
 DIR=${BENCH_DIR:-$PWD/.bench}/week
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phone-enrich-target}"
 cargo build --release -q
@@ -33,7 +34,7 @@ request_limit = "1000000/1s"
 identical_limit = "3/1s"
 latency = "0s"
 TOML
-for night in 1 2 3 4 5 6 7; do
+for night in $(seq "$NIGHTS"); do
   flags=()
   [ "$night" -gt 1 ] && flags=(--refresh)
   "$BIN" run "$DIR/job.toml" --progress log "${flags[@]}" > "$DIR/night$night.log" 2>&1

@@ -42,6 +42,8 @@ pub use table::NumberTable;
 const FORMAT: &[u8] = b"phone-enrich-state/3";
 const FORMAT_2: &[u8] = b"phone-enrich-state/2";
 const FORMAT_KEY: &[u8] = b"format";
+/// Set in `meta` when the database holds much less than its files take (after a compaction).
+const VACUUM_KEY: &[u8] = b"vacuum";
 /// A block's first byte: the layout of the entries that follow.
 const BLOCK_TAG: u8 = 1;
 const ENTRY_BYTES: usize = 16;
@@ -265,11 +267,71 @@ fn block_entries(block: &[u8]) -> Option<impl Iterator<Item = (u64, u32, u32)> +
     }))
 }
 
+/// sled's default page cache is 1 GiB; the log is read once per run, so little is needed.
+fn open_sled(path: &Path) -> sled::Result<sled::Db> {
+    let config = sled::Config::new().path(path).cache_capacity(64 << 20);
+    // A database this process just closed may still be locked for a moment by sled's flusher.
+    for _ in 0..250 {
+        match config.open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            other => return other,
+        }
+    }
+    config.open()
+}
+
+/// Rewrites the database into a fresh one holding the same trees (sled never gives back the
+/// space of removed entries): `db.new` is written and synced, then `db` becomes `db.old`,
+/// `db.new` becomes `db`, and `db.old` is removed. [`finish_vacuum`] completes any of those
+/// steps an interruption left undone.
+fn vacuum(dir: &Path, db: sled::Db) -> Result<sled::Db, Box<dyn std::error::Error>> {
+    let (path, new) = (dir.join("db"), dir.join("db.new"));
+    if new.exists() {
+        std::fs::remove_dir_all(&new)?;
+    }
+    let fresh = open_sled(&new)?;
+    for name in db.tree_names() {
+        let (from, to) = (db.open_tree(&name)?, fresh.open_tree(&name)?);
+        for item in from.iter() {
+            let (key, value) = item?;
+            to.insert(key, value)?;
+        }
+    }
+    fresh.open_tree("meta")?.remove(VACUUM_KEY)?;
+    fresh.flush()?;
+    drop((db, fresh));
+    std::fs::rename(&path, dir.join("db.old"))?;
+    finish_vacuum(dir)?;
+    Ok(open_sled(&path)?)
+}
+
+/// Completes an interrupted [`vacuum`]: a `db.new` beside `db` was not finished (removed); a
+/// `db.new` without `db` was (moved into place); a `db.old` is garbage.
+fn finish_vacuum(dir: &Path) -> std::io::Result<()> {
+    let (path, new, old) = (dir.join("db"), dir.join("db.new"), dir.join("db.old"));
+    if new.exists() {
+        if path.exists() {
+            std::fs::remove_dir_all(&new)?;
+        } else {
+            std::fs::rename(&new, &path)?;
+            File::open(dir)?.sync_all()?;
+        }
+    }
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
 pub struct StateStore {
     dir: PathBuf,
     db: sled::Db,
     /// Each host's answer dictionary, loaded on first use.
     dictionaries: Mutex<HashMap<String, Dictionary>>,
+    /// Each host's snapshot's `covers_below` (0: no snapshot), read on first use.
+    covers_below: Mutex<HashMap<String, u64>>,
     /// Held for the store's lifetime: the OS lock is what keeps a second run out.
     _lock: File,
 }
@@ -323,16 +385,21 @@ impl StateStore {
             .and_then(|_| lock.rewind())
             .and_then(|_| lock.write_all(holder.as_bytes()));
 
-        // sled's default page cache is 1 GiB; the log is read once per run, so little is needed.
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(64 << 20)
-            .open()
+        finish_vacuum(dir).map_err(|e| io(format!("finishing a rewrite of the database: {e}")))?;
+        let mut db = open_sled(&dir.join("db"))
             .map_err(|e| io(format!("cannot open the sled database: {e}")))?;
+        let wanted = db
+            .open_tree("meta")
+            .and_then(|meta| meta.contains_key(VACUUM_KEY))
+            .map_err(|e| io(e.to_string()))?;
+        if wanted {
+            db = vacuum(dir, db).map_err(|e| io(format!("rewriting the database: {e}")))?;
+        }
         let store = StateStore {
             dir: dir.to_path_buf(),
             db,
             dictionaries: Mutex::new(HashMap::new()),
+            covers_below: Mutex::new(HashMap::new()),
             _lock: lock,
         };
         let meta = store.db.open_tree("meta").map_err(|e| io(e.to_string()))?;
@@ -484,23 +551,60 @@ impl StateStore {
         Ok((book, logged as u64))
     }
 
+    /// The key the next block of `host`'s log gets: above every key in the log and every key a
+    /// snapshot covers. Kept by the store itself (not sled's id generator), so it survives a
+    /// rewrite of the database. Commits are one at a time (the caller holds the dictionaries).
+    fn next_key(&self, host: &str, log: &sled::Tree) -> Result<u64, StateError> {
+        let after_log = match log.last().map_err(|e| self.io(e))? {
+            Some((key, _)) => {
+                let key: [u8; 8] = key
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| self.io("a log key is not 8 bytes"))?;
+                u64::from_be_bytes(key) + 1
+            }
+            None => 0,
+        };
+        Ok(after_log.max(self.covers_below(host)?))
+    }
+
+    fn covers_below(&self, host: &str) -> Result<u64, StateError> {
+        let mut known = self.covers_below.lock().unwrap();
+        if let Some(&c) = known.get(host) {
+            return Ok(c);
+        }
+        let covers = Snapshot::open(&self.snapshot_path(host), host)
+            .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?
+            .map_or(0, |s| s.covers_below);
+        known.insert(host.to_string(), covers);
+        Ok(covers)
+    }
+
     /// Makes `book`'s answers the whole of `host`'s store: a new snapshot (written beside,
     /// synced, then renamed over the old one), covering every block logged so far, which are
     /// then removed. Interrupted anywhere, the store reads the same answers: before the rename
     /// the old snapshot and the log, after it the new snapshot (blocks it covers are skipped).
     fn write_snapshot(&self, host: &str, book: &AnswerBook) -> Result<(), StateError> {
-        let covers_below = self.db.generate_id().map_err(|e| self.io(e))?;
+        let log = self.log(host)?;
+        let covers_below = self.next_key(host, &log)?;
         let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
         entries.sort_unstable_by_key(|e| e.0);
         let path = self.snapshot_path(host);
         Snapshot::write(&path, host, covers_below, &entries)
             .map_err(|e| self.io(format!("writing {}: {e}", path.display())))?;
-        let log = self.log(host)?;
+        self.covers_below
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), covers_below);
         let mut covered = sled::Batch::default();
         for key in log.range(..covers_below.to_be_bytes()).keys() {
             covered.remove(key.map_err(|e| self.io(e))?);
         }
         log.apply_batch(covered).map_err(|e| self.io(e))?;
+        // sled keeps the space the removed blocks took: the next open rewrites the database,
+        // now small, into a fresh one.
+        let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
+        meta.insert(VACUUM_KEY, b"1").map_err(|e| self.io(e))?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -528,10 +632,10 @@ impl StateStore {
             }
             push_entry(&mut block, n.0, to_second(stored.checked_at_ms), id);
         }
-        drop(dictionaries);
-        let key = self.db.generate_id().map_err(|e| self.io(e))?;
+        let key = self.next_key(host, &log)?;
         log.insert(key.to_be_bytes(), block)
             .map_err(|e| self.io(e))?;
+        drop(dictionaries);
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -800,11 +904,24 @@ mod tests {
         store
             .commit("h", &not_found_at(numbers..numbers + 10, 5 * day))
             .unwrap();
+        let bytes_before = store.db.size_on_disk().unwrap();
         drop(store);
+        // Reopened, the database is rewritten without the space the removed blocks held.
         let store = reopen(dir.path()).unwrap();
+        let meta = store.db.open_tree("meta").unwrap();
+        assert!(!meta.contains_key(VACUUM_KEY).unwrap());
+        let bytes_after = store.db.size_on_disk().unwrap();
+        assert!(
+            bytes_after < bytes_before / 2,
+            "{bytes_after} bytes after, {bytes_before} before"
+        );
+        // Blocks keep coming after the snapshot's, the database rewritten or not.
+        store
+            .commit("h", &not_found_at(numbers + 10..numbers + 12, 6 * day))
+            .unwrap();
         let (again, logged) = store.replay("h").unwrap();
-        assert_eq!(logged, 10);
-        assert_eq!(again.len(), book.len() + 10);
+        assert_eq!(logged, 12);
+        assert_eq!(again.len(), book.len() + 12);
         for (n, answer, at) in book.iter() {
             let (id, s) = again.numbers.get(n.0).unwrap();
             assert_eq!((again.answer(id), s as i64 * 1000), (answer, at), "{n:?}");
@@ -826,6 +943,33 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_rewrite_of_the_database_is_completed() {
+        // (directories present, what is `db` afterwards: the one marked "new" or "current")
+        let cases: &[(&[&str], &str)] = &[
+            (&["db", "db.new"], "current"),
+            (&["db.new", "db.old"], "new"),
+            (&["db", "db.old"], "current"),
+            (&["db"], "current"),
+        ];
+        for (present, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for name in *present {
+                let mark = if *name == "db.new" { "new" } else { "current" };
+                std::fs::create_dir(dir.path().join(name)).unwrap();
+                std::fs::write(dir.path().join(name).join("mark"), mark).unwrap();
+            }
+            finish_vacuum(dir.path()).unwrap();
+            let left: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(left, ["db"], "{present:?}");
+            let mark = std::fs::read_to_string(dir.path().join("db/mark")).unwrap();
+            assert_eq!(&mark, expected, "{present:?}");
+        }
+    }
+
+    #[test]
     fn a_compaction_interrupted_before_the_log_is_emptied_reads_the_same() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
@@ -833,7 +977,7 @@ mod tests {
         store.commit("h", &not_found_at(50..150, 2_000)).unwrap();
         let (book, _) = store.replay("h").unwrap();
         // The snapshot as compaction writes it, the covered blocks left in the log.
-        let covers_below = store.db.generate_id().unwrap();
+        let covers_below = store.next_key("h", &store.log("h").unwrap()).unwrap();
         let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
         entries.sort_unstable();
         Snapshot::write(&store.snapshot_path("h"), "h", covers_below, &entries).unwrap();

@@ -252,19 +252,32 @@ fn push_entry(block: &mut Vec<u8>, number: u64, at_s: u32, id: u32) {
     block.extend_from_slice(&id.to_le_bytes());
 }
 
-/// A block's entries, or `None` when the block is not one.
-fn block_entries(block: &[u8]) -> Option<impl Iterator<Item = (u64, u32, u32)> + '_> {
-    let (&tag, entries) = block.split_first()?;
-    if tag != BLOCK_TAG || entries.len() % ENTRY_BYTES != 0 {
-        return None;
-    }
-    Some(entries.chunks_exact(ENTRY_BYTES).map(|e| {
-        (
-            u64::from_le_bytes(e[0..8].try_into().unwrap()),
-            u32::from_le_bytes(e[8..12].try_into().unwrap()),
-            u32::from_le_bytes(e[12..16].try_into().unwrap()),
+/// Inserts 16-byte entries into `numbers`, each one's slot fetched a few entries ahead so the
+/// memory waits overlap; the id of the first entry naming an answer not in the dictionary
+/// (`answers` long) stops it.
+fn insert_entries(numbers: &mut NumberTable, entries: &[u8], answers: usize) -> Result<(), u32> {
+    const AHEAD: usize = 16;
+    let number_at = |i: usize| {
+        u64::from_le_bytes(
+            entries[i * ENTRY_BYTES..i * ENTRY_BYTES + 8]
+                .try_into()
+                .expect("8"),
         )
-    }))
+    };
+    let count = entries.len() / ENTRY_BYTES;
+    for i in 0..count {
+        if i + AHEAD < count {
+            numbers.prefetch(number_at(i + AHEAD));
+        }
+        let e = &entries[i * ENTRY_BYTES..(i + 1) * ENTRY_BYTES];
+        let at_s = u32::from_le_bytes(e[8..12].try_into().expect("4 bytes"));
+        let id = u32::from_le_bytes(e[12..16].try_into().expect("4 bytes"));
+        if id as usize >= answers {
+            return Err(id);
+        }
+        numbers.insert(number_at(i), id, at_s);
+    }
+    Ok(())
 }
 
 /// sled's default page cache is 1 GiB; the log is read once per run, so little is needed.
@@ -508,47 +521,61 @@ impl StateStore {
         let snapshot = Snapshot::open(&self.snapshot_path(host), host)
             .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?;
         let after = snapshot.as_ref().map_or(0, |s| s.covers_below);
-        // The blocks first (shared buffers, no copy), so the table is sized once.
-        let blocks: Vec<sled::IVec> = self
-            .log(host)?
-            .range(after.to_be_bytes()..)
-            .values()
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.io(e))?;
-        let logged: usize = blocks.iter().map(|b| b.len() / ENTRY_BYTES).sum();
+        // Sized once: the snapshot's count and the log's (a hint kept in `meta`).
+        let hint = self.logged_hint(host)?;
         let from_snapshot = snapshot.as_ref().map_or(0, |s| s.entries);
-        let mut numbers = NumberTable::with_capacity(from_snapshot as usize + logged);
-        let check = |id: u32| {
-            if id as usize >= dictionary.answers.len() {
-                return Err(self.io(format!(
-                    "an entry refers to answer {id}, which the dictionary of {host} lacks"
-                )));
-            }
-            Ok(())
+        let mut numbers = NumberTable::with_capacity((from_snapshot + hint) as usize);
+        let answers = dictionary.answers.len();
+        let bad_id = |id: u32| {
+            format!("an entry refers to answer {id}, which the dictionary of {host} lacks")
         };
         if let Some(snapshot) = snapshot {
             snapshot
-                .read(|number, at_s, id| {
-                    check(id).map_err(|e| std::io::Error::other(e.to_string()))?;
-                    numbers.insert(number, id, at_s);
-                    Ok(())
+                .read_chunks(|entries| {
+                    insert_entries(&mut numbers, entries, answers)
+                        .map_err(|id| std::io::Error::other(bad_id(id)))
                 })
                 .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?;
         }
-        for block in &blocks {
-            let entries =
-                block_entries(block).ok_or_else(|| self.io("a block of the log is corrupt"))?;
-            for (number, at_s, id) in entries {
-                check(id)?;
-                numbers.insert(number, id, at_s);
-            }
+        // Block by block: sled's values are not held, so neither are the pages behind them.
+        let mut logged = 0u64;
+        for block in self.log(host)?.range(after.to_be_bytes()..).values() {
+            let block = block.map_err(|e| self.io(e))?;
+            let entries = match block.split_first() {
+                Some((&BLOCK_TAG, entries)) if entries.len() % ENTRY_BYTES == 0 => entries,
+                _ => return Err(self.io("a block of the log is corrupt")),
+            };
+            insert_entries(&mut numbers, entries, answers).map_err(|id| self.io(bad_id(id)))?;
+            logged += (entries.len() / ENTRY_BYTES) as u64;
         }
         let book = AnswerBook {
             dictionary,
             numbers,
             freshness: None,
         };
-        Ok((book, logged as u64))
+        Ok((book, logged))
+    }
+
+    /// How many entries the log holds, about (commits add, compaction resets; a crash between a
+    /// commit and its count only misjudges the table's first size).
+    fn logged_hint(&self, host: &str) -> Result<u64, StateError> {
+        let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
+        let value = meta.get(format!("logged@{host}")).map_err(|e| self.io(e))?;
+        Ok(value
+            .and_then(|v| v.as_ref().try_into().ok().map(u64::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    fn set_logged_hint(&self, host: &str, update: impl Fn(u64) -> u64) -> Result<(), StateError> {
+        let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
+        meta.fetch_and_update(format!("logged@{host}"), |old| {
+            let old = old
+                .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+                .unwrap_or(0);
+            Some(update(old).to_be_bytes().to_vec())
+        })
+        .map_err(|e| self.io(e))?;
+        Ok(())
     }
 
     /// The key the next block of `host`'s log gets: above every key in the log and every key a
@@ -587,10 +614,8 @@ impl StateStore {
     fn write_snapshot(&self, host: &str, book: &AnswerBook) -> Result<(), StateError> {
         let log = self.log(host)?;
         let covers_below = self.next_key(host, &log)?;
-        let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
-        entries.sort_unstable_by_key(|e| e.0);
         let path = self.snapshot_path(host);
-        Snapshot::write(&path, host, covers_below, &entries)
+        Snapshot::write(&path, host, covers_below, book.len(), book.numbers.iter())
             .map_err(|e| self.io(format!("writing {}: {e}", path.display())))?;
         self.covers_below
             .lock()
@@ -601,6 +626,7 @@ impl StateStore {
             covered.remove(key.map_err(|e| self.io(e))?);
         }
         log.apply_batch(covered).map_err(|e| self.io(e))?;
+        self.set_logged_hint(host, |_| 0)?;
         // sled keeps the space the removed blocks took: the next open rewrites the database,
         // now small, into a fresh one.
         let meta = self.db.open_tree("meta").map_err(|e| self.io(e))?;
@@ -636,6 +662,7 @@ impl StateStore {
         log.insert(key.to_be_bytes(), block)
             .map_err(|e| self.io(e))?;
         drop(dictionaries);
+        self.set_logged_hint(host, |n| n + answers.len() as u64)?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(())
     }
@@ -978,9 +1005,8 @@ mod tests {
         let (book, _) = store.replay("h").unwrap();
         // The snapshot as compaction writes it, the covered blocks left in the log.
         let covers_below = store.next_key("h", &store.log("h").unwrap()).unwrap();
-        let mut entries: Vec<(u64, u32, u32)> = book.numbers.iter().collect();
-        entries.sort_unstable();
-        Snapshot::write(&store.snapshot_path("h"), "h", covers_below, &entries).unwrap();
+        let path = store.snapshot_path("h");
+        Snapshot::write(&path, "h", covers_below, book.len(), book.numbers.iter()).unwrap();
         store.commit("h", &not_found_at(0..1, 3_000)).unwrap();
         let (again, logged) = store.replay("h").unwrap();
         assert_eq!((again.len(), logged), (150, 1), "covered blocks skipped");

@@ -2,8 +2,8 @@
 //!
 //! Layout (little-endian): the magic line `phone-enrich-snapshot/1`, the host (u16 length, then
 //! its bytes), the log key below which every block is included (u64), the entry count (u64),
-//! the entries, 16 bytes each `(number u64, checked-at second u32, answer id u32)` sorted by
-//! number, then a checksum of the entries (u64).
+//! the entries, 16 bytes each `(number u64, checked-at second u32, answer id u32)`, in no
+//! particular order (a number appears once), then a checksum of the entries (u64).
 //!
 //! Contract: [`Snapshot::write`] writes beside the target, syncs, renames into place and syncs
 //! the directory: the path holds the old snapshot or the new one, whole. [`Snapshot::open`] and
@@ -92,9 +92,9 @@ impl Snapshot {
         }))
     }
 
-    /// Calls `each(number, checked-at second, answer id)` for every entry, in number order,
-    /// then checks the checksum.
-    pub fn read(mut self, mut each: impl FnMut(u64, u32, u32) -> io::Result<()>) -> io::Result<()> {
+    /// Calls `each` with the entries, in file order, a chunk of whole 16-byte entries at a
+    /// time `(number u64, checked-at second u32, answer id u32)`, then checks the checksum.
+    pub fn read_chunks(mut self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         let mut checksum = Checksum::new();
         let mut buffer = vec![0u8; ENTRY * 65_536];
         let mut left = self.entries as usize;
@@ -103,13 +103,7 @@ impl Snapshot {
             let chunk = &mut buffer[..n * ENTRY];
             self.file.read_exact(chunk)?;
             checksum.add(chunk);
-            for e in chunk.chunks_exact(ENTRY) {
-                each(
-                    u64::from_le_bytes(e[0..8].try_into().expect("8 bytes")),
-                    u32::from_le_bytes(e[8..12].try_into().expect("4 bytes")),
-                    u32::from_le_bytes(e[12..16].try_into().expect("4 bytes")),
-                )?;
-            }
+            each(chunk)?;
             left -= n;
         }
         if read_u64(&mut self.file)? != checksum.0 {
@@ -118,40 +112,65 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Writes `entries` (`(number, answer id, checked-at second)`, sorted by number) as the
-    /// snapshot at `path`, replacing any.
+    /// Writes the `count` `entries` (`(number, answer id, checked-at second)`) as the snapshot at
+    /// `path`, replacing any.
     pub fn write(
         path: &Path,
         host: &str,
         covers_below: u64,
-        entries: &[(u64, u32, u32)],
+        count: usize,
+        entries: impl Iterator<Item = (u64, u32, u32)>,
     ) -> io::Result<()> {
         let temp = path.with_extension("snapshot.tmp");
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&temp)?);
+        let written = Self::write_file(&temp, host, covers_below, count, entries);
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written?;
+        std::fs::rename(&temp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    fn write_file(
+        temp: &Path,
+        host: &str,
+        covers_below: u64,
+        count: usize,
+        entries: impl Iterator<Item = (u64, u32, u32)>,
+    ) -> io::Result<()> {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(temp)?);
         let name = host.as_bytes();
         let name_len = u16::try_from(name.len()).map_err(|_| invalid("host name too long"))?;
         out.write_all(MAGIC)?;
         out.write_all(&name_len.to_le_bytes())?;
         out.write_all(name)?;
         out.write_all(&covers_below.to_le_bytes())?;
-        out.write_all(&(entries.len() as u64).to_le_bytes())?;
+        out.write_all(&(count as u64).to_le_bytes())?;
         let mut checksum = Checksum::new();
         let mut entry = [0u8; ENTRY];
-        for &(number, id, at_s) in entries {
+        let mut written = 0;
+        for (number, id, at_s) in entries {
+            written += 1;
             entry[0..8].copy_from_slice(&number.to_le_bytes());
             entry[8..12].copy_from_slice(&at_s.to_le_bytes());
             entry[12..16].copy_from_slice(&id.to_le_bytes());
             checksum.add(&entry);
             out.write_all(&entry)?;
         }
+        if written != count {
+            return Err(invalid(format!(
+                "{written} entries where {count} were announced"
+            )));
+        }
         out.write_all(&checksum.0.to_le_bytes())?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&temp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
         Ok(())
     }
 }
@@ -167,17 +186,30 @@ mod tests {
         let entries: Vec<(u64, u32, u32)> = (0..100_000u64)
             .map(|i| (79_000_000_000 + i * 3, (i % 7) as u32, i as u32))
             .collect();
-        Snapshot::write(&path, "smsc.ru", 42, &entries).unwrap();
+        Snapshot::write(&path, "smsc.ru", 42, entries.len(), entries.iter().copied()).unwrap();
         let snapshot = Snapshot::open(&path, "smsc.ru").unwrap().unwrap();
         assert_eq!((snapshot.covers_below, snapshot.entries), (42, 100_000));
         let mut back = Vec::new();
         snapshot
-            .read(|n, at, id| {
-                back.push((n, id, at));
+            .read_chunks(|chunk| {
+                for e in chunk.chunks_exact(ENTRY) {
+                    let number = u64::from_le_bytes(e[0..8].try_into().unwrap());
+                    let at = u32::from_le_bytes(e[8..12].try_into().unwrap());
+                    let id = u32::from_le_bytes(e[12..16].try_into().unwrap());
+                    back.push((number, id, at));
+                }
                 Ok(())
             })
             .unwrap();
         assert_eq!(back, entries);
+        let short = Snapshot::write(&path, "smsc.ru", 42, 5, entries.iter().copied().take(4));
+        assert!(short.is_err(), "a count that does not match is refused");
+        assert!(!path.with_extension("snapshot.tmp").exists());
+        assert_eq!(
+            Snapshot::open(&path, "smsc.ru").unwrap().unwrap().entries,
+            100_000,
+            "the snapshot before is untouched"
+        );
         assert!(Snapshot::open(&dir.path().join("none"), "smsc.ru")
             .unwrap()
             .is_none());
@@ -207,7 +239,7 @@ mod tests {
         for (name, bytes, host, want) in cases {
             std::fs::write(&path, bytes).unwrap();
             let result = Snapshot::open(&path, host)
-                .and_then(|s| s.expect("present").read(|_, _, _| Ok(())));
+                .and_then(|s| s.expect("present").read_chunks(|_| Ok(())));
             let err = result.expect_err(name).to_string();
             assert!(err.contains(want), "{name}: {err}");
         }

@@ -10,30 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-20000}
 DIR=${BENCH_DIR:-$PWD/.bench}/pacing
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phone-enrich-target}"
-cargo build --release -q
-BIN="$CARGO_TARGET_DIR/release/phone-enrich"
+source bench/common.sh
 rm -rf "$DIR" && mkdir -p "$DIR"
 "$BIN" generate "$DIR/crm.csv" --rows "$ROWS" --seed 7
-cat > "$DIR/job.toml" <<TOML
-[input]
-path = "$DIR/crm.csv"
-phone_columns = ["phone"]
-[output]
-path = "$DIR/enriched.parquet"
-[state]
-dir = "$DIR/state"
-[provider]
-kind = "sandbox"
-batch_size = 10
-request_limit = "100/1s"
-identical_limit = "3/1s"
-concurrency = 14
-[provider.sandbox]
-request_limit = "100/1s"
-identical_limit = "3/1s"
-latency = "20ms"
-TOML
+sandbox_job "$DIR/job.toml" "$DIR/crm.csv" "$DIR" 10 "100/1s" "20ms"
 "$BIN" run "$DIR/job.toml" --progress log --report "$DIR/report.json" > "$DIR/run.log" 2>&1
 python3 - "$DIR/report.json" <<'PY'
 import json, sys

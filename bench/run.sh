@@ -12,7 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-10000000}
 DIR=${BENCH_DIR:-$PWD/.bench}
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phone-enrich-target}"
 mkdir -p "$DIR"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 if [ ! -x "$DIR/venv/bin/python" ]; then
@@ -20,30 +19,11 @@ if [ ! -x "$DIR/venv/bin/python" ]; then
   "$DIR/venv/bin/pip" install -q polars duckdb
 fi
 PY="$DIR/venv/bin/python"
-cargo build --release -q
-BIN="$CARGO_TARGET_DIR/release/phone-enrich"
+source bench/common.sh
 
 CSV="$DIR/crm_$ROWS.csv"
 [ -f "$CSV" ] || "$BIN" generate "$CSV" --rows "$ROWS" --distinct-ratio 0.6 --seed 5
-cat > "$DIR/job.toml" <<TOML
-[input]
-path = "$CSV"
-phone_columns = ["phone"]
-[output]
-path = "$DIR/enriched.parquet"
-[state]
-dir = "$DIR/state"
-[provider]
-kind = "sandbox"
-batch_size = 300
-request_limit = "1000000/1s"
-identical_limit = "3/1s"
-concurrency = 14
-[provider.sandbox]
-request_limit = "1000000/1s"
-identical_limit = "3/1s"
-latency = "0s"
-TOML
+sandbox_job "$DIR/job.toml" "$CSV" "$DIR" 300 "1000000/1s" "0s"
 
 REPEAT=${REPEAT:-3}
 # once NAME COMMAND...: one run; wall seconds and peak RSS (KB) appended to $DIR/NAME.runs

@@ -10,30 +10,10 @@ cd "$(dirname "$0")/.."
 ROWS=${1:-1000000}
 NIGHTS=${2:-7}
 DIR=${BENCH_DIR:-$PWD/.bench}/week
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/phone-enrich-target}"
-cargo build --release -q
-BIN="$CARGO_TARGET_DIR/release/phone-enrich"
+source bench/common.sh
 rm -rf "$DIR" && mkdir -p "$DIR"
 "$BIN" generate "$DIR/crm.csv" --rows "$ROWS" --distinct-ratio 0.6 --seed 5
-cat > "$DIR/job.toml" <<TOML
-[input]
-path = "$DIR/crm.csv"
-phone_columns = ["phone"]
-[output]
-path = "$DIR/enriched.parquet"
-[state]
-dir = "$DIR/state"
-[provider]
-kind = "sandbox"
-batch_size = 300
-request_limit = "1000000/1s"
-identical_limit = "3/1s"
-concurrency = 14
-[provider.sandbox]
-request_limit = "1000000/1s"
-identical_limit = "3/1s"
-latency = "0s"
-TOML
+sandbox_job "$DIR/job.toml" "$DIR/crm.csv" "$DIR" 300 "1000000/1s" "0s"
 for night in $(seq "$NIGHTS"); do
   flags=()
   [ "$night" -gt 1 ] && flags=(--refresh)

@@ -621,11 +621,14 @@ impl StateStore {
             .lock()
             .unwrap()
             .insert(host.to_string(), covers_below);
-        let mut covered = sled::Batch::default();
-        for key in log.range(..covers_below.to_be_bytes()).keys() {
-            covered.remove(key.map_err(|e| self.io(e))?);
-        }
-        log.apply_batch(covered).map_err(|e| self.io(e))?;
+        // Every block is covered (`covers_below` is above them all): the whole tree goes at once,
+        // which costs sled far less than removing its entries one by one.
+        drop(log);
+        self.db
+            .drop_tree(format!("log@{host}"))
+            .map_err(|e| self.io(e))?;
+        // Present again, empty: the host is known by its log tree.
+        self.log(host)?;
         self.set_logged_hint(host, |_| 0)?;
         // sled keeps the space the removed blocks took: the next open rewrites the database,
         // now small, into a fresh one.
@@ -949,6 +952,7 @@ mod tests {
         let (again, logged) = store.replay("h").unwrap();
         assert_eq!(logged, 12);
         assert_eq!(again.len(), book.len() + 12);
+        assert_eq!(store.stats(0).unwrap().entries, book.len() as u64 + 12);
         for (n, answer, at) in book.iter() {
             let (id, s) = again.numbers.get(n.0).unwrap();
             assert_eq!((again.answer(id), s as i64 * 1000), (answer, at), "{n:?}");

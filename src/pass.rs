@@ -380,14 +380,19 @@ pub fn run_pass(
                 let (shared, piece_rx, done_tx) = (&shared, &piece_rx, done_tx.clone());
                 spawn(format!("pass-worker-{i}")).spawn_scoped(scope, move || {
                     let mut tally = WorkerTally::new(shared.book);
+                    let mut wanted = true;
+                    // Until the reader stops. Once the writer has stopped (an error, a
+                    // signal), pieces are taken and dropped, so the reader is never left
+                    // waiting on a full channel: it ends when its tickets run out.
                     loop {
+                        // The lock only for taking a piece, not while working on it.
                         let next = piece_rx.lock().unwrap().recv();
                         let Ok((index, piece)) = next else {
                             return tally;
                         };
-                        let processed = tally.process(shared, piece);
-                        if done_tx.send((index, processed)).is_err() {
-                            return tally;
+                        if wanted {
+                            let processed = tally.process(shared, piece);
+                            wanted = done_tx.send((index, processed)).is_ok();
                         }
                     }
                 })

@@ -552,3 +552,60 @@ fn the_output_does_not_depend_on_how_the_input_is_cut() {
     }
     assert_eq!(sandbox.stats().requests, requests);
 }
+
+#[test]
+fn a_bad_row_early_in_a_long_file_stops_the_run() {
+    let ws = Workspace::new();
+    let mut text = String::from("id,phone\n");
+    for i in 0..200_000u64 {
+        if i == 30 {
+            text.push_str("30,+79161234567,extra\n");
+        } else {
+            text.push_str(&format!("{i},8916{i:07}\n"));
+        }
+    }
+    ws.write("crm.csv", text);
+    // Once with an empty store (reading only), once with answers (writing while reading).
+    for round in 0..2 {
+        let job = ws.job("job.toml", "crm.csv", "", "kind = \"sandbox\"\n");
+        if round == 1 {
+            ws.write("ok.csv", "id,phone\n1,89161234567\n");
+            let warm = ws.job("warm.toml", "ok.csv", "", "kind = \"sandbox\"\n");
+            assert_exit(&ws.run(&warm, &[]), 0);
+        }
+        let before = std::fs::read(ws.path("out.parquet")).ok();
+        let mut child = std::process::Command::new(BIN)
+            .arg("run")
+            .arg(&job)
+            .args(["--set", "output.row_group_size=10"])
+            .current_dir(ws.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Not a timing: a run that never ends is the failure this test exists for.
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(120) {
+                child.kill().unwrap();
+                panic!("round {round}: the run did not stop after the bad row");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(3), "round {round}: {stderr}");
+        assert!(
+            stderr.contains("line 32 has 3 fields"),
+            "round {round}: {stderr}"
+        );
+        assert!(temp_files(ws.dir.path()).is_empty(), "round {round}");
+        // Round 1 finds the warm-up's output, untouched.
+        let after = std::fs::read(ws.path("out.parquet")).ok();
+        assert_eq!(after, before, "round {round}: the output changed");
+        assert_eq!(after.is_some(), round == 1);
+    }
+}

@@ -501,6 +501,7 @@ fn print_summary(s: &phone_enrich::job::RunSummary, job: &Job) {
         requests = s.requests,
         retries = s.retries,
         elapsed_s = s.elapsed_s,
+        passes = s.passes,
         stages = %json(&s.stages),
         cells_by_status = %json(&s.cells_by_status),
         errors = %json(&s.errors),

@@ -780,7 +780,8 @@ fn status_name(answer: &NumberAnswer) -> &'static str {
 }
 
 impl StateStore {
-    /// Answers by host, status and age, and the store's size on disk.
+    /// Answers by host, status and age, and the store's size on disk (sled's files and the
+    /// snapshots).
     pub fn stats(&self, now_ms: i64) -> Result<CacheStats, StateError> {
         let mut stats = CacheStats::default();
         for host in self.hosts() {
@@ -795,7 +796,13 @@ impl StateStore {
                 stats.entries += 1;
             }
         }
-        stats.size_on_disk_bytes = self.db.size_on_disk().map_err(|e| self.io(e))?;
+        let snapshots: u64 = stats
+            .hosts
+            .keys()
+            .filter_map(|host| std::fs::metadata(self.snapshot_path(host)).ok())
+            .map(|m| m.len())
+            .sum();
+        stats.size_on_disk_bytes = self.db.size_on_disk().map_err(|e| self.io(e))? + snapshots;
         Ok(stats)
     }
 
@@ -1136,7 +1143,13 @@ mod tests {
                 .unwrap(),
             1
         );
-        assert_eq!(store.stats(now).unwrap().entries, 2);
+        let after = store.stats(now).unwrap();
+        assert_eq!(after.entries, 2);
+        // The purge wrote a snapshot; the size on disk counts it.
+        let snapshot = std::fs::metadata(store.snapshot_path("smsc.ru"))
+            .unwrap()
+            .len();
+        assert!(after.size_on_disk_bytes > snapshot, "{after:?}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl InputReader {
     }
 
     /// The next batch, read and parsed on this thread.
+    #[cfg(test)]
     pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
         self.next_piece()?
             .map(|p| p.into_batch(Columns::All))

@@ -446,7 +446,7 @@ async fn run_stages(
         }
     };
     summary.failed_numbers = tally.unknown.len() as u64;
-    (summary.cells_by_status, summary.top_operators) = tally.by_status(&book, Unknown::Fail);
+    (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
     let metadata = {
         let mut kv = job.settings();
         kv.push((

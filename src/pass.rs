@@ -64,12 +64,9 @@ impl Tally {
         self.known_numbers + self.unknown.len() as u64
     }
 
-    /// Cells by output status (`empty` for blank cells) and the five most frequent operators.
-    pub fn by_status(
-        &self,
-        book: &AnswerBook,
-        unknown: Unknown,
-    ) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
+    /// Cells by output status (`empty` for blank cells; `failed` for numbers without an
+    /// answer) and the five most frequent operators.
+    pub fn by_status(&self, book: &AnswerBook) -> (BTreeMap<String, u64>, Vec<(String, u64)>) {
         let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
         let mut add = |status: &str, cells: u64| {
             if cells > 0 {
@@ -78,11 +75,7 @@ impl Tally {
         };
         add("empty", self.empty_cells);
         add("invalid_number", self.invalid_cells);
-        let unknown_status = match unknown {
-            Unknown::Collect => "to_look_up",
-            Unknown::Fail => Status::Failed.as_str(),
-        };
-        add(unknown_status, self.unknown.values().sum());
+        add(Status::Failed.as_str(), self.unknown.values().sum());
         let mut operators: HashMap<&str, u64> = HashMap::new();
         for (id, &cells) in self.cells_by_answer.iter().enumerate() {
             let answer = book.answer(id as u32);

@@ -163,10 +163,6 @@ impl AnswerBook {
         }
     }
 
-    pub fn contains(&self, n: &E164) -> bool {
-        self.get(n).is_some()
-    }
-
     /// The fresh answer for `n`, with where it is held: its slot (below [`Self::slots`]) and its
     /// answer id (below [`Self::answer_ids`]).
     #[inline]

@@ -279,9 +279,7 @@ impl CsvSource {
             None => sniff_delimiter(cfg)?,
         };
         let mut text = open_text(cfg)?;
-        let read_error = |e: std::io::Error| {
-            anyhow!("{}: {e} (a corrupt or truncated file?)", cfg.path.display())
-        };
+        let read_error = |e| read_error(&cfg.path, e);
         // The header: the first record.
         let mut buffer = Vec::new();
         let mut eof = false;
@@ -390,12 +388,8 @@ impl CsvSource {
                 (self.buffer.len(), 0)
             } else {
                 let at_least = READ_SIZE.max(self.buffer.len() / 2);
-                self.eof = read_more(&mut self.text, &mut self.buffer, at_least).map_err(|e| {
-                    anyhow!(
-                        "{}: {e} (a corrupt or truncated file?)",
-                        self.layout.path.display()
-                    )
-                })?;
+                self.eof = read_more(&mut self.text, &mut self.buffer, at_least)
+                    .map_err(|e| read_error(&self.layout.path, e))?;
                 continue;
             };
             if end == 0 {
@@ -505,6 +499,11 @@ impl CsvChunk {
     }
 }
 
+/// An error reading the file's text (the decoder's, for gzip).
+fn read_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{}: {e} (a corrupt or truncated file?)", path.display())
+}
+
 /// A `csv` error, its line shifted by `line_offset` (the lines before the parsed text).
 fn csv_error(e: csv::Error, path: &Path, line_offset: u64) -> anyhow::Error {
     match e.kind() {
@@ -513,7 +512,7 @@ fn csv_error(e: csv::Error, path: &Path, line_offset: u64) -> anyhow::Error {
             path.display(),
             line_offset + pos.as_ref().map(|p| p.line()).unwrap_or(0)
         ),
-        csv::ErrorKind::Io(io) => anyhow!("{}: {io} (a corrupt or truncated file?)", path.display()),
+        csv::ErrorKind::Io(io) => read_error(path, io),
         _ => anyhow!("{}: {e}", path.display()),
     }
 }
@@ -538,6 +537,8 @@ fn check_phone_columns<'a>(
 // ---- Parquet ---------------------------------------------------------------------------------
 
 struct ParquetSource {
+    /// Starts the decoding thread; taken by the first read.
+    start: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
     batches: Receiver<PolarsResult<DataFrame>>,
     path: PathBuf,
 }
@@ -584,20 +585,31 @@ impl ParquetSource {
             )
             .map_err(anyhow::Error::from)
             .with_context(ctx)?;
-        std::thread::Builder::new()
-            .name("parquet-reader".into())
-            .spawn(move || {
-                if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
-                    let _ = on_error.send(Err(e));
-                }
-            })?;
+        // Decoding starts at the first read: a reader opened for its schema alone costs nothing.
+        let start = Box::new(move || {
+            std::thread::Builder::new()
+                .name("parquet-reader".into())
+                .spawn(move || {
+                    if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
+                        let _ = on_error.send(Err(e));
+                    }
+                })
+                .map(|_| ())
+        });
         Ok(InputReader {
             schema,
-            source: Source::Parquet(ParquetSource { batches: rx, path }),
+            source: Source::Parquet(ParquetSource {
+                start: Some(start),
+                batches: rx,
+                path,
+            }),
         })
     }
 
     fn next_batch(&mut self) -> Result<Option<DataFrame>> {
+        if let Some(start) = self.start.take() {
+            start().with_context(|| format!("reading {}", self.path.display()))?;
+        }
         loop {
             match self.batches.recv() {
                 Ok(Ok(df)) if df.height() == 0 => continue,

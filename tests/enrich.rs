@@ -151,13 +151,7 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
 fn a_generated_export_matches_the_sandbox_row_by_row() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
-    let input = ws.path("export.csv");
-    let status = std::process::Command::new(BIN)
-        .args(["generate", "--rows", "1500", "--seed", "3"])
-        .arg(&input)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    generate(&ws, "export.csv", 1500, 3);
     let job = ws.job(
         "job.toml",
         "export.csv",

@@ -154,13 +154,7 @@ impl AnswerBook {
     /// The fresh answer for `n` and when it was checked (Unix milliseconds).
     #[inline]
     pub fn get(&self, n: &E164) -> Option<(&NumberAnswer, i64)> {
-        let (id, at_s) = self.numbers.get(n.0)?;
-        let answer = &self.dictionary.answers[id as usize];
-        let at_ms = at_s as i64 * 1000;
-        match self.freshness {
-            Some((ttl, now_ms)) if !fresh(answer, at_ms, ttl, now_ms) => None,
-            _ => Some((answer, at_ms)),
-        }
+        self.lookup(*n).map(|k| (k.answer, k.checked_at_ms))
     }
 
     /// The fresh answer for `n`, with where it is held: its slot (below [`Self::slots`]) and its
@@ -517,6 +511,10 @@ impl StateStore {
         let snapshot = Snapshot::open(&self.snapshot_path(host), host)
             .map_err(|e| self.io(format!("the snapshot of {host}: {e}")))?;
         let after = snapshot.as_ref().map_or(0, |s| s.covers_below);
+        self.covers_below
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), after);
         // Sized once: the snapshot's count and the log's (a hint kept in `meta`).
         let hint = self.logged_hint(host)?;
         let from_snapshot = snapshot.as_ref().map_or(0, |s| s.entries);

@@ -133,9 +133,7 @@ impl Snapshot {
         }
         Ok(())
     }
-}
 
-impl Snapshot {
     fn write_file(
         temp: &Path,
         host: &str,

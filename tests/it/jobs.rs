@@ -1,10 +1,8 @@
 //! The job files shipped in `jobs/` stay valid, and the demos run.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn jobs() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");

@@ -1,12 +1,10 @@
 //! End to end through the binary: CSV and Parquet in, the sandbox on loopback, Parquet out,
 //! read back row by row.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 use phone_enrich::normalize::{Normalized, Normalizer};
 use phone_enrich::provider::sandbox::lookup;
 use polars::prelude::*;

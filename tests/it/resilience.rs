@@ -1,13 +1,11 @@
 //! Pacing, faults, kills and resumes, the cache: through the binary against sandboxes at short
 //! windows (20 requests per 2 s).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use polars::prelude::*;
 
 /// The enrichment columns with the row id, to compare outputs row by row.

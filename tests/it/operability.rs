@@ -1,12 +1,10 @@
 //! What people and orchestrators see: JSON progress events, the report, the plan, the Parquet
 //! metadata, every exit code, and the terminal UI under a pseudo-terminal.
 
-mod common;
-
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use polars::prelude::SerReader;
 
 const PASSWORD: &str = "pw-7f3a9c-secret";

@@ -1,0 +1,8 @@
+//! The tests through the binary, as one test crate (one link of polars instead of one per file):
+//! [`common`] is the harness, each other module one area.
+
+mod common;
+mod enrich;
+mod jobs;
+mod operability;
+mod resilience;

@@ -21,12 +21,12 @@ use polars::prelude::Schema;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
-use crate::config::{Job, ProviderKind};
+use crate::config::{Credentials, Job, ProviderKind};
 use crate::input::{Columns, InputReader};
 use crate::normalize::E164;
 use crate::output::{output_schema, OutputFile};
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
-use crate::pass::{run_pass, PassError, PassOutcome, Tally, Unknown};
+use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::Plan;
 use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::client::SmscClient;
@@ -53,6 +53,22 @@ pub enum ExitKind {
     Internal,
 }
 
+impl ExitKind {
+    /// The kind's name in reports (`too_many_failed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitKind::Usage => "usage",
+            ExitKind::Input => "input",
+            ExitKind::TooManyFailed => "too_many_failed",
+            ExitKind::Auth => "auth",
+            ExitKind::Blocked => "blocked",
+            ExitKind::Interrupted => "interrupted",
+            ExitKind::Internal => "internal",
+        }
+    }
+}
+
+/// Why a run or a command failed: the kind (which picks the exit code) and the error to print.
 #[derive(Debug)]
 pub struct JobError {
     pub kind: ExitKind,
@@ -60,7 +76,8 @@ pub struct JobError {
 }
 
 impl JobError {
-    fn new(kind: ExitKind, error: anyhow::Error) -> Self {
+    /// A failure of `kind`.
+    pub fn new(kind: ExitKind, error: anyhow::Error) -> Self {
         JobError { kind, error }
     }
 }
@@ -239,16 +256,17 @@ fn prepare(
     let started = Instant::now();
     // With no answers at all the output cannot be written in this pass: do not start it.
     let output = (write && !book.is_empty()).then_some(&schema);
-    let mut first = run_pass(
+    let mut first = Pass {
         job,
-        &book,
-        Unknown::Collect,
+        book: &book,
+        unknown: Unknown::Collect,
         output,
-        "reading",
-        0,
+        label: "reading",
+        total_rows: 0,
         progress,
         interrupted,
-    )
+    }
+    .run()
     .map_err(|e| pass_error(job, e, true))?;
     let stages = StageTimes {
         cache_s,
@@ -338,80 +356,39 @@ async fn run_stages(
     summary: &mut RunSummary,
 ) -> Result<(), JobError> {
     let credentials = job.provider.credentials().or_kind(ExitKind::Usage)?;
+    let prepared = {
+        let (job, options) = (job.clone(), options.clone());
+        tokio::task::spawn_blocking(move || {
+            prepare(
+                &job,
+                options.refresh,
+                true,
+                options.progress,
+                &options.interrupted,
+            )
+        })
+        .await
+        .or_kind(ExitKind::Internal)??
+    };
+    summary.plan = prepared.figures.clone();
+    summary.stages = prepared.stages;
     let Prepared {
         mut book,
         state,
         first,
         plan,
-        figures,
         schema,
-        stages,
-    } = {
-        let (job, refresh, progress, interrupted) = (
-            job.clone(),
-            options.refresh,
-            options.progress,
-            options.interrupted.clone(),
-        );
-        tokio::task::spawn_blocking(move || prepare(&job, refresh, true, progress, &interrupted))
-            .await
-            .or_kind(ExitKind::Internal)??
-    };
-    summary.plan = figures;
-    summary.stages = stages;
+        ..
+    } = prepared;
 
     let started = Instant::now();
     if !plan.batches.is_empty() {
-        let sandbox = match (job.provider.kind, &job.provider.base_url) {
-            (ProviderKind::Sandbox, None) => Some(
-                Sandbox::start(job.provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
-                    .await
-                    .or_kind(ExitKind::Internal)?,
-            ),
-            _ => None,
-        };
-        let base_url = match &sandbox {
-            Some(s) => s.base_url(),
-            None => job
-                .provider
-                .base_url
-                .clone()
-                .expect("validated: a base URL unless the sandbox runs in-process"),
-        };
-        // The reqwest timeout is a backstop behind the pacer's own.
-        let client = SmscClient::new(
-            &base_url,
-            credentials,
-            job.provider.timeout + Duration::from_secs(5),
-        )
-        .or_kind(ExitKind::Usage)?;
-        let pacer = Arc::new(PacerBuilder::new(&job.provider).build(client));
-        // Room for every answer to come, so the table never grows (a copy) mid-run.
-        book.reserve(plan.to_look_up());
-        let outcome = look_up(
-            &pacer,
-            plan.batches,
-            &state,
-            &cache_key(job),
-            &mut book,
+        let lookups = Lookups {
+            job,
+            state: &state,
             options,
-            summary.plan.cached,
-        )
-        .await;
-        summary.looked_up = outcome.looked_up;
-        summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
-        summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
-        summary.splits = pacer.counters.splits.load(Ordering::Relaxed);
-        summary.errors = pacer
-            .counters
-            .errors
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
-        summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
-        outcome.result?;
+        };
+        lookups.run(credentials, plan, &mut book, summary).await?;
     }
     summary.stages.lookups_s = seconds(started);
 
@@ -420,59 +397,70 @@ async fn run_stages(
     let (tally, output, book) = match first.output {
         // The first pass found an answer for every number and wrote the output already.
         Some(output) => (first.tally, output, book),
-        None => {
-            let (job, interrupted, progress) =
-                (job.clone(), options.interrupted.clone(), options.progress);
-            let rows = summary.plan.rows;
-            tokio::task::spawn_blocking(move || {
-                let second = run_pass(
-                    &job,
-                    &book,
-                    Unknown::Fail,
-                    Some(&schema),
-                    "writing",
-                    rows,
-                    progress,
-                    &interrupted,
-                )
-                .map_err(|e| pass_error(&job, e, false))?;
-                let output = second
-                    .output
-                    .expect("a pass that fails unknown numbers writes to its end");
-                Ok::<_, JobError>((second.tally, output, book))
-            })
-            .await
-            .or_kind(ExitKind::Internal)??
-        }
+        None => second_pass(job, options, schema, book, summary.plan.rows).await?,
     };
     summary.failed_numbers = tally.unknown.len() as u64;
     (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
-    let metadata = {
-        let mut kv = job.settings();
-        kv.push((
-            "phone_enrich.summary".into(),
-            serde_json::to_string(&*summary).unwrap_or_default(),
-        ));
-        kv
-    };
+    let mut metadata = job.settings();
+    metadata.push((
+        "phone_enrich.summary".into(),
+        serde_json::to_string(&*summary).expect("a summary serializes"),
+    ));
     finish_output(job, output, metadata).await?;
     summary.stages.write_s = seconds(started);
+    check_failed_ratio(job, summary)
+}
 
+/// The pass that writes the output after the lookups; numbers still without an answer are
+/// written as `failed`.
+async fn second_pass(
+    job: &Job,
+    options: &RunOptions,
+    schema: Schema,
+    book: AnswerBook,
+    rows: u64,
+) -> Result<(Tally, OutputFile, AnswerBook), JobError> {
+    let (job, options) = (job.clone(), options.clone());
+    tokio::task::spawn_blocking(move || {
+        let second = Pass {
+            job: &job,
+            book: &book,
+            unknown: Unknown::Fail,
+            output: Some(&schema),
+            label: "writing",
+            total_rows: rows,
+            progress: options.progress,
+            interrupted: &options.interrupted,
+        }
+        .run()
+        .map_err(|e| pass_error(&job, e, false))?;
+        let output = second
+            .output
+            .expect("a pass that fails unknown numbers writes to its end");
+        Ok((second.tally, output, book))
+    })
+    .await
+    .or_kind(ExitKind::Internal)?
+}
+
+/// Exit 4 when more numbers failed than `output.max_failed_ratio` allows (the output is
+/// written by then).
+fn check_failed_ratio(job: &Job, summary: &RunSummary) -> Result<(), JobError> {
     let distinct = summary.plan.distinct_numbers.max(1);
     let failed_ratio = summary.failed_numbers as f64 / distinct as f64;
-    if summary.failed_numbers > 0 && failed_ratio > job.output.max_failed_ratio {
-        return Err(JobError::new(
-            ExitKind::TooManyFailed,
-            anyhow!(
-                "{} of {} numbers ({:.2}%) failed after every retry, more than output.max_failed_ratio {}; the output is written with status `failed` for them, and the next run asks again",
-                summary.failed_numbers,
-                summary.plan.distinct_numbers,
-                failed_ratio * 100.0,
-                job.output.max_failed_ratio
-            ),
-        ));
+    if summary.failed_numbers == 0 || failed_ratio <= job.output.max_failed_ratio {
+        return Ok(());
     }
-    Ok(())
+    Err(JobError::new(
+        ExitKind::TooManyFailed,
+        anyhow!(
+            "{} of {} numbers ({:.2}%) failed after every retry, more than output.max_failed_ratio {}; the output is written with status `failed` for them, and the next run asks again",
+            summary.failed_numbers,
+            summary.plan.distinct_numbers,
+            failed_ratio * 100.0,
+            job.output.max_failed_ratio
+        ),
+    ))
 }
 
 /// Writes the output's footer with the run's figures and moves the file into place.
@@ -493,127 +481,203 @@ async fn finish_output(
     Ok(())
 }
 
-struct LookupOutcome {
-    looked_up: u64,
-    result: Result<(), JobError>,
+/// The lookup stage: the plan's batches through the pacer, every answered batch committed to
+/// the state store before it counts.
+struct Lookups<'a> {
+    job: &'a Job,
+    state: &'a Arc<StateStore>,
+    options: &'a RunOptions,
 }
 
-/// Sends the plan's batches through the pacer, committing every answered batch.
-async fn look_up(
-    pacer: &Arc<Pacer>,
-    batches: Vec<Vec<E164>>,
-    state: &Arc<StateStore>,
-    host: &str,
-    book: &mut AnswerBook,
-    options: &RunOptions,
-    cached: u64,
-) -> LookupOutcome {
-    let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
-    let progress = Progress::new("lookups", total, options.progress);
-    let mut queue = batches.into_iter();
-    let mut in_flight: JoinSet<BatchResult> = JoinSet::new();
-    // Enough batches queued to keep every concurrency slot busy, no more.
-    let lanes = pacer.concurrency() * 2;
-    let mut looked_up = 0u64;
-    let mut failed = 0u64;
-    let watcher = {
-        let (pacer, interrupted) = (pacer.clone(), options.interrupted.clone());
-        tokio::spawn(async move {
-            loop {
-                if interrupted.load(Ordering::SeqCst) {
-                    pacer.stop(Stop::Interrupted);
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
-    let mut commit_error = None;
-    loop {
-        while in_flight.len() < lanes && pacer.stopped().is_none() {
-            match queue.next() {
-                Some(batch) => {
-                    let pacer = pacer.clone();
-                    in_flight.spawn(async move { pacer.lookup(batch).await });
-                }
-                None => break,
-            }
-        }
-        let Some(done) = in_flight.join_next().await else {
-            break;
+impl Lookups<'_> {
+    /// Starts the provider (the in-process sandbox, or the client for the real one), looks the
+    /// plan up, and fills the summary's lookup figures, whatever the outcome.
+    async fn run(
+        &self,
+        credentials: Credentials,
+        plan: Plan,
+        book: &mut AnswerBook,
+        summary: &mut RunSummary,
+    ) -> Result<(), JobError> {
+        let provider = &self.job.provider;
+        let sandbox = match (provider.kind, &provider.base_url) {
+            (ProviderKind::Sandbox, None) => Some(
+                Sandbox::start(provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
+                    .await
+                    .or_kind(ExitKind::Internal)?,
+            ),
+            _ => None,
         };
-        let result = match done {
-            Ok(r) => r,
-            Err(e) => {
-                commit_error.get_or_insert(JobError::new(
+        let base_url = match &sandbox {
+            Some(s) => s.base_url(),
+            None => provider
+                .base_url
+                .clone()
+                .expect("validated: a base URL unless the sandbox runs in-process"),
+        };
+        // The reqwest timeout is a backstop behind the pacer's own.
+        let client = SmscClient::new(
+            &base_url,
+            credentials,
+            provider.timeout + Duration::from_secs(5),
+        )
+        .or_kind(ExitKind::Usage)?;
+        let pacer = Arc::new(PacerBuilder::new(provider).build(client));
+        // Room for every answer to come, so the table never grows (a copy) mid-run.
+        book.reserve(plan.to_look_up());
+        let result = self
+            .look_up(&pacer, plan.batches, book, summary.plan.cached, summary)
+            .await;
+        summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
+        summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
+        summary.splits = pacer.counters.splits.load(Ordering::Relaxed);
+        summary.errors = pacer
+            .counters
+            .errors
+            .lock()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect();
+        summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
+        result
+    }
+
+    /// Sends the batches, a few more than the concurrency at a time, and commits each answered
+    /// one; stops sending when the pacer stops (a signal, bad credentials, a long block) or a
+    /// commit fails.
+    async fn look_up(
+        &self,
+        pacer: &Arc<Pacer>,
+        batches: Vec<Vec<E164>>,
+        book: &mut AnswerBook,
+        cached: u64,
+        summary: &mut RunSummary,
+    ) -> Result<(), JobError> {
+        let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        let progress = Progress::new("lookups", total, self.options.progress);
+        let mut queue = batches.into_iter();
+        let mut in_flight: JoinSet<BatchResult> = JoinSet::new();
+        // Enough batches queued to keep every concurrency slot busy, no more.
+        let lanes = pacer.concurrency() * 2;
+        let mut failed = 0u64;
+        let watcher = watch_interrupt(pacer.clone(), self.options.interrupted.clone());
+        let mut first_error = None;
+        loop {
+            while in_flight.len() < lanes && pacer.stopped().is_none() {
+                let Some(batch) = queue.next() else { break };
+                let pacer = pacer.clone();
+                in_flight.spawn(async move { pacer.lookup(batch).await });
+            }
+            let Some(done) = in_flight.join_next().await else {
+                break;
+            };
+            let committed = match done {
+                Ok(result) => self.commit(result, book).await,
+                Err(e) => Err(JobError::new(
                     ExitKind::Internal,
                     anyhow!("a lookup task failed: {e}"),
-                ));
-                continue;
-            }
-        };
+                )),
+            };
+            let (answered, gave_up) = match committed {
+                Ok(counts) => counts,
+                Err(e) => {
+                    pacer.stop(Stop::StateFailed);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            summary.looked_up += answered;
+            failed += gave_up;
+            progress.inc(answered + gave_up, &pacer_figures(pacer, cached, failed));
+        }
+        watcher.abort();
+        progress.finish();
+        match (first_error, pacer.stopped()) {
+            (Some(e), _) => Err(e),
+            (None, Some(stop)) => Err(stop_error(stop, summary.looked_up)),
+            (None, None) => Ok(()),
+        }
+    }
+
+    /// Commits a batch's answers to the state store (flushed before this returns) and then to
+    /// the book; returns the numbers answered and the numbers given up on.
+    async fn commit(
+        &self,
+        result: BatchResult,
+        book: &mut AnswerBook,
+    ) -> Result<(u64, u64), JobError> {
         let at = now_ms();
         let stored: Vec<(E164, StoredAnswer)> = result
             .answers
             .into_iter()
-            .map(|(n, a)| {
+            .map(|(n, answer)| {
+                let checked_at_ms = at;
                 (
                     n,
                     StoredAnswer {
-                        checked_at_ms: at,
-                        answer: a,
+                        checked_at_ms,
+                        answer,
                     },
                 )
             })
             .collect();
         if !stored.is_empty() {
-            let (state, host, to_commit) = (state.clone(), host.to_string(), stored.clone());
-            let committed =
-                tokio::task::spawn_blocking(move || state.commit(&host, &to_commit)).await;
-            let error = match committed {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => {
-                    Some(anyhow::Error::new(e).context("committing answers to the state store"))
-                }
-                Err(e) => Some(anyhow!("committing answers: {e}")),
-            };
-            if let Some(error) = error {
-                pacer.stop(Stop::Interrupted);
-                commit_error.get_or_insert(JobError::new(ExitKind::Internal, error));
-                continue;
-            }
+            let (state, host, to_commit) =
+                (self.state.clone(), cache_key(self.job), stored.clone());
+            tokio::task::spawn_blocking(move || state.commit(&host, &to_commit))
+                .await
+                .or_kind(ExitKind::Internal)?
+                .context("committing answers to the state store")
+                .or_kind(ExitKind::Internal)?;
         }
-        let n = (stored.len() + result.failed.len()) as u64;
-        looked_up += stored.len() as u64;
+        let answered = stored.len() as u64;
         for (n, answer) in stored {
             book.insert(n, answer);
         }
-        failed += result.failed.len() as u64;
-        let figures = Figures {
-            cached,
-            requests: pacer.counters.requests.load(Ordering::Relaxed),
-            retries: pacer.counters.retries.load(Ordering::Relaxed),
-            failed,
-            errors: pacer.counters.errors.lock().unwrap().values().sum(),
-        };
-        progress.inc(n, &figures);
+        Ok((answered, result.failed.len() as u64))
     }
-    watcher.abort();
-    progress.finish();
-    let result = match (commit_error, pacer.stopped()) {
-        (Some(e), _) => Err(e),
-        (None, Some(Stop::AuthRejected(why))) => Err(JobError::new(
+}
+
+/// The pacer's counters as the lookup bar shows them.
+fn pacer_figures(pacer: &Pacer, cached: u64, failed: u64) -> Figures {
+    Figures {
+        cached,
+        requests: pacer.counters.requests.load(Ordering::Relaxed),
+        retries: pacer.counters.retries.load(Ordering::Relaxed),
+        failed,
+        errors: pacer.counters.errors.lock().unwrap().values().sum(),
+    }
+}
+
+/// Stops the pacer once a signal has asked the run to stop.
+fn watch_interrupt(pacer: Arc<Pacer>, interrupted: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !interrupted.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pacer.stop(Stop::Interrupted);
+    })
+}
+
+/// Why the lookups stopped, as the run's failure.
+fn stop_error(stop: Stop, looked_up: u64) -> JobError {
+    match stop {
+        Stop::AuthRejected(why) => JobError::new(
             ExitKind::Auth,
             anyhow!("the provider refused the credentials: {why}. Check SMSC_LOGIN and SMSC_PASSWORD (and the provider's allowed IPs); answers so far are kept"),
-        )),
-        (None, Some(Stop::Blocked(why))) => {
-            Err(JobError::new(ExitKind::Blocked, anyhow!("{why}. Answers so far are kept: run the same command again later to resume")))
-        }
-        (None, Some(Stop::Interrupted)) => Err(JobError::new(
+        ),
+        Stop::Blocked(why) => JobError::new(
+            ExitKind::Blocked,
+            anyhow!("{why}. Answers so far are kept: run the same command again later to resume"),
+        ),
+        Stop::Interrupted => JobError::new(
             ExitKind::Interrupted,
             anyhow!("interrupted; the {looked_up} numbers answered in this run are kept: run the same command again to resume"),
-        )),
-        (None, None) => Ok(()),
-    };
-    LookupOutcome { looked_up, result }
+        ),
+        Stop::StateFailed => JobError::new(
+            ExitKind::Internal,
+            anyhow!("stopped: the state store failed (see the error above)"),
+        ),
+    }
 }

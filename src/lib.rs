@@ -17,4 +17,5 @@ pub mod pass;
 pub mod plan;
 pub mod progress;
 pub mod provider;
+pub mod report;
 pub mod state;

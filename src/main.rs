@@ -13,22 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use phone_enrich::config::{self, Job, Overrides, TextEncoding};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
-use phone_enrich::job::{run, ExitKind, RunOptions};
-use phone_enrich::progress::{LogWriter, ProgressMode};
+use phone_enrich::job::{ExitKind, JobError, RunOptions};
+use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
-use phone_enrich::state::{now_ms, StateStore};
-
-/// Exit codes, as documented in the README.
-mod exit {
-    pub const SUCCESS: u8 = 0;
-    pub const INTERNAL: u8 = 1;
-    pub const USAGE: u8 = 2;
-    pub const INPUT: u8 = 3;
-    pub const TOO_MANY_FAILED: u8 = 4;
-    pub const AUTH: u8 = 5;
-    pub const BLOCKED: u8 = 6;
-    pub const INTERRUPTED: u8 = 7;
-}
+use phone_enrich::report;
+use phone_enrich::state::{now_ms, StateError, StateStore};
 
 #[derive(Parser)]
 #[command(
@@ -87,23 +76,21 @@ impl JobArgs {
     }
 }
 
-fn exit_code(kind: ExitKind) -> u8 {
-    match kind {
-        ExitKind::Usage => exit::USAGE,
-        ExitKind::Input => exit::INPUT,
-        ExitKind::TooManyFailed => exit::TOO_MANY_FAILED,
-        ExitKind::Auth => exit::AUTH,
-        ExitKind::Blocked => exit::BLOCKED,
-        ExitKind::Interrupted => exit::INTERRUPTED,
-        ExitKind::Internal => exit::INTERNAL,
-    }
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum ProgressArg {
     Auto,
     Bar,
     Log,
+}
+
+impl ProgressArg {
+    fn mode(self, every: Duration) -> ProgressMode {
+        match self {
+            ProgressArg::Auto => ProgressMode::detect(every),
+            ProgressArg::Bar => ProgressMode::Bar,
+            ProgressArg::Log => ProgressMode::Log { every },
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -152,118 +139,115 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Write a synthetic CRM export.
-    Generate {
-        /// Where to write; `.csv`, `.csv.gz` or `.parquet`.
-        path: PathBuf,
-        #[arg(long, default_value_t = 5000)]
-        rows: u64,
-        /// Share of rows whose number was not seen earlier (0 to 1).
-        #[arg(long, default_value_t = 0.6)]
-        distinct_ratio: f64,
-        #[arg(long, default_value_t = 42)]
-        seed: u64,
-        /// CSV delimiter: `,` `;` or `tab`.
-        #[arg(long, default_value = ",")]
-        delimiter: String,
-        /// CSV encoding: `utf-8` or `windows-1251`.
-        #[arg(long, default_value = "utf-8")]
-        encoding: String,
-    },
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Where to write; `.csv`, `.csv.gz` or `.parquet`.
+    path: PathBuf,
+    #[arg(long, default_value_t = 5000)]
+    rows: u64,
+    /// Share of rows whose number was not seen earlier (0 to 1).
+    #[arg(long, default_value_t = 0.6)]
+    distinct_ratio: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// CSV delimiter.
+    #[arg(long, value_enum, default_value_t = DelimiterArg::Comma)]
+    delimiter: DelimiterArg,
+    /// CSV encoding.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
+    encoding: EncodingArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DelimiterArg {
+    #[value(name = ",")]
+    Comma,
+    #[value(name = ";")]
+    Semicolon,
+    #[value(name = "tab", alias = "\t")]
+    Tab,
+}
+
+impl DelimiterArg {
+    fn byte(self) -> u8 {
+        match self {
+            DelimiterArg::Comma => b',',
+            DelimiterArg::Semicolon => b';',
+            DelimiterArg::Tab => b'\t',
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    #[value(name = "utf-8")]
+    Utf8,
+    #[value(name = "windows-1251")]
+    Windows1251,
+}
+
+impl From<EncodingArg> for TextEncoding {
+    fn from(e: EncodingArg) -> TextEncoding {
+        match e {
+            EncodingArg::Utf8 => TextEncoding::Utf8,
+            EncodingArg::Windows1251 => TextEncoding::Windows1251,
+        }
+    }
+}
+
+/// The state directory a cache command works on.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// A job file, whose `state.dir` is used (or give --state).
+    job: Option<PathBuf>,
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum CacheAction {
     /// Entries by provider host, status and age, and the size on disk.
     Stats {
-        /// A job file, whose `state.dir` is used (or give --state).
-        job: Option<PathBuf>,
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove answers checked longer ago than --older-than.
     Purge {
-        /// A job file, whose `state.dir` is used (or give --state).
-        job: Option<PathBuf>,
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// An age such as `30d` or `12h`.
         #[arg(long, value_parser = config::parse_duration)]
         older_than: Duration,
     },
 }
 
-/// The state directory named by `--state`, or by the job file.
-fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match (state, job) {
-        (Some(dir), _) => Ok(dir),
-        (None, Some(job)) => Ok(Job::load(&job, &Overrides::default())?.state.dir),
-        (None, None) => anyhow::bail!("name a job file or give --state DIR"),
-    }
+/// What a command ends with: success, or a failure whose kind picks the exit code.
+type Outcome = Result<(), JobError>;
+
+/// Files, arguments and settings a command cannot use: exit 2.
+fn usage(error: anyhow::Error) -> JobError {
+    JobError::new(ExitKind::Usage, error)
 }
 
-fn cache_command(action: CacheAction) -> u8 {
-    let (job, state) = match &action {
-        CacheAction::Stats { job, state, .. } | CacheAction::Purge { job, state, .. } => {
-            (job.clone(), state.clone())
-        }
+/// The one place outcomes become exit codes (the table is in the README).
+fn exit_code(outcome: &Outcome) -> u8 {
+    let Err(failure) = outcome else {
+        return 0;
     };
-    let dir = match state_dir(job, state) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            return exit::USAGE;
-        }
-    };
-    let store = match StateStore::open(&dir) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("{e}");
-            return exit::INPUT;
-        }
-    };
-    let result = match action {
-        CacheAction::Stats { json, .. } => store.stats(now_ms()).map(|stats| {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&stats).unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "{}: {} answers, {} bytes on disk",
-                    dir.display(),
-                    stats.entries,
-                    stats.size_on_disk_bytes
-                );
-                for (host, h) in &stats.hosts {
-                    println!("  {host}");
-                    for (status, n) in &h.by_status {
-                        println!("    {status:<16} {n:>10}");
-                    }
-                    for (age, n) in h.by_age.rows() {
-                        println!("    {age:<16} {n:>10}");
-                    }
-                }
-            }
-        }),
-        CacheAction::Purge { older_than, .. } => {
-            store.purge_older_than(older_than, now_ms()).map(|n| {
-                println!(
-                    "removed {n} answers checked more than {} ago",
-                    humantime::format_duration(older_than)
-                );
-            })
-        }
-    };
-    match result {
-        Ok(()) => exit::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            exit::INTERNAL
-        }
+    match failure.kind {
+        ExitKind::Internal => 1,
+        ExitKind::Usage => 2,
+        ExitKind::Input => 3,
+        ExitKind::TooManyFailed => 4,
+        ExitKind::Auth => 5,
+        ExitKind::Blocked => 6,
+        ExitKind::Interrupted => 7,
     }
 }
 
@@ -285,23 +269,28 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let outcome = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("cannot start the async runtime: {e}");
-            return ExitCode::from(exit::INTERNAL);
+        Ok(runtime) => {
+            let outcome = runtime.block_on(dispatch(cli.command));
+            // Hung sandbox requests must not hold the process open.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            outcome
         }
+        Err(e) => Err(JobError::new(
+            ExitKind::Internal,
+            anyhow::Error::new(e).context("starting the async runtime"),
+        )),
     };
-    let code = runtime.block_on(async_main(cli.command));
-    // Hung sandbox requests must not hold the process open.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    ExitCode::from(code)
+    if let Err(failure) = &outcome {
+        tracing::error!("{:#}", failure.error);
+    }
+    ExitCode::from(exit_code(&outcome))
 }
 
-async fn async_main(command: Command) -> u8 {
+async fn dispatch(command: Command) -> Outcome {
     match command {
         Command::Run {
             job,
@@ -309,214 +298,153 @@ async fn async_main(command: Command) -> u8 {
             progress,
             progress_every,
             report,
-        } => {
-            let job = match job.load() {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    return exit::USAGE;
-                }
-            };
-            let progress = match progress {
-                ProgressArg::Auto => ProgressMode::detect(progress_every),
-                ProgressArg::Bar => ProgressMode::Bar,
-                ProgressArg::Log => ProgressMode::Log {
-                    every: progress_every,
-                },
-            };
-            let interrupted = Arc::new(AtomicBool::new(false));
-            spawn_signal_watch(interrupted.clone());
-            let options = RunOptions {
-                refresh,
-                progress,
-                interrupted,
-            };
-            let (summary, result) = run(&job, &options).await;
-            let code = match &result {
-                Ok(()) => exit::SUCCESS,
-                Err(failure) => {
-                    tracing::error!("{:#}", failure.error);
-                    exit_code(failure.kind)
-                }
-            };
-            print_summary(&summary, &job);
-            if let Some(path) = report {
-                let outcome = result.as_ref().err().map(|f| f.kind);
-                let error = result.as_ref().err().map(|f| format!("{:#}", f.error));
-                let report = serde_json::json!({
-                    "outcome": outcome.map(|k| serde_json::to_value(k).unwrap_or_default()).unwrap_or("success".into()),
-                    "exit_code": code,
-                    "error": error,
-                    "output": job.output.path,
-                    "summary": summary,
-                });
-                let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-                if let Err(e) = std::fs::write(&path, text + "\n") {
-                    tracing::error!("writing the report {}: {e}", path.display());
-                    return if code == exit::SUCCESS {
-                        exit::INTERNAL
-                    } else {
-                        code
-                    };
-                }
-            }
-            code
-        }
-        Command::Plan { job, format } => {
-            let job = match job.load() {
-                Ok(j) => j,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    return exit::USAGE;
-                }
-            };
-            let progress = ProgressMode::detect(Duration::from_secs(10));
-            let figures =
-                match tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress))
-                    .await
-                {
-                    Ok(Ok(f)) => f,
-                    Ok(Err(failure)) => {
-                        tracing::error!("{:#}", failure.error);
-                        return exit_code(failure.kind);
-                    }
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        return exit::INTERNAL;
-                    }
-                };
-            match format {
-                OutputFormat::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&figures).unwrap_or_default()
-                ),
-                OutputFormat::Text => {
-                    println!("rows               {:>12}", figures.rows);
-                    println!("phone cells        {:>12}", figures.phone_cells);
-                    println!("invalid numbers    {:>12}", figures.invalid_cells);
-                    println!("distinct numbers   {:>12}", figures.distinct_numbers);
-                    println!("already cached     {:>12}", figures.cached);
-                    println!("to look up         {:>12}", figures.to_look_up);
-                    println!("requests needed    {:>12}", figures.requests);
-                    println!(
-                        "least time         {:>12}",
-                        humantime::format_duration(Duration::from_secs(
-                            figures.least_time_s.ceil() as u64
-                        ))
-                    );
-                }
-            }
-            exit::SUCCESS
-        }
-        Command::Validate { job } => {
-            let checked = job.load().and_then(|job| {
-                job.provider.credentials()?;
-                if !job.input.path.exists() {
-                    anyhow::bail!("input.path {} does not exist", job.input.path.display());
-                }
-                Ok(job)
-            });
-            match checked {
-                Ok(job) => {
-                    println!("{}: valid", job.name);
-                    for (key, value) in job.settings() {
-                        println!("  {key} = {value}");
-                    }
-                    exit::SUCCESS
-                }
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    exit::USAGE
-                }
-            }
-        }
+        } => run_command(job, refresh, progress.mode(progress_every), report).await,
+        Command::Plan { job, format } => plan_command(job, format).await,
+        Command::Validate { job } => validate_command(job),
         Command::Cache { action } => cache_command(action),
-        Command::Sandbox { listen, config } => match serve_sandbox(listen, config).await {
-            Ok(()) => exit::SUCCESS,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                exit::USAGE
-            }
-        },
-        Command::Generate {
-            path,
-            rows,
-            distinct_ratio,
-            seed,
-            delimiter,
-            encoding,
-        } => {
-            let result = (|| {
-                let name = path.to_string_lossy().to_lowercase();
-                let format = if name.ends_with(".parquet") {
-                    GenFormat::Parquet
-                } else {
-                    let delimiter = match delimiter.as_str() {
-                        "," => b',',
-                        ";" => b';',
-                        "tab" | "\t" => b'\t',
-                        other => anyhow::bail!("--delimiter `{other}` is not one of `,` `;` `tab`"),
-                    };
-                    let encoding = match encoding.as_str() {
-                        "utf-8" => TextEncoding::Utf8,
-                        "windows-1251" => TextEncoding::Windows1251,
-                        other => anyhow::bail!(
-                            "--encoding `{other}` is not one of `utf-8`, `windows-1251`"
-                        ),
-                    };
-                    GenFormat::Csv {
-                        delimiter,
-                        encoding,
-                        gzip: name.ends_with(".gz"),
-                    }
-                };
-                generate(&GenerateOptions {
-                    path: path.clone(),
-                    rows,
-                    distinct_ratio,
-                    seed,
-                    format,
-                })
-            })();
-            match result {
-                Ok(()) => exit::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    exit::USAGE
-                }
+        Command::Sandbox { listen, config } => sandbox_command(listen, config).await,
+        Command::Generate(args) => generate_command(args),
+    }
+}
+
+/// `run`: the job, then the summary (a table on a terminal, a log event otherwise) and the
+/// report, whatever the outcome.
+async fn run_command(
+    job: JobArgs,
+    refresh: bool,
+    progress: ProgressMode,
+    report: Option<PathBuf>,
+) -> Outcome {
+    let job = job.load().map_err(usage)?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    spawn_signal_watch(interrupted.clone());
+    let options = RunOptions {
+        refresh,
+        progress,
+        interrupted,
+    };
+    let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
+    let failure = outcome.as_ref().err();
+    match progress {
+        ProgressMode::Bar => {
+            print_above_bars(&report::closing_table(&summary, &job.output.path, failure))
+        }
+        ProgressMode::Log { .. } => report::log_summary(&summary, &job.output.path),
+    }
+    let Some(path) = report else {
+        return outcome;
+    };
+    let text = report::report_json(&summary, &job.output.path, failure, exit_code(&outcome));
+    match (std::fs::write(&path, text), outcome) {
+        (Err(e), Ok(())) => Err(JobError::new(
+            ExitKind::Internal,
+            anyhow::Error::new(e).context(format!("writing the report {}", path.display())),
+        )),
+        (Err(e), failed) => {
+            tracing::error!("writing the report {}: {e}", path.display());
+            failed
+        }
+        (Ok(()), outcome) => outcome,
+    }
+}
+
+/// `plan`: the run's first stages, then its figures on stdout.
+async fn plan_command(job: JobArgs, format: OutputFormat) -> Outcome {
+    let job = job.load().map_err(usage)?;
+    let progress = ProgressMode::detect(Duration::from_secs(10));
+    let figures = tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress))
+        .await
+        .map_err(|e| JobError::new(ExitKind::Internal, e.into()))??;
+    match format {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&figures).expect("figures serialize")
+        ),
+        OutputFormat::Text => print!("{}", report::plan_text(&figures)),
+    }
+    Ok(())
+}
+
+/// `validate`: the job and its credentials, without reading data or sending anything.
+fn validate_command(job: JobArgs) -> Outcome {
+    let job = job.load().map_err(usage)?;
+    job.provider.credentials().map_err(usage)?;
+    if !job.input.path.exists() {
+        return Err(usage(anyhow::anyhow!(
+            "input.path {} does not exist",
+            job.input.path.display()
+        )));
+    }
+    println!("{}: valid", job.name);
+    for (key, value) in job.settings() {
+        println!("  {key} = {value}");
+    }
+    Ok(())
+}
+
+/// The state directory named by `--state`, or by the job file.
+fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match (state, job) {
+        (Some(dir), _) => Ok(dir),
+        (None, Some(job)) => Ok(Job::load(&job, &Overrides::default())?.state.dir),
+        (None, None) => anyhow::bail!("name a job file or give --state DIR"),
+    }
+}
+
+/// `cache stats` and `cache purge`.
+fn cache_command(action: CacheAction) -> Outcome {
+    let (job, state) = match &action {
+        CacheAction::Stats { store, .. } | CacheAction::Purge { store, .. } => {
+            (store.job.clone(), store.state.clone())
+        }
+    };
+    let dir = state_dir(job, state).map_err(usage)?;
+    let store = StateStore::open(&dir).map_err(|e| JobError::new(ExitKind::Input, e.into()))?;
+    let internal = |e: StateError| JobError::new(ExitKind::Internal, e.into());
+    match action {
+        CacheAction::Stats { json, .. } => {
+            let stats = store.stats(now_ms()).map_err(internal)?;
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&stats).expect("stats serialize")
+                ),
+                false => print!("{}", report::cache_stats_text(&dir, &stats)),
             }
         }
+        CacheAction::Purge { older_than, .. } => {
+            let n = store
+                .purge_older_than(older_than, now_ms())
+                .map_err(internal)?;
+            println!(
+                "removed {} answers checked more than {} ago",
+                report::thousands(n),
+                humantime::format_duration(older_than)
+            );
+        }
     }
+    Ok(())
 }
 
-/// The end-of-run summary on stderr: one line each, or one `summary` event in JSON logs.
-fn print_summary(s: &phone_enrich::job::RunSummary, job: &Job) {
-    tracing::info!(
-        event = "summary",
-        rows = s.plan.rows,
-        distinct_numbers = s.plan.distinct_numbers,
-        cached = s.plan.cached,
-        looked_up = s.looked_up,
-        failed_numbers = s.failed_numbers,
-        requests = s.requests,
-        retries = s.retries,
-        elapsed_s = s.elapsed_s,
-        passes = s.passes,
-        stages = %json(&s.stages),
-        cells_by_status = %json(&s.cells_by_status),
-        errors = %json(&s.errors),
-        top_operators = %json(&s.top_operators),
-        output = %job.output.path.display(),
-        "summary"
-    );
-    if let Some(stats) = &s.sandbox {
-        tracing::info!(event = "sandbox", sandbox = %json(stats), "sandbox counters");
-    }
-}
-
-/// A value as compact JSON, for a log field.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// `generate`: a synthetic CRM export.
+fn generate_command(args: GenerateArgs) -> Outcome {
+    let name = args.path.to_string_lossy().to_lowercase();
+    let format = match name.ends_with(".parquet") {
+        true => GenFormat::Parquet,
+        false => GenFormat::Csv {
+            delimiter: args.delimiter.byte(),
+            encoding: args.encoding.into(),
+            gzip: name.ends_with(".gz"),
+        },
+    };
+    generate(&GenerateOptions {
+        path: args.path,
+        rows: args.rows,
+        distinct_ratio: args.distinct_ratio,
+        seed: args.seed,
+        format,
+    })
+    .map_err(usage)
 }
 
 /// SIGINT and SIGTERM ask the run to stop; a second one ends the process at once.
@@ -533,27 +461,34 @@ fn spawn_signal_watch(interrupted: Arc<AtomicBool>) {
                 _ = term.recv() => {}
             }
             if interrupted.swap(true, Ordering::SeqCst) {
-                std::process::exit(exit::INTERRUPTED as i32);
+                let code = exit_code(&Err(JobError::new(
+                    ExitKind::Interrupted,
+                    anyhow::anyhow!("a second signal"),
+                )));
+                std::process::exit(code.into());
             }
             tracing::warn!("stopping: no new requests; waiting for those in flight (signal again to quit at once)");
         }
     });
 }
 
-async fn serve_sandbox(listen: SocketAddr, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let cfg = match config {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            config::SandboxConfig::from_toml(&text)
-                .with_context(|| format!("invalid sandbox config {}", path.display()))?
-        }
+/// `sandbox`: the provider emulator on `listen` until Ctrl-C.
+async fn sandbox_command(listen: SocketAddr, config: Option<PathBuf>) -> Outcome {
+    let config = match config {
+        Some(path) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))
+            .and_then(|text| {
+                config::SandboxConfig::from_toml(&text)
+                    .with_context(|| format!("invalid sandbox config {}", path.display()))
+            })
+            .map_err(usage)?,
         None => config::SandboxConfig::default(),
     };
-    let sandbox = Sandbox::start(cfg, listen).await?;
+    let sandbox = Sandbox::start(config, listen).await.map_err(usage)?;
     // The address on stdout, alone on its line, for scripts and tests to read.
     println!("{}", sandbox.base_url());
     tracing::info!(url = %sandbox.base_url(), "sandbox listening; Ctrl-C to stop");
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| JobError::new(ExitKind::Internal, e.into()))
 }

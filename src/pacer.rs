@@ -33,6 +33,8 @@ pub enum Stop {
     Blocked(String),
     /// The run was asked to stop (signal).
     Interrupted,
+    /// The state store could not keep an answer: nothing more is sent.
+    StateFailed,
 }
 
 /// What became of a batch.

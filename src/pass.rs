@@ -1,7 +1,7 @@
 //! One pass over the input: every row read, every phone cell normalized and looked up in the
 //! answer book, counted, and, when asked, written with its enrichment to the output.
 //!
-//! Contract: [`run_pass`] reads the input in order on one thread, parses and enriches its pieces
+//! Contract: [`Pass::run`] reads the input in order on one thread, parses and enriches its pieces
 //! on [`workers`] threads, and writes batches in input order from the calling thread, with at
 //! most a few pieces in memory at once. A valid number with no fresh answer in the book is
 //! [`Unknown::Collect`]ed (it is to be asked; writing stops at the first, since such a file
@@ -12,8 +12,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Mutex;
+use std::thread::{Scope, ScopedJoinHandle};
 
 use polars::prelude::*;
 
@@ -301,143 +302,200 @@ fn pieces_in_flight(workers: usize) -> usize {
     2 * workers + 2
 }
 
-/// Reads the whole input once. With `output`, writes every row with its enrichment (to a
-/// temporary file, see [`OutputFile`]) as long as no number is [`Unknown::Collect`]ed.
-#[allow(clippy::too_many_arguments)]
-pub fn run_pass(
-    job: &Job,
-    book: &AnswerBook,
-    unknown: Unknown,
-    output: Option<&Schema>,
-    label: &'static str,
-    total_rows: u64,
-    progress: ProgressMode,
-    interrupted: &AtomicBool,
-) -> Result<PassOutcome, PassError> {
-    let columns = match output {
-        Some(_) => Columns::All,
-        None => Columns::PhonesOnly,
-    };
-    let mut reader = InputReader::open(&job.input, columns, job.output.row_group_size)
-        .map_err(PassError::Input)?;
-    let mut out = match output {
-        Some(schema) => {
-            Some(OutputFile::create(&job.output.path, schema).map_err(PassError::Output)?)
-        }
-        None => None,
-    };
-    let shared = Shared {
-        job,
-        book,
-        unknown,
-        encoder: out.as_ref().map(OutputFile::encoder),
-        writing: AtomicBool::new(out.is_some()),
-        normalizer: Normalizer::new(job.input.default_region),
-    };
-    let workers = workers().get();
-    let bar = Progress::new(label, total_rows, progress);
-    let window = pieces_in_flight(workers);
+/// One read of the input: what it looks numbers up in, what it does with unknown ones, and
+/// whether it writes the output.
+pub struct Pass<'a> {
+    pub job: &'a Job,
+    pub book: &'a AnswerBook,
+    pub unknown: Unknown,
+    /// The output's schema, when this pass writes the output.
+    pub output: Option<&'a Schema>,
+    /// The progress bar's label, and the rows expected (0 when not known yet).
+    pub label: &'static str,
+    pub total_rows: u64,
+    pub progress: ProgressMode,
+    /// Set when the run should stop (a signal): the pass ends with [`PassError::Interrupted`].
+    pub interrupted: &'a AtomicBool,
+}
 
-    let (piece_tx, piece_rx) = sync_channel::<(usize, Piece)>(workers);
-    let piece_rx = Mutex::new(piece_rx);
-    let (done_tx, done_rx) = channel::<(usize, Result<Processed, PassError>)>();
-    // A ticket per piece in flight, handed back when its batch is written.
-    let (ticket_tx, ticket_rx) = sync_channel::<()>(window);
-    for _ in 0..window {
-        ticket_tx.send(()).expect("the channel holds a window");
+/// A piece's place in the input, with what became of it.
+type Done = (usize, Result<Processed, PassError>);
+
+impl Pass<'_> {
+    /// Reads the whole input once. With `output`, writes every row with its enrichment (to a
+    /// temporary file, see [`OutputFile`]) as long as no number is [`Unknown::Collect`]ed.
+    pub fn run(self) -> Result<PassOutcome, PassError> {
+        let job = self.job;
+        let columns = match self.output {
+            Some(_) => Columns::All,
+            None => Columns::PhonesOnly,
+        };
+        let reader = InputReader::open(&job.input, columns, job.output.row_group_size)
+            .map_err(PassError::Input)?;
+        let mut out = match self.output {
+            Some(schema) => {
+                Some(OutputFile::create(&job.output.path, schema).map_err(PassError::Output)?)
+            }
+            None => None,
+        };
+        let shared = Shared {
+            job,
+            book: self.book,
+            unknown: self.unknown,
+            encoder: out.as_ref().map(OutputFile::encoder),
+            writing: AtomicBool::new(out.is_some()),
+            normalizer: Normalizer::new(job.input.default_region),
+        };
+        let workers = workers().get();
+        let bar = Progress::new(self.label, self.total_rows, self.progress);
+        let window = pieces_in_flight(workers);
+
+        let (piece_tx, piece_rx) = sync_channel::<(usize, Piece)>(workers);
+        let piece_rx = Mutex::new(piece_rx);
+        let (done_tx, done_rx) = channel::<Done>();
+        // A ticket per piece in flight, handed back when its batch is written.
+        let (ticket_tx, ticket_rx) = sync_channel::<()>(window);
+        for _ in 0..window {
+            ticket_tx.send(()).expect("the channel holds a window");
+        }
+        let (result, tallies) = std::thread::scope(|scope| {
+            spawn_reader(scope, reader, ticket_rx, piece_tx, done_tx.clone());
+            let handles: Vec<_> = (0..workers)
+                .map(|i| spawn_worker(scope, i, &shared, &piece_rx, done_tx.clone()))
+                .collect();
+            drop(done_tx);
+            let writer = Writer {
+                out: &mut out,
+                shared: &shared,
+                bar: &bar,
+                tickets: &ticket_tx,
+                interrupted: self.interrupted,
+            };
+            let result = writer.write_in_order(&done_rx);
+            // Stops the reader and the workers on an early return.
+            drop(ticket_tx);
+            drop(done_rx);
+            let tallies: Vec<WorkerTally> = handles
+                .into_iter()
+                .map(|h| h.join().expect("a worker panicked"))
+                .collect();
+            (result, tallies)
+        });
+        bar.finish();
+        result?;
+        if !shared.writing.load(Ordering::Relaxed) {
+            out = None;
+        }
+        Ok(PassOutcome {
+            tally: merge(tallies),
+            output: out,
+        })
     }
-    let (result, tallies) = std::thread::scope(|scope| {
-        let reader_done = done_tx.clone();
-        let spawn = |name: String| std::thread::Builder::new().name(name);
-        let reader_thread = spawn("pass-reader".into()).spawn_scoped(scope, move || {
+}
+
+fn thread(name: String) -> std::thread::Builder {
+    std::thread::Builder::new().name(name)
+}
+
+/// The reader thread: a piece of the input per ticket, in order, until the input ends, a
+/// read fails (sent as that piece's error) or the tickets stop.
+fn spawn_reader<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    mut reader: InputReader,
+    tickets: Receiver<()>,
+    pieces: SyncSender<(usize, Piece)>,
+    done: Sender<Done>,
+) {
+    thread("pass-reader".into())
+        .spawn_scoped(scope, move || {
             for index in 0.. {
-                if ticket_rx.recv().is_err() {
+                if tickets.recv().is_err() {
                     return;
                 }
                 match reader.next_piece() {
                     Ok(Some(piece)) => {
-                        if piece_tx.send((index, piece)).is_err() {
+                        if pieces.send((index, piece)).is_err() {
                             return;
                         }
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = reader_done.send((index, Err(PassError::Input(e))));
+                        let _ = done.send((index, Err(PassError::Input(e))));
                         return;
                     }
                 }
             }
-        });
-        let handles: Vec<_> = (0..workers)
-            .map(|i| {
-                let (shared, piece_rx, done_tx) = (&shared, &piece_rx, done_tx.clone());
-                spawn(format!("pass-worker-{i}")).spawn_scoped(scope, move || {
-                    let mut tally = WorkerTally::new(shared.book);
-                    let mut wanted = true;
-                    // Until the reader stops. Once the writer has stopped (an error, a
-                    // signal), pieces are taken and dropped, so the reader is never left
-                    // waiting on a full channel: it ends when its tickets run out.
-                    loop {
-                        // The lock only for taking a piece, not while working on it.
-                        let next = piece_rx.lock().unwrap().recv();
-                        let Ok((index, piece)) = next else {
-                            return tally;
-                        };
-                        if wanted {
-                            let processed = tally.process(shared, piece);
-                            wanted = done_tx.send((index, processed)).is_ok();
-                        }
-                    }
-                })
-            })
-            .collect::<Result<_, _>>()
-            .expect("threads can be started");
-        reader_thread.expect("threads can be started");
-        drop(done_tx);
+        })
+        .expect("threads can be started");
+}
 
-        // Batches in input order, from whichever worker finishes first.
-        let result = (|| {
-            let mut waiting = BTreeMap::new();
-            let mut next = 0;
-            for (index, processed) in &done_rx {
-                waiting.insert(index, processed);
-                while let Some(processed) = waiting.remove(&next) {
-                    if interrupted.load(Ordering::SeqCst) {
-                        return Err(PassError::Interrupted);
-                    }
-                    let Processed { rows, group } = processed?;
-                    match (&mut out, group) {
-                        (Some(file), Some(group)) if shared.writing.load(Ordering::Relaxed) => {
-                            file.write(group).map_err(PassError::Output)?
-                        }
-                        // Not (or no longer) written: nothing of the output survives.
-                        _ => out = None,
-                    }
-                    bar.inc(rows as u64, &Figures::default());
-                    next += 1;
-                    let _ = ticket_tx.send(());
+/// A worker thread: processes pieces until the reader stops, and returns its tally.
+fn spawn_worker<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    index: usize,
+    shared: &'scope Shared<'env>,
+    pieces: &'scope Mutex<Receiver<(usize, Piece)>>,
+    done: Sender<Done>,
+) -> ScopedJoinHandle<'scope, WorkerTally> {
+    thread(format!("pass-worker-{index}"))
+        .spawn_scoped(scope, move || {
+            let mut tally = WorkerTally::new(shared.book);
+            let mut wanted = true;
+            // Until the reader stops. Once the writer has stopped (an error, a signal), pieces
+            // are taken and dropped, so the reader is never left waiting on a full channel: it
+            // ends when its tickets run out.
+            loop {
+                // The lock only for taking a piece, not while working on it.
+                let next = pieces.lock().unwrap().recv();
+                let Ok((index, piece)) = next else {
+                    return tally;
+                };
+                if wanted {
+                    let processed = tally.process(shared, piece);
+                    wanted = done.send((index, processed)).is_ok();
                 }
             }
-            Ok(())
-        })();
-        // Stops the reader and the workers on an early return.
-        drop(ticket_tx);
-        drop(done_rx);
-        let tallies: Vec<WorkerTally> = handles
-            .into_iter()
-            .map(|h| h.join().expect("a worker panicked"))
-            .collect();
-        (result, tallies)
-    });
-    bar.finish();
-    result?;
-    if !shared.writing.load(Ordering::Relaxed) {
-        out = None;
+        })
+        .expect("threads can be started")
+}
+
+/// The calling thread's part: pieces' row groups appended to the output in input order.
+struct Writer<'w, 'a> {
+    out: &'w mut Option<OutputFile>,
+    shared: &'w Shared<'a>,
+    bar: &'w Progress,
+    /// A ticket back to the reader for every piece written.
+    tickets: &'w SyncSender<()>,
+    interrupted: &'w AtomicBool,
+}
+
+impl Writer<'_, '_> {
+    /// Writes batches in input order, from whichever worker finishes first, until every piece
+    /// is written or one fails.
+    fn write_in_order(self, done: &Receiver<Done>) -> Result<(), PassError> {
+        let mut waiting = BTreeMap::new();
+        let mut next = 0;
+        for (index, processed) in done {
+            waiting.insert(index, processed);
+            while let Some(processed) = waiting.remove(&next) {
+                if self.interrupted.load(Ordering::SeqCst) {
+                    return Err(PassError::Interrupted);
+                }
+                let Processed { rows, group } = processed?;
+                match (&mut *self.out, group) {
+                    (Some(file), Some(group)) if self.shared.writing.load(Ordering::Relaxed) => {
+                        file.write(group).map_err(PassError::Output)?
+                    }
+                    // Not (or no longer) written: nothing of the output survives.
+                    _ => *self.out = None,
+                }
+                self.bar.inc(rows as u64, &Figures::default());
+                next += 1;
+                let _ = self.tickets.send(());
+            }
+        }
+        Ok(())
     }
-    Ok(PassOutcome {
-        tally: merge(tallies),
-        output: out,
-    })
 }
 
 /// Why a pass stopped: the caller maps each to its exit.

@@ -9,7 +9,9 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use crate::report::thousands;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
@@ -45,6 +47,11 @@ impl Write for LogWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// Prints `text` on stderr below the bars drawn so far, as log lines are.
+pub fn print_above_bars(text: &str) {
+    multi().suspend(|| eprint!("{text}"));
 }
 
 impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
@@ -124,13 +131,22 @@ impl Progress {
                 let bar = multi().add(ProgressBar::new(total));
                 // A phase whose total is not known yet (reading) spins instead.
                 let template = if total == 0 {
-                    "{prefix:>9} {spinner} {human_pos} rows, {per_sec} {msg}"
+                    "{prefix:>9} {spinner} {human_pos} rows, {rate} {msg}"
                 } else {
-                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}"
+                    "{prefix:>9} [{bar:30}] {human_pos}/{human_len} {rate} ETA {eta} {msg}"
+                };
+                let unit = match phase {
+                    "lookups" => "numbers/s",
+                    _ => "rows/s",
+                };
+                let rate = move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let per_sec = state.per_sec().max(0.0).round() as u64;
+                    let _ = write!(w, "{} {unit}", thousands(per_sec));
                 };
                 bar.set_style(
                     ProgressStyle::with_template(template)
                         .expect("the templates are valid")
+                        .with_key("rate", rate)
                         .progress_chars("=> "),
                 );
                 bar.set_prefix(phase);

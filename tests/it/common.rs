@@ -243,3 +243,87 @@ pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
         .filter(|p| p.to_string_lossy().ends_with(".tmp"))
         .collect()
 }
+
+/// A `run` in the background with JSON logs and progress events every 50 ms, so a test can act
+/// at a moment the run itself reports (a phase reached, a share of lookups done) rather than
+/// after a guessed time.
+pub struct RunningJob {
+    pub child: Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+    /// Every stderr line read so far.
+    lines: Vec<String>,
+    all: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RunningJob {
+    pub fn start(ws: &Workspace, job: &Path, args: &[&str]) -> RunningJob {
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .arg(job)
+            .args(["--log-format", "json", "--progress", "log"])
+            .args(["--progress-every", "50ms"])
+            .args(args)
+            .current_dir(ws.dir.path())
+            .env_remove("SMSC_LOGIN")
+            .env_remove("SMSC_PASSWORD")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, events) = std::sync::mpsc::channel();
+        let all = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = all.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = tx.send(event);
+                }
+            }
+        });
+        RunningJob {
+            child,
+            events,
+            lines: Vec::new(),
+            all,
+        }
+    }
+
+    /// The first log event from now on for which `wanted` holds; panics if the run ends first.
+    pub fn wait_for(&mut self, wanted: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        for event in &self.events {
+            if wanted(&event) {
+                return event;
+            }
+        }
+        self.lines = self.all.lock().unwrap().clone();
+        panic!(
+            "the run ended before the awaited event:\n{}",
+            self.lines.join("\n")
+        );
+    }
+
+    /// Waits for the first `progress` event of `phase` with at least `share` of its total done.
+    pub fn wait_for_progress(&mut self, phase: &str, share: f64) -> serde_json::Value {
+        self.wait_for(|e| {
+            let (done, total) = (e["done"].as_f64(), e["total"].as_f64());
+            e["event"] == "progress"
+                && e["phase"] == phase
+                && matches!((done, total), (Some(d), Some(t)) if t > 0.0 && d >= share * t)
+        })
+    }
+
+    pub fn signal(&self, signal: i32) {
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the process to end: its exit code (`None` when killed by a signal) and its
+    /// stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        // The reader thread ends with the pipe; what it read is complete once it does.
+        while self.events.recv().is_ok() {}
+        let text = self.all.lock().unwrap().join("\n");
+        (status.code(), text)
+    }
+}

@@ -337,4 +337,40 @@ fn on_a_terminal_the_bars_move() {
         screen.contains("INFO") && screen.contains("plan"),
         "{screen}"
     );
+    // Rates are whole numbers with their unit.
+    let rates: Vec<&str> = screen
+        .split(" numbers/s")
+        .map(|before| before.rsplit(' ').next().unwrap_or(""))
+        .take(screen.matches(" numbers/s").count())
+        .collect();
+    assert!(!rates.is_empty(), "no rate in numbers/s:\n{screen}");
+    assert!(
+        rates
+            .iter()
+            .all(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_digit() || c == ',')),
+        "rates not whole numbers: {rates:?}"
+    );
+    // The run ends with a table a person reads at a glance, not the long summary log line.
+    let table = screen
+        .split("phone-enrich: done")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no closing table:\n{screen}"));
+    for row in [
+        "rows",
+        "phone cells",
+        "numbers",
+        "requests",
+        "time",
+        "output",
+    ] {
+        assert!(
+            table.lines().any(|l| l.trim_start().starts_with(row)),
+            "no `{row}` row in the closing table:\n{table}"
+        );
+    }
+    assert!(table.contains("out.parquet"), "{table}");
+    assert!(
+        !screen.contains("summary"),
+        "the summary log line on a terminal:\n{screen}"
+    );
 }

@@ -1,0 +1,476 @@
+//! The job: a TOML file plus command-line overrides, parsed into one validated [`Job`].
+//!
+//! Contract: [`Job::load`] either returns a `Job` whose every field has a real type (paths
+//! resolved, durations, non-zero counts, URLs, a parsed region) or an error naming the file and
+//! the key at fault. Unknown keys are refused. Nothing here reads input data or opens a socket;
+//! credentials are read from the environment or a password file, never from the job or argv.
+
+mod credentials;
+mod file;
+mod overrides;
+mod rates;
+mod sandbox;
+mod validate;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+pub use credentials::Credentials;
+pub use overrides::Overrides;
+pub use rates::{parse_duration, Rate};
+pub use sandbox::{Faults, ListNotFound, SandboxConfig};
+
+/// Upper bound of the concurrency cap: the provider refuses 15 or more simultaneous requests.
+pub const MAX_CONCURRENCY: usize = 14;
+
+/// The validated job: everything a run needs, checked before any work starts.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The job's `name`, else the job file's stem.
+    pub name: String,
+    /// What to read.
+    pub input: InputConfig,
+    /// What to write.
+    pub output: OutputConfig,
+    /// Whom to ask, and how fast.
+    pub provider: ProviderConfig,
+    /// Where answers are kept between runs.
+    pub state: StateConfig,
+}
+
+/// How the input file is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// Delimited text.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+}
+
+/// The character encoding of a CSV input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextEncoding {
+    /// UTF-8, with or without a byte-order mark.
+    Utf8,
+    /// Cyrillic Windows code page 1251.
+    Windows1251,
+}
+
+impl TextEncoding {
+    /// The `encoding_rs` decoder for this encoding.
+    pub fn encoding(self) -> &'static encoding_rs::Encoding {
+        match self {
+            TextEncoding::Utf8 => encoding_rs::UTF_8,
+            TextEncoding::Windows1251 => encoding_rs::WINDOWS_1251,
+        }
+    }
+}
+
+/// How a CSV input is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain text.
+    None,
+    /// A gzip stream.
+    Gzip,
+}
+
+/// The input file and how to read it.
+#[derive(Debug, Clone)]
+pub struct InputConfig {
+    /// Resolved: absolute, or relative to the working directory.
+    pub path: PathBuf,
+    /// Given, or told from the file name.
+    pub format: InputFormat,
+    /// The columns holding phone numbers, at least one, none twice.
+    pub phone_columns: Vec<String>,
+    /// `None`: detected from the header line.
+    pub delimiter: Option<u8>,
+    /// For CSV only.
+    pub encoding: TextEncoding,
+    /// Given, or told from a `.gz` name; CSV only.
+    pub compression: Compression,
+    /// How numbers without a country code are read.
+    pub default_region: phonenumber::country::Id,
+}
+
+/// The enriched Parquet file.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Resolved; ends in `.parquet` and differs from the input's.
+    pub path: PathBuf,
+    /// One prefix per phone column, in the order of `InputConfig::phone_columns`.
+    pub prefixes: Vec<String>,
+    /// Rows per piece of work and per Parquet row group.
+    pub row_group_size: NonZeroUsize,
+    /// The share of distinct numbers that may end `failed` before the run exits 4.
+    pub max_failed_ratio: f64,
+}
+
+/// Which provider answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// SMSC's `get_operator`.
+    Smsc,
+    /// The built-in emulator.
+    Sandbox,
+}
+
+/// The provider, its limits and the retry policy.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    /// Which provider answers.
+    pub kind: ProviderKind,
+    /// For `smsc`: the provider's host. For `sandbox`: `None` means "start one in-process".
+    pub base_url: Option<reqwest::Url>,
+    /// Numbers per request (at most 1000).
+    pub batch_size: NonZeroUsize,
+    /// Requests per sliding window.
+    pub request_limit: Rate,
+    /// Identical requests per sliding window.
+    pub identical_limit: Rate,
+    /// Numbers per window, for a provider that counts numbers rather than requests.
+    pub number_limit: Option<Rate>,
+    /// Fraction of each window kept free as a safety margin (0.0 ..= 0.5).
+    pub safety_margin: f64,
+    /// Requests at once, at most [`MAX_CONCURRENCY`].
+    pub concurrency: NonZeroUsize,
+    /// Per request; never zero.
+    pub timeout: Duration,
+    /// Retries of a transient failure.
+    pub max_retries: usize,
+    /// First back-off.
+    pub retry_base_delay: Duration,
+    /// Longest back-off, not shorter than the first.
+    pub retry_max_delay: Duration,
+    /// First pause of all requests after error 4 (doubles on each repeat).
+    pub blocked_pause: Duration,
+    /// Past this much pausing for error 4, the run stops (resumable).
+    pub max_blocked_wait: Duration,
+    /// Resolved; read by [`ProviderConfig::credentials`].
+    pub password_file: Option<PathBuf>,
+    /// The emulator's settings; defaults unless `kind` is `sandbox`.
+    pub sandbox: SandboxConfig,
+}
+
+/// The state directory: cache and checkpoint.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// Resolved.
+    pub dir: PathBuf,
+    /// How long an answer stays fresh.
+    pub ttl_ok: Duration,
+    /// How long a `not_found` or provider-rejected number stays fresh.
+    pub ttl_not_found: Duration,
+}
+
+impl Job {
+    /// Reads and validates a job file, applying command-line overrides.
+    pub fn load(path: &Path, overrides: &Overrides) -> Result<Job> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading job file {}", path.display()))?;
+        Job::parse(&text, path, overrides)
+            .with_context(|| format!("invalid job file {}", path.display()))
+    }
+
+    /// Parses job text; `path` locates relative paths and names the job.
+    pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Job> {
+        let mut table: toml::Table = toml::from_str(text).map_err(file::toml_error)?;
+        overrides.apply_sets(&mut table)?;
+        let written: file::JobFile = table.try_into().map_err(file::toml_error)?;
+        validate::job(written, path, overrides)
+    }
+
+    /// The job's settings as key/value pairs, for the output's metadata. Never a secret.
+    pub fn settings(&self) -> Vec<(String, String)> {
+        let p = &self.provider;
+        vec![
+            ("job.name".into(), self.name.clone()),
+            ("input.path".into(), self.input.path.display().to_string()),
+            (
+                "input.phone_columns".into(),
+                self.input.phone_columns.join(","),
+            ),
+            (
+                "input.default_region".into(),
+                format!("{:?}", self.input.default_region),
+            ),
+            (
+                "provider.kind".into(),
+                format!("{:?}", p.kind).to_lowercase(),
+            ),
+            (
+                "provider.base_url".into(),
+                p.base_url
+                    .as_ref()
+                    .map(|u| u.to_string())
+                    .unwrap_or_else(|| "in-process sandbox".into()),
+            ),
+            ("provider.batch_size".into(), p.batch_size.to_string()),
+            ("provider.request_limit".into(), p.request_limit.to_string()),
+            (
+                "provider.identical_limit".into(),
+                p.identical_limit.to_string(),
+            ),
+            ("provider.concurrency".into(), p.concurrency.to_string()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[input]
+path = "in.csv"
+phone_columns = ["phone"]
+[output]
+path = "out.parquet"
+[provider]
+kind = "sandbox"
+"#;
+
+    fn parse(text: &str) -> Result<Job> {
+        Job::parse(text, Path::new("/jobs/x.toml"), &Overrides::default())
+    }
+
+    #[test]
+    fn minimal_job_gets_documented_defaults() {
+        let job = parse(MINIMAL).unwrap();
+        assert_eq!(job.name, "x");
+        assert_eq!(job.input.path, PathBuf::from("/jobs/in.csv"));
+        assert_eq!(job.input.format, InputFormat::Csv);
+        assert_eq!(job.input.delimiter, None);
+        assert_eq!(job.output.prefixes, vec!["phone_".to_string()]);
+        assert_eq!(job.provider.batch_size.get(), 100);
+        assert_eq!(job.provider.request_limit, "100/60s".parse().unwrap());
+        assert_eq!(job.provider.concurrency.get(), 4);
+        assert_eq!(job.state.dir, PathBuf::from("/jobs/state"));
+        assert_eq!(job.state.ttl_ok, Duration::from_secs(30 * 86400));
+    }
+
+    #[test]
+    fn every_default_is_the_one_the_readme_documents() {
+        let job = parse(MINIMAL).unwrap();
+        let (input, output, p, sb) = (
+            &job.input,
+            &job.output,
+            &job.provider,
+            &job.provider.sandbox,
+        );
+        let d = |text: &str| parse_duration(text).unwrap();
+        let r = |text: &str| text.parse::<Rate>().unwrap();
+        assert_eq!(input.encoding, TextEncoding::Utf8);
+        assert_eq!(input.compression, Compression::None);
+        assert_eq!(input.default_region, phonenumber::country::Id::RU);
+        assert_eq!(output.row_group_size.get(), 65_536);
+        assert_eq!(output.max_failed_ratio, 0.01);
+        assert_eq!(p.base_url, None);
+        assert_eq!((p.identical_limit, p.number_limit), (r("3/60s"), None));
+        assert_eq!(p.safety_margin, 0.02);
+        assert_eq!((p.timeout, p.max_retries), (d("30s"), 5));
+        assert_eq!((p.retry_base_delay, p.retry_max_delay), (d("1s"), d("60s")));
+        assert_eq!((p.blocked_pause, p.max_blocked_wait), (d("5m"), d("1h")));
+        assert_eq!(p.password_file, None);
+        assert_eq!(
+            (sb.login.as_str(), sb.password.as_str()),
+            ("sandbox", "sandbox")
+        );
+        assert_eq!(
+            (sb.request_limit, sb.identical_limit, sb.number_limit),
+            (r("100/60s"), r("3/60s"), None)
+        );
+        assert_eq!(
+            (
+                sb.max_concurrent,
+                sb.max_list,
+                sb.not_found_percent,
+                sb.reject_percent
+            ),
+            (15, 300, 3, 0)
+        );
+        assert_eq!(
+            (sb.list_not_found, sb.latency, sb.seed),
+            (ListNotFound::Entry, d("20ms"), 1)
+        );
+        assert!(sb.faults.ratios().iter().all(|(_, v)| *v == 0.0));
+        assert_eq!(job.state.ttl_not_found, d("7d"));
+        let smsc = parse(&MINIMAL.replace("\"sandbox\"", "\"smsc\"")).unwrap();
+        assert_eq!(smsc.provider.base_url.unwrap().as_str(), "https://smsc.ru/");
+        let empty_sandbox = MINIMAL.replace(
+            "kind = \"sandbox\"",
+            "kind = \"sandbox\"\n[provider.sandbox]",
+        );
+        assert_eq!(parse(&empty_sandbox).unwrap().provider.sandbox, *sb);
+    }
+
+    #[test]
+    fn bad_jobs_are_refused_naming_the_key() {
+        const K: &str = "kind = \"sandbox\"";
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[provider]\nkind = \"sandbox\"",
+                "[provider]\nkind = \"sandbox\"\nbogus = 1",
+                "bogus",
+            ),
+            ("kind = \"sandbox\"", "kind = \"sms\"", "provider.kind"),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nconcurrency = 15",
+                "provider.concurrency",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nconcurrency = 0",
+                "provider.concurrency",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nbatch_size = 0",
+                "provider.batch_size",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nrequest_limit = \"100 per minute\"",
+                "provider.request_limit",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\ntimeout = \"soon\"",
+                "provider.timeout",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nbase_url = \"not a url\"",
+                "provider.base_url",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = []",
+                "input.phone_columns",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ndefault_region = \"XX\"",
+                "input.default_region",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\nencoding = \"koi8-r\"",
+                "input.encoding",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ndelimiter = \":\"",
+                "input.delimiter",
+            ),
+            (
+                "path = \"out.parquet\"",
+                "path = \"out.csv\"",
+                "output.path",
+            ),
+            ("path = \"out.parquet\"", "path = \"in.csv\"", "output.path"),
+            // Refused by serde while reading the file: the key path is toml's.
+            (
+                K,
+                "kind = \"sandbox\"\nretry_base_delay = \"a while\"",
+                "provider.retry_base_delay",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\nidentical_limit = \"0/60s\"",
+                "provider.identical_limit",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\nnumber_limit = \"10/forever\"",
+                "provider.number_limit",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\n[state]\nttl_ok = \"a month\"",
+                "state.ttl_ok",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\n[provider.sandbox]\nlatency = \"quick\"",
+                "provider.sandbox.latency",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\n[provider.sandbox]\nrequest_limit = \"5\"",
+                "provider.sandbox.request_limit",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\n[provider.sandbox.faults]\nhang = 2.0",
+                "provider.sandbox.faults.hang",
+            ),
+            (
+                "path = \"out.parquet\"",
+                "path = \"out.parquet\"\nrow_group_size = 0",
+                "output.row_group_size",
+            ),
+            // Required keys, refused by validation.
+            ("path = \"in.csv\"", "", "input.path"),
+            ("path = \"out.parquet\"", "", "output.path"),
+            (K, "", "provider.kind"),
+        ];
+        for (from, to, key) in cases {
+            let text = MINIMAL.replacen(from, to, 1);
+            assert_ne!(text, MINIMAL, "case {to} did not change the job");
+            let err = format!("{:#}", parse(&text).unwrap_err());
+            assert!(err.contains(key), "{to}: error `{err}` does not name {key}");
+        }
+    }
+
+    #[test]
+    fn settings_from_the_command_line_override_the_file() {
+        let with = |sets: &[&str]| {
+            let overrides = Overrides {
+                sets: sets.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            };
+            Job::parse(MINIMAL, Path::new("/jobs/x.toml"), &overrides)
+        };
+        let job = with(&[
+            "provider.batch_size=50",
+            "provider.request_limit=20/2s",
+            "state.ttl_ok=\"1d\"",
+            "input.phone_columns=[\"tel\"]",
+        ])
+        .unwrap();
+        assert_eq!(job.provider.batch_size.get(), 50);
+        assert_eq!(job.provider.request_limit, "20/2s".parse().unwrap());
+        assert_eq!(job.state.ttl_ok, Duration::from_secs(86400));
+        assert_eq!(job.input.phone_columns, vec!["tel"]);
+        let cases: &[(&str, &str)] = &[
+            ("provider.batch_size=0", "provider.batch_size"),
+            ("provider.colour=red", "unknown field `colour`"),
+            ("batch_size", "KEY=VALUE"),
+            ("input.path.deeper=1", "not a section"),
+        ];
+        for (set, want) in cases {
+            let err = format!("{:#}", with(&[set]).unwrap_err());
+            assert!(err.contains(want), "{set}: {err}");
+        }
+    }
+
+    #[test]
+    fn several_phone_columns_get_their_own_prefix() {
+        let text = MINIMAL.replace("[\"phone\"]", "[\"mobile\", \"work\"]");
+        assert_eq!(
+            parse(&text).unwrap().output.prefixes,
+            vec!["mobile_", "work_"]
+        );
+        let clash = text.replace(
+            "path = \"out.parquet\"",
+            "path = \"out.parquet\"\ncolumn_prefix = \"p_\"",
+        );
+        assert!(format!("{:#}", parse(&clash).unwrap_err()).contains("both get the prefix"));
+    }
+}

@@ -1,0 +1,309 @@
+//! From the file as written to the validated [`Job`]: meaning the types alone cannot carry.
+//!
+//! Contract: every check a single key's type cannot make (required keys, file names and
+//! formats, column prefixes, ranges, keys that must agree with each other) is made here, and
+//! each refusal names the key path; paths are resolved against the job file's directory unless
+//! given on the command line.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Result};
+
+use super::file::{InputSection, JobFile, OutputSection, ProviderSection, StateSection};
+use super::{
+    Compression, Faults, InputConfig, InputFormat, Job, OutputConfig, Overrides, ProviderConfig,
+    ProviderKind, SandboxConfig, StateConfig, TextEncoding, MAX_CONCURRENCY,
+};
+
+/// Turns a job file located at `path` into a [`Job`], with the command line's path overrides.
+pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<Job> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    let name = file.name.unwrap_or_else(|| {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let input = input(file.input, overrides.input.clone(), &resolve)?;
+    let output = output(file.output, &input, overrides.output.clone(), &resolve)?;
+    let provider = provider(file.provider, &resolve)?;
+    let state = state(file.state, overrides.state.clone(), &resolve);
+    if output.path == input.path {
+        bail!(
+            "output.path must differ from input.path ({})",
+            input.path.display()
+        );
+    }
+    Ok(Job {
+        name,
+        input,
+        output,
+        provider,
+        state,
+    })
+}
+
+/// A key the job file must set.
+fn required<T>(value: Option<T>, key: &str) -> Result<T> {
+    value.ok_or_else(|| anyhow!("{key}: missing; the job file must set it"))
+}
+
+/// The path the command line gives, else the file's, resolved.
+fn path_of(
+    file: Option<PathBuf>,
+    key: &str,
+    path_override: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<PathBuf> {
+    let written = required(file, key)?;
+    Ok(path_override.unwrap_or_else(|| resolve(&written)))
+}
+
+fn input(
+    f: InputSection,
+    path_override: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<InputConfig> {
+    let path = path_of(f.path, "input.path", path_override, resolve)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".gz").unwrap_or(&name);
+    let format = match f.format.as_deref() {
+        Some("csv") => InputFormat::Csv,
+        Some("parquet") => InputFormat::Parquet,
+        Some(other) => bail!("input.format: `{other}` is not one of `csv`, `parquet`"),
+        None if stem.ends_with(".parquet") || stem.ends_with(".pq") => InputFormat::Parquet,
+        None if stem.ends_with(".csv") || stem.ends_with(".tsv") || stem.ends_with(".txt") => {
+            InputFormat::Csv
+        }
+        None => bail!(
+            "input.format: cannot tell the format of {} from its name; set `csv` or `parquet`",
+            path.display()
+        ),
+    };
+    if f.phone_columns.is_empty() {
+        bail!("input.phone_columns: name at least one column");
+    }
+    let mut seen = HashSet::new();
+    for c in &f.phone_columns {
+        if !seen.insert(c) {
+            bail!("input.phone_columns: `{c}` is listed twice");
+        }
+    }
+    let delimiter = match f.delimiter.as_deref() {
+        None | Some("auto") => None,
+        Some(",") => Some(b','),
+        Some(";") => Some(b';'),
+        Some("\t") | Some("tab") => Some(b'\t'),
+        Some("|") => Some(b'|'),
+        Some(other) => bail!("input.delimiter: `{other}` is not one of `,` `;` `tab` `|` `auto`"),
+    };
+    let encoding = match f.encoding.to_lowercase().as_str() {
+        "utf-8" | "utf8" => TextEncoding::Utf8,
+        "windows-1251" | "cp1251" => TextEncoding::Windows1251,
+        other => bail!("input.encoding: `{other}` is not one of `utf-8`, `windows-1251`"),
+    };
+    let compression = match f.compression.as_deref() {
+        Some("none") => Compression::None,
+        Some("gzip") => Compression::Gzip,
+        Some(other) => bail!("input.compression: `{other}` is not one of `none`, `gzip`"),
+        None if name.ends_with(".gz") => Compression::Gzip,
+        None => Compression::None,
+    };
+    if format == InputFormat::Parquet && (compression == Compression::Gzip || delimiter.is_some()) {
+        bail!("input: `delimiter` and `compression` apply to CSV only");
+    }
+    let default_region = f
+        .default_region
+        .to_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .map_err(|_| {
+            anyhow!(
+                "input.default_region: `{}` is not an ISO 3166 country code such as `RU`",
+                f.default_region
+            )
+        })?;
+    Ok(InputConfig {
+        path,
+        format,
+        phone_columns: f.phone_columns,
+        delimiter,
+        encoding,
+        compression,
+        default_region,
+    })
+}
+
+fn output(
+    f: OutputSection,
+    input: &InputConfig,
+    path_override: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<OutputConfig> {
+    let path = path_of(f.path, "output.path", path_override, resolve)?;
+    if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+        bail!("output.path: {} must end in .parquet", path.display());
+    }
+    for key in f.column_prefixes.keys() {
+        if !input.phone_columns.contains(key) {
+            bail!("output.column_prefixes: `{key}` is not one of input.phone_columns");
+        }
+    }
+    let several = input.phone_columns.len() > 1;
+    let template = f.column_prefix.unwrap_or_else(|| {
+        if several {
+            "{column}_".into()
+        } else {
+            "phone_".into()
+        }
+    });
+    let prefixes: Vec<String> = input
+        .phone_columns
+        .iter()
+        .map(|c| {
+            f.column_prefixes
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| template.replace("{column}", c))
+        })
+        .collect();
+    for (i, p) in prefixes.iter().enumerate() {
+        if prefixes[..i].contains(p) {
+            bail!(
+                "output: phone columns `{}` and `{}` would both get the prefix `{p}`; \
+                 use `{{column}}` in output.column_prefix or set output.column_prefixes",
+                input.phone_columns[prefixes[..i].iter().position(|q| q == p).unwrap()],
+                input.phone_columns[i]
+            );
+        }
+    }
+    if !(0.0..=1.0).contains(&f.max_failed_ratio) {
+        bail!(
+            "output.max_failed_ratio: {} is not between 0 and 1",
+            f.max_failed_ratio
+        );
+    }
+    Ok(OutputConfig {
+        path,
+        prefixes,
+        row_group_size: f.row_group_size,
+        max_failed_ratio: f.max_failed_ratio,
+    })
+}
+
+fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<ProviderConfig> {
+    let kind = match required(f.kind, "provider.kind")?.as_str() {
+        "smsc" => ProviderKind::Smsc,
+        "sandbox" => ProviderKind::Sandbox,
+        other => bail!("provider.kind: `{other}` is not one of `smsc`, `sandbox`"),
+    };
+    let base_url = match f.base_url {
+        Some(u) => {
+            let url = reqwest::Url::parse(&u)
+                .map_err(|e| anyhow!("provider.base_url: `{u}` is not a URL ({e})"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                bail!("provider.base_url: `{u}` must be an http(s) URL with a host");
+            }
+            Some(url)
+        }
+        None if kind == ProviderKind::Smsc => Some(reqwest::Url::parse("https://smsc.ru").unwrap()),
+        None => None,
+    };
+    if kind == ProviderKind::Smsc && f.sandbox.is_some() {
+        bail!("provider.sandbox: only for provider.kind = \"sandbox\"");
+    }
+    if f.batch_size.get() > 1000 {
+        bail!(
+            "provider.batch_size: {} is more than 1000 numbers a request",
+            f.batch_size
+        );
+    }
+    if !(0.0..=0.5).contains(&f.safety_margin) {
+        bail!(
+            "provider.safety_margin: {} is not between 0 and 0.5",
+            f.safety_margin
+        );
+    }
+    if f.concurrency.get() > MAX_CONCURRENCY {
+        bail!(
+            "provider.concurrency: {} is not between 1 and {MAX_CONCURRENCY} (the provider refuses 15 at once)",
+            f.concurrency
+        );
+    }
+    if f.timeout.is_zero() {
+        bail!("provider.timeout must be longer than zero");
+    }
+    if f.retry_max_delay < f.retry_base_delay {
+        bail!("provider.retry_max_delay must not be shorter than provider.retry_base_delay");
+    }
+    Ok(ProviderConfig {
+        kind,
+        base_url,
+        batch_size: f.batch_size,
+        request_limit: f.request_limit,
+        identical_limit: f.identical_limit,
+        number_limit: f.number_limit,
+        safety_margin: f.safety_margin,
+        concurrency: f.concurrency,
+        timeout: f.timeout,
+        max_retries: f.max_retries,
+        retry_base_delay: f.retry_base_delay,
+        retry_max_delay: f.retry_max_delay,
+        blocked_pause: f.blocked_pause,
+        max_blocked_wait: f.max_blocked_wait,
+        password_file: f.password_file.map(|p| resolve(&p)),
+        sandbox: sandbox(f.sandbox.unwrap_or_default())?,
+    })
+}
+
+/// Checks the sandbox's settings, from a job or a standalone file, and raises a zero
+/// `max_concurrent` or `max_list` to 1.
+pub(super) fn sandbox(c: SandboxConfig) -> Result<SandboxConfig> {
+    check_faults(&c.faults)?;
+    for (key, v) in [
+        ("not_found_percent", c.not_found_percent),
+        ("reject_percent", c.reject_percent),
+    ] {
+        if v > 100 {
+            bail!("provider.sandbox.{key}: {v} is more than 100");
+        }
+    }
+    Ok(SandboxConfig {
+        max_concurrent: c.max_concurrent.max(1),
+        max_list: c.max_list.max(1),
+        ..c
+    })
+}
+
+fn check_faults(faults: &Faults) -> Result<()> {
+    for (key, v) in faults.ratios() {
+        if !(0.0..=1.0).contains(&v) {
+            bail!("provider.sandbox.faults.{key}: {v} is not between 0 and 1");
+        }
+    }
+    if faults.ratios().iter().map(|(_, v)| v).sum::<f64>() > 1.0 {
+        bail!("provider.sandbox.faults: the ratios add up to more than 1");
+    }
+    Ok(())
+}
+
+fn state(
+    f: StateSection,
+    dir_override: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> StateConfig {
+    StateConfig {
+        dir: dir_override.unwrap_or_else(|| resolve(&f.dir)),
+        ttl_ok: f.ttl_ok,
+        ttl_not_found: f.ttl_not_found,
+    }
+}

@@ -1,115 +1,19 @@
-//! Reading the input file as a stream of polars batches, in row order.
-//!
-//! Contract: [`InputReader::open`] checks the file and its header or schema (the phone columns
-//! must exist) and yields the file in order as [`Piece`]s of at most `batch_rows` rows, each
-//! turned into a [`DataFrame`] batch by [`Piece::into_batch`]: reading is sequential, parsing
-//! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
-//! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
-//! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
-//! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
-//! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
-//! columns are also offered as text by [`phone_text`] (integer and float columns converted).
-//! Every error names the file, and for CSV the line.
+//! CSV pieces: the reader cuts the decoded text into runs of whole records on its thread, and
+//! any thread parses a run into a batch of text columns.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::num::NonZeroUsize;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use polars::prelude::*;
 
-use crate::config::{Compression, InputConfig, InputFormat, TextEncoding};
+use super::decode::{open_text, sniff_delimiter};
+use super::records::{split_records, Split};
+use super::{check_phone_columns, Columns, InputReader, Source};
+use crate::config::InputConfig;
 
-pub struct InputReader {
-    schema: Schema,
-    source: Source,
-}
-
-enum Source {
-    Csv(CsvSource),
-    Parquet(ParquetSource),
-}
-
-/// Which columns a pass needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Columns {
-    All,
-    PhonesOnly,
-}
-
-impl InputReader {
-    pub fn open(
-        cfg: &InputConfig,
-        columns: Columns,
-        batch_rows: NonZeroUsize,
-    ) -> Result<InputReader> {
-        match cfg.format {
-            InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
-            InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
-        }
-    }
-
-    /// The schema of the batches this reader yields.
-    pub fn schema(&self) -> &Schema {
-        &self.schema
-    }
-
-    /// The next piece of the input in file order, for [`Piece::into_batch`] (on any thread).
-    pub fn next_piece(&mut self) -> Result<Option<Piece>> {
-        Ok(match &mut self.source {
-            Source::Csv(s) => s.next_chunk()?.map(Piece::Csv),
-            Source::Parquet(s) => s.next_batch()?.map(Piece::Batch),
-        })
-    }
-
-    /// The next batch, read and parsed on this thread.
-    #[cfg(test)]
-    pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
-        self.next_piece()?
-            .map(|p| p.into_batch(Columns::All))
-            .transpose()
-    }
-}
-
-/// A piece of the input: CSV records still to parse, or a batch Parquet gave.
-pub enum Piece {
-    Csv(CsvChunk),
-    Batch(DataFrame),
-}
-
-impl Piece {
-    /// The piece as a batch: every column of the reader, or with [`Columns::PhonesOnly`] at
-    /// least the phone columns.
-    pub fn into_batch(self, columns: Columns) -> Result<DataFrame> {
-        match self {
-            Piece::Csv(chunk) => chunk.parse(columns),
-            Piece::Batch(df) => Ok(df),
-        }
-    }
-}
-
-/// The phone column as text: strings as they are, integers as their digits, whole floats too.
-pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
-    let name = column.name().to_string();
-    let text = match column.dtype() {
-        DataType::String => column.clone(),
-        dt if dt.is_integer() => column.cast(&DataType::String)?,
-        dt if dt.is_float() => column.cast(&DataType::Int64)?.cast(&DataType::String)?,
-        DataType::Null => column.cast(&DataType::String)?,
-        dt => bail!(
-            "{}: phone column `{name}` has type {dt}; phone columns must be text or numbers",
-            path.display()
-        ),
-    };
-    Ok(text.str()?.clone())
-}
-
-// ---- CSV -------------------------------------------------------------------------------------
-
-struct CsvSource {
+pub(super) struct CsvSource {
     layout: Arc<CsvLayout>,
     /// The decoded text, positioned after the header.
     text: Box<dyn Read + Send>,
@@ -136,65 +40,6 @@ pub struct CsvLayout {
     phones: Vec<bool>,
 }
 
-/// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
-fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
-    let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
-    let raw: Box<dyn Read + Send> = match cfg.compression {
-        Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 20,
-            file,
-        ))),
-    };
-    match cfg.encoding {
-        // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
-        TextEncoding::Utf8 => {
-            let mut reader = BufReader::with_capacity(1 << 16, raw);
-            if reader
-                .fill_buf()
-                .with_context(|| format!("reading {}", cfg.path.display()))?
-                .starts_with(b"\xEF\xBB\xBF")
-            {
-                reader.consume(3);
-            }
-            Ok(Box::new(reader))
-        }
-        TextEncoding::Windows1251 => Ok(Box::new(
-            encoding_rs_io::DecodeReaderBytesBuilder::new()
-                .encoding(Some(cfg.encoding.encoding()))
-                .bom_override(true)
-                .strip_bom(true)
-                .build(raw),
-        )),
-    }
-}
-
-/// Picks the delimiter that splits the header line into the most fields, outside quotes.
-fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
-    let mut head = Vec::with_capacity(64 * 1024);
-    open_text(cfg)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)
-        .with_context(|| format!("reading {}", cfg.path.display()))?;
-    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
-    let mut quoted = false;
-    for &b in &head {
-        match b {
-            b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
-            _ if !quoted => {
-                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
-                    c.1 += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    let best = counts.iter().max_by_key(|(_, n)| *n).unwrap();
-    // A single-column file has no delimiter in its header: any will do.
-    Ok(if best.1 == 0 { b',' } else { best.0 })
-}
-
 fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|_| {
         anyhow!(
@@ -212,68 +57,15 @@ pub struct CsvChunk {
     first_line: u64,
 }
 
-/// How far a scan for record ends got in a buffer that starts at a record's start.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Split {
-    /// Just past the last complete record's line end.
-    end: usize,
-    records: usize,
-    /// Line ends (quoted ones included) before `end`.
-    lines: u64,
-}
-
-/// Finds the ends of up to `want` more records in `buffer`, resuming from `from` (a record
-/// boundary). A record ends at a line feed outside quotes; as in the `csv` crate, a quote opens
-/// a quoted field only at a field's start, and `""` inside one is an escaped quote. Only quotes
-/// and line feeds are looked at, so this runs at memory speed.
-fn split_records(buffer: &[u8], delimiter: u8, from: Split, want: usize) -> Split {
-    let mut found = from;
-    let mut pos = from.end;
-    let mut lines = from.lines;
-    let mut quoted = false;
-    while found.records < want && pos < buffer.len() {
-        if !quoted {
-            let Some(i) = memchr::memchr2(b'"', b'\n', &buffer[pos..]).map(|i| pos + i) else {
-                break;
-            };
-            if buffer[i] == b'\n' {
-                lines += 1;
-                found = Split {
-                    end: i + 1,
-                    records: found.records + 1,
-                    lines,
-                };
-            } else if i == found.end
-                || matches!(buffer[i - 1], b'\n' | b'\r')
-                || buffer[i - 1] == delimiter
-            {
-                quoted = true;
-            }
-            pos = i + 1;
-        } else {
-            let Some(j) = memchr::memchr(b'"', &buffer[pos..]).map(|j| pos + j) else {
-                break;
-            };
-            lines += memchr::memchr_iter(b'\n', &buffer[pos..j]).count() as u64;
-            match buffer.get(j + 1) {
-                Some(b'"') => pos = j + 2,
-                // The quote might be the first of a `""` pair: wait for more text.
-                None => break,
-                Some(_) => {
-                    quoted = false;
-                    pos = j + 1;
-                }
-            }
-        }
-    }
-    found
-}
-
 /// Text is read in slices of this size.
 const READ_SIZE: usize = 4 << 20;
 
 impl CsvSource {
-    fn open(cfg: &InputConfig, columns: Columns, batch_rows: usize) -> Result<InputReader> {
+    pub(super) fn open(
+        cfg: &InputConfig,
+        columns: Columns,
+        batch_rows: usize,
+    ) -> Result<InputReader> {
         let delimiter = match cfg.delimiter {
             Some(d) => d,
             None => sniff_delimiter(cfg)?,
@@ -373,7 +165,7 @@ impl CsvSource {
     }
 
     /// The next `batch_rows` records (fewer at the end of the file), unparsed.
-    fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
+    pub(super) fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
         loop {
             self.scanned = split_records(
                 &self.buffer,
@@ -517,116 +309,12 @@ fn csv_error(e: csv::Error, path: &Path, line_offset: u64) -> anyhow::Error {
     }
 }
 
-fn check_phone_columns<'a>(
-    cfg: &InputConfig,
-    names: impl Iterator<Item = &'a str> + Clone,
-) -> Result<()> {
-    for wanted in &cfg.phone_columns {
-        if !names.clone().any(|n| n == wanted) {
-            let available: Vec<&str> = names.clone().collect();
-            bail!(
-                "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
-                cfg.path.display(),
-                available.join(", ")
-            );
-        }
-    }
-    Ok(())
-}
-
-// ---- Parquet ---------------------------------------------------------------------------------
-
-struct ParquetSource {
-    /// Starts the decoding thread; taken by the first read.
-    start: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
-    batches: Receiver<PolarsResult<DataFrame>>,
-    path: PathBuf,
-}
-
-impl ParquetSource {
-    fn open(cfg: &InputConfig, columns: Columns, batch_rows: NonZeroUsize) -> Result<InputReader> {
-        let path = cfg.path.clone();
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        drop(file);
-        let args = ScanArgsParquet {
-            glob: false,
-            ..Default::default()
-        };
-        let ctx = || format!("reading {} as Parquet", path.display());
-        let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)
-            .map_err(anyhow::Error::from)
-            .with_context(ctx)?;
-        let full = lf
-            .collect_schema()
-            .map_err(anyhow::Error::from)
-            .with_context(ctx)?;
-        let names: Vec<&str> = full.iter_names().map(|n| n.as_str()).collect();
-        check_phone_columns(cfg, names.iter().copied())?;
-        if columns == Columns::PhonesOnly {
-            lf = lf.select(
-                cfg.phone_columns
-                    .iter()
-                    .map(|c| col(c.as_str()))
-                    .collect::<Vec<_>>(),
-            );
-        }
-        let schema = (*lf
-            .collect_schema()
-            .map_err(anyhow::Error::from)
-            .with_context(ctx)?)
-        .clone();
-        let (tx, rx) = sync_channel::<PolarsResult<DataFrame>>(2);
-        let on_error = tx.clone();
-        let sink = lf
-            .sink_batches(
-                PlanCallback::new(move |df: DataFrame| Ok(tx.send(Ok(df)).is_err())),
-                true,
-                Some(batch_rows),
-            )
-            .map_err(anyhow::Error::from)
-            .with_context(ctx)?;
-        // Decoding starts at the first read: a reader opened for its schema alone costs nothing.
-        let start = Box::new(move || {
-            std::thread::Builder::new()
-                .name("parquet-reader".into())
-                .spawn(move || {
-                    if let Err(e) = sink.collect_with_engine(Engine::Streaming) {
-                        let _ = on_error.send(Err(e));
-                    }
-                })
-                .map(|_| ())
-        });
-        Ok(InputReader {
-            schema,
-            source: Source::Parquet(ParquetSource {
-                start: Some(start),
-                batches: rx,
-                path,
-            }),
-        })
-    }
-
-    fn next_batch(&mut self) -> Result<Option<DataFrame>> {
-        if let Some(start) = self.start.take() {
-            start().with_context(|| format!("reading {}", self.path.display()))?;
-        }
-        loop {
-            match self.batches.recv() {
-                Ok(Ok(df)) if df.height() == 0 => continue,
-                Ok(Ok(df)) => return Ok(Some(df)),
-                Ok(Err(e)) => {
-                    return Err(anyhow!("reading {} as Parquet: {e}", self.path.display()))
-                }
-                Err(_) => return Ok(None),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Compression, InputFormat, TextEncoding};
     use std::io::Write;
+    use std::num::NonZeroUsize;
 
     fn cfg(path: &Path, encoding: TextEncoding, compression: Compression) -> InputConfig {
         InputConfig {
@@ -838,33 +526,6 @@ mod tests {
             assert!(err.contains("line 8 has 3 fields"), "{rows}: {err}");
             let err = format!("{:#}", read_in_pieces(latin, rows).unwrap_err());
             assert!(err.contains("line 9, column `name`"), "{rows}: {err}");
-        }
-    }
-
-    #[test]
-    fn record_ends_are_found_as_the_csv_crate_finds_them() {
-        // (text, records wanted, expected end, records, line feeds)
-        let cases: &[(&[u8], usize, usize, usize, u64)] = &[
-            (b"a,b\nc,d\n", 1, 4, 1, 1),
-            (b"a,b\nc,d\n", 5, 8, 2, 2),
-            (b"\"a\nb\",c\nd\n", 1, 8, 1, 2),
-            // An unfinished quoted field: no record end yet.
-            (b"\"a\nb,c\nd\n", 1, 0, 0, 0),
-            // A quote inside an unquoted field is text.
-            (b"a\"b,c\nd\n", 1, 6, 1, 1),
-            // A closing quote at the buffer's end might open a `""` pair: wait.
-            (b"\"a\"", 1, 0, 0, 0),
-            (b"x;\"a\nb\";c\n", 1, 10, 1, 2),
-        ];
-        for &(text, want, end, records, lines) in cases {
-            let delimiter = if text.contains(&b';') { b';' } else { b',' };
-            let split = split_records(text, delimiter, Split::default(), want);
-            assert_eq!(
-                (split.end, split.records, split.lines),
-                (end, records, lines),
-                "{:?}",
-                String::from_utf8_lossy(text)
-            );
         }
     }
 }

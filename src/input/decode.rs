@@ -1,0 +1,68 @@
+//! The CSV file's bytes as UTF-8 text: gzip undone, windows-1251 decoded, a BOM dropped; and
+//! the delimiter, when not set, sniffed from the header line.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+
+use anyhow::{Context, Result};
+
+use crate::config::{Compression, InputConfig, TextEncoding};
+
+/// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
+pub(super) fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
+    let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
+    let raw: Box<dyn Read + Send> = match cfg.compression {
+        Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            file,
+        ))),
+    };
+    match cfg.encoding {
+        // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
+        TextEncoding::Utf8 => {
+            let mut reader = BufReader::with_capacity(1 << 16, raw);
+            if reader
+                .fill_buf()
+                .with_context(|| format!("reading {}", cfg.path.display()))?
+                .starts_with(b"\xEF\xBB\xBF")
+            {
+                reader.consume(3);
+            }
+            Ok(Box::new(reader))
+        }
+        TextEncoding::Windows1251 => Ok(Box::new(
+            encoding_rs_io::DecodeReaderBytesBuilder::new()
+                .encoding(Some(cfg.encoding.encoding()))
+                .bom_override(true)
+                .strip_bom(true)
+                .build(raw),
+        )),
+    }
+}
+
+/// Picks the delimiter that splits the header line into the most fields, outside quotes.
+pub(super) fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
+    let mut head = Vec::with_capacity(64 * 1024);
+    open_text(cfg)?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", cfg.path.display()))?;
+    let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
+    let mut quoted = false;
+    for &b in &head {
+        match b {
+            b'"' => quoted = !quoted,
+            b'\n' | b'\r' if !quoted => break,
+            _ if !quoted => {
+                if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
+                    c.1 += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let best = counts.iter().max_by_key(|(_, n)| *n).unwrap();
+    // A single-column file has no delimiter in its header: any will do.
+    Ok(if best.1 == 0 { b',' } else { best.0 })
+}

@@ -321,9 +321,10 @@ pub fn run_pass(
     let mut reader = InputReader::open(&job.input, columns, job.output.row_group_size)
         .map_err(PassError::Input)?;
     let mut out = match output {
-        Some(schema) => {
-            Some(OutputFile::create(&job.output.path, schema).map_err(PassError::Output)?)
-        }
+        Some(schema) => Some(
+            OutputFile::create(&job.output.path, schema, reader.input_types())
+                .map_err(PassError::Output)?,
+        ),
         None => None,
     };
     let shared = Shared {
@@ -349,24 +350,26 @@ pub fn run_pass(
     let (result, tallies) = std::thread::scope(|scope| {
         let reader_done = done_tx.clone();
         let spawn = |name: String| std::thread::Builder::new().name(name);
+        // Ends with the records the reader found, once it read to the end.
         let reader_thread = spawn("pass-reader".into()).spawn_scoped(scope, move || {
             for index in 0.. {
                 if ticket_rx.recv().is_err() {
-                    return;
+                    return None;
                 }
                 match reader.next_piece() {
                     Ok(Some(piece)) => {
                         if piece_tx.send((index, piece)).is_err() {
-                            return;
+                            return None;
                         }
                     }
-                    Ok(None) => return,
+                    Ok(None) => return Some(reader.records()),
                     Err(e) => {
                         let _ = reader_done.send((index, Err(PassError::Input(e))));
-                        return;
+                        return None;
                     }
                 }
             }
+            None
         });
         let handles: Vec<_> = (0..workers)
             .map(|i| {
@@ -392,7 +395,7 @@ pub fn run_pass(
             })
             .collect::<Result<_, _>>()
             .expect("threads can be started");
-        reader_thread.expect("threads can be started");
+        let reader_thread = reader_thread.expect("threads can be started");
         drop(done_tx);
 
         // Batches in input order, from whichever worker finishes first.
@@ -427,17 +430,34 @@ pub fn run_pass(
             .into_iter()
             .map(|h| h.join().expect("a worker panicked"))
             .collect();
-        (result, tallies)
+        let records = reader_thread.join().expect("the reader panicked");
+        (result.map(|()| records), tallies)
     });
     bar.finish();
-    result?;
+    let records = result?;
     if !shared.writing.load(Ordering::Relaxed) {
         out = None;
     }
-    Ok(PassOutcome {
-        tally: merge(tallies),
-        output: out,
-    })
+    let tally = merge(tallies);
+    check_rows(records, tally.rows, out.as_ref().map(OutputFile::rows))?;
+    Ok(PassOutcome { tally, output: out })
+}
+
+/// Rows out = records in: the rows counted (and written, when there is an output) are the
+/// records the reader found. A difference is a bug, never a run to call a success.
+fn check_rows(records: Option<u64>, rows: u64, written: Option<u64>) -> Result<(), PassError> {
+    let Some(records) = records else {
+        return Err(PassError::Internal(anyhow::anyhow!(
+            "the input's reader stopped before its end without an error"
+        )));
+    };
+    if rows != records || written.is_some_and(|w| w != rows) {
+        return Err(PassError::Internal(anyhow::anyhow!(
+            "the input holds {records} records, but {rows} rows were read{}; nothing was written",
+            written.map_or(String::new(), |w| format!(" and {w} written"))
+        )));
+    }
+    Ok(())
 }
 
 /// Why a pass stopped: the caller maps each to its exit.
@@ -451,6 +471,9 @@ pub enum PassError {
     Output(anyhow::Error),
     #[error("interrupted")]
     Interrupted,
+    /// A bug: the pass lost or made up rows (rows out differ from records in).
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
 }
 
 fn merge(tallies: Vec<WorkerTally>) -> Tally {

@@ -9,15 +9,17 @@ use anyhow::{anyhow, bail, Result};
 use polars::prelude::*;
 
 use super::decode::{open_text, sniff_delimiter};
-use super::records::{split_records, Split};
-use super::{check_phone_columns, Columns, InputReader, Source};
+use super::records::{line_ends, split_records, OpenQuote, Split};
+use super::{check_phone_columns, excerpt, Columns, InputReader, Source};
 use crate::config::InputConfig;
 
 pub(super) struct CsvSource {
     layout: Arc<CsvLayout>,
-    /// The decoded text, positioned after the header.
+    /// The decoded text, positioned after what `buffer` holds.
     text: Box<dyn Read + Send>,
     batch_rows: usize,
+    /// Text is read in slices of at least this size.
+    read_size: usize,
     /// Text read but not yet cut into a chunk; it starts at a record's start.
     buffer: Vec<u8>,
     /// How far `buffer` has been scanned: complete records up to `scanned.end`.
@@ -25,6 +27,8 @@ pub(super) struct CsvSource {
     /// The line `buffer` starts on.
     line: u64,
     eof: bool,
+    /// Records cut into chunks so far.
+    records: u64,
 }
 
 /// What the parser of a chunk needs to know of the file.
@@ -43,8 +47,9 @@ pub struct CsvLayout {
 fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|_| {
         anyhow!(
-            "{}: line {line}, column `{column}` is not valid UTF-8; if the file is windows-1251, set input.encoding = \"windows-1251\"",
-            path.display()
+            "{}: line {line}, column `{}` is not valid UTF-8; if the file is windows-1251, set input.encoding = \"windows-1251\"",
+            path.display(),
+            excerpt(column)
         )
     })
 }
@@ -55,10 +60,23 @@ pub struct CsvChunk {
     bytes: Vec<u8>,
     /// The file line the chunk starts on.
     first_line: u64,
+    /// The records the reader counted in `bytes`.
+    records: usize,
 }
 
 /// Text is read in slices of this size.
 const READ_SIZE: usize = 4 << 20;
+
+/// The header is looked for in slices of this size (then in ever larger ones).
+const HEAD_SIZE: usize = 64 << 10;
+
+/// A quoted field that runs to the end of the text: the quote that opened it is on `line`.
+fn open_quote_error(path: &Path, line: u64) -> anyhow::Error {
+    anyhow!(
+        "{}: line {line}: a quoted field opens here and is never closed (a missing quote?); it would swallow every line after it",
+        path.display()
+    )
+}
 
 impl CsvSource {
     pub(super) fn open(
@@ -66,72 +84,48 @@ impl CsvSource {
         columns: Columns,
         batch_rows: usize,
     ) -> Result<InputReader> {
+        let text = open_text(cfg)?;
+        Self::from_text(cfg, text, columns, batch_rows, READ_SIZE)
+    }
+
+    /// Reads the header from `text` (decoded, without BOM), sniffing the delimiter from what
+    /// was read when the job does not set it, and is then ready to cut the records after it.
+    fn from_text(
+        cfg: &InputConfig,
+        mut text: Box<dyn Read + Send>,
+        columns: Columns,
+        batch_rows: usize,
+        read_size: usize,
+    ) -> Result<InputReader> {
+        let read_error = |e| read_error(&cfg.path, e);
+        let head_size = HEAD_SIZE.min(read_size);
+        let mut buffer = Vec::new();
+        let mut eof = read_more(&mut text, &mut buffer, head_size).map_err(read_error)?;
         let delimiter = match cfg.delimiter {
             Some(d) => d,
-            None => sniff_delimiter(cfg)?,
+            None => sniff_delimiter(&buffer),
         };
-        let mut text = open_text(cfg)?;
-        let read_error = |e| read_error(&cfg.path, e);
         // The header: the first record.
-        let mut buffer = Vec::new();
-        let mut eof = false;
         let header = loop {
-            let split = split_records(&buffer, delimiter, Split::default(), 1);
-            if split.records == 1 {
-                break split;
-            }
-            if eof {
-                break Split {
-                    end: buffer.len(),
-                    records: 1,
-                    lines: 0,
-                };
-            }
-            eof = read_more(&mut text, &mut buffer, 64 << 10).map_err(read_error)?;
-        };
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .double_quote(true)
-            .from_reader(&buffer[..header.end]);
-        let mut headers = csv::ByteRecord::new();
-        let has_header = reader
-            .read_byte_record(&mut headers)
-            .map_err(|e| csv_error(e, &cfg.path, 0))?;
-        if !has_header || headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-            bail!(
-                "{}: the file is empty or has no header row",
-                cfg.path.display()
-            );
-        }
-        let mut names: Vec<String> = Vec::with_capacity(headers.len());
-        for (i, h) in headers.iter().enumerate() {
-            let name = utf8_field(h, &cfg.path, 1, &format!("#{}", i + 1))?
-                .trim()
-                .to_string();
-            let name = if name.is_empty() {
-                format!("column_{}", i + 1)
-            } else {
-                name
-            };
-            if names.contains(&name) {
-                bail!(
-                    "{}: the header names column `{name}` twice",
+            match split_records(&buffer, delimiter, Split::default(), 1, eof) {
+                Ok(split) if split.records == 1 => break split,
+                Ok(_) if eof => bail!(
+                    "{}: the file is empty or has no header row",
                     cfg.path.display()
-                );
+                ),
+                Ok(_) => {}
+                Err(OpenQuote { lines }) => return Err(open_quote_error(&cfg.path, 1 + lines)),
             }
-            names.push(name);
-        }
+            let at_least = head_size.max(buffer.len());
+            eof = read_more(&mut text, &mut buffer, at_least).map_err(read_error)?;
+        };
+        let names = header_names(cfg, &buffer[..header.end], delimiter)?;
         check_phone_columns(cfg, names.iter().map(String::as_str))?;
         let wanted: Vec<Option<PlSmallStr>> = names
             .iter()
             .map(|n| match columns {
-                Columns::All => Some(PlSmallStr::from(n.as_str())),
-                Columns::PhonesOnly if cfg.phone_columns.contains(n) => {
-                    Some(PlSmallStr::from(n.as_str()))
-                }
-                Columns::PhonesOnly => None,
+                Columns::PhonesOnly if !cfg.phone_columns.contains(n) => None,
+                _ => Some(PlSmallStr::from(n.as_str())),
             })
             .collect();
         let schema: Schema = wanted
@@ -153,10 +147,12 @@ impl CsvSource {
             }),
             text,
             batch_rows,
+            read_size,
             buffer,
             scanned: Split::default(),
             line: 1 + header.lines,
             eof,
+            records: 0,
         };
         Ok(InputReader {
             schema,
@@ -172,19 +168,21 @@ impl CsvSource {
                 self.layout.delimiter,
                 self.scanned,
                 self.batch_rows,
-            );
-            let (end, lines) = if self.scanned.records == self.batch_rows {
-                (self.scanned.end, self.scanned.lines)
-            } else if self.eof {
-                // The last record may lack a line end.
-                (self.buffer.len(), 0)
-            } else {
-                let at_least = READ_SIZE.max(self.buffer.len() / 2);
+                self.eof,
+            )
+            .map_err(|open| open_quote_error(&self.layout.path, self.line + open.lines))?;
+            if self.scanned.records < self.batch_rows && !self.eof {
+                let at_least = self.read_size.max(self.buffer.len() / 2);
                 self.eof = read_more(&mut self.text, &mut self.buffer, at_least)
                     .map_err(|e| read_error(&self.layout.path, e))?;
                 continue;
-            };
-            if end == 0 {
+            }
+            let Split {
+                end,
+                records,
+                lines,
+            } = std::mem::take(&mut self.scanned);
+            if records == 0 {
                 return Ok(None);
             }
             let rest = self.buffer[end..].to_vec();
@@ -194,12 +192,63 @@ impl CsvSource {
                 layout: self.layout.clone(),
                 bytes,
                 first_line: self.line,
+                records,
             };
             self.line += lines;
-            self.scanned = Split::default();
+            self.records += records as u64;
             return Ok(Some(chunk));
         }
     }
+
+    /// Records cut into chunks so far.
+    pub(super) fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+/// The column names in the header record `text`: trimmed, `column_N` for a blank one, each
+/// once.
+fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    let mut reader = csv_reader(delimiter, text);
+    let mut headers = csv::ByteRecord::new();
+    let has_header = reader
+        .read_byte_record(&mut headers)
+        .map_err(|e| csv_error(e, &cfg.path, 1))?;
+    if !has_header || headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+        bail!(
+            "{}: the file is empty or has no header row",
+            cfg.path.display()
+        );
+    }
+    let line = 1 + line_ends(&text[..headers.position().map_or(0, |p| p.byte() as usize)]);
+    let mut names: Vec<String> = Vec::with_capacity(headers.len());
+    for (i, h) in headers.iter().enumerate() {
+        let name = utf8_field(h, &cfg.path, line, &format!("#{}", i + 1))?.trim();
+        let name = match name.is_empty() {
+            true => format!("column_{}", i + 1),
+            false => name.to_string(),
+        };
+        if names.contains(&name) {
+            bail!(
+                "{}: the header names column `{}` twice",
+                cfg.path.display(),
+                excerpt(&name)
+            );
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// The `csv` crate's reader of whole records as this module reads them: no header, any number
+/// of fields (checked against the header's by the caller, to name the line).
+fn csv_reader(delimiter: u8, text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .double_quote(true)
+        .from_reader(text)
 }
 
 /// Appends at least `at_least` bytes of `text` to `buffer` (less at its end); `true` at the end.
@@ -234,13 +283,7 @@ impl CsvChunk {
         // Text is checked once for the whole chunk; a field of valid text is valid text (fields
         // are cut at ASCII bytes). Only a chunk that fails is checked field by field, to name it.
         let all_utf8 = simdutf8::basic::from_utf8(&self.bytes).is_ok();
-        let mut reader = csv::ReaderBuilder::new()
-            .delimiter(layout.delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .double_quote(true)
-            .from_reader(&self.bytes[..]);
-        let capacity = memchr::memchr_iter(b'\n', &self.bytes).count() + 1;
+        let mut reader = csv_reader(layout.delimiter, &self.bytes);
         let mut builders: Vec<(usize, StringChunkedBuilder)> = layout
             .wanted
             .iter()
@@ -248,17 +291,18 @@ impl CsvChunk {
             .filter(|(i, _)| columns == Columns::All || layout.phones[*i])
             .filter_map(|(i, w)| {
                 w.as_ref()
-                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), capacity)))
+                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), self.records)))
             })
             .collect();
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
         let line_of = |record: &csv::ByteRecord| {
-            self.first_line - 1 + record.position().map(|p| p.line()).unwrap_or(1)
+            let start = record.position().map_or(0, |p| p.byte() as usize);
+            self.first_line + line_ends(&self.bytes[..start])
         };
         while reader
             .read_byte_record(&mut record)
-            .map_err(|e| csv_error(e, &layout.path, self.first_line - 1))?
+            .map_err(|e| csv_error(e, &layout.path, self.first_line))?
         {
             if record.len() != layout.width {
                 bail!(
@@ -296,16 +340,17 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{}: {e} (a corrupt or truncated file?)", path.display())
 }
 
-/// A `csv` error, its line shifted by `line_offset` (the lines before the parsed text).
-fn csv_error(e: csv::Error, path: &Path, line_offset: u64) -> anyhow::Error {
+/// A `csv` error in text that starts on line `first_line` of the file.
+fn csv_error(e: csv::Error, path: &Path, first_line: u64) -> anyhow::Error {
+    let line = e.position().map_or(1, |p| p.line());
     match e.kind() {
-        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => anyhow!(
-            "{}: line {} has {len} fields where the header has {expected_len}; check the delimiter and quoting",
-            path.display(),
-            line_offset + pos.as_ref().map(|p| p.line()).unwrap_or(0)
-        ),
         csv::ErrorKind::Io(io) => read_error(path, io),
-        _ => anyhow!("{}: {e}", path.display()),
+        _ => anyhow!(
+            "{}: near line {}: {}",
+            path.display(),
+            first_line - 1 + line,
+            excerpt(&e.to_string())
+        ),
     }
 }
 
@@ -457,34 +502,78 @@ mod tests {
         }
     }
 
-    /// Reads a CSV text whole (one piece) and in pieces of `rows`, parsing pieces out of order.
-    fn read_in_pieces(text: &[u8], rows: usize) -> Result<DataFrame> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("in.csv");
-        std::fs::write(&path, text).unwrap();
-        let cfg = cfg(&path, TextEncoding::Utf8, Compression::None);
-        let mut reader = InputReader::open(&cfg, Columns::All, NonZeroUsize::new(rows).unwrap())?;
+    /// Gives its bytes in reads of the sizes in `steps`, in turn: boundaries anywhere.
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        steps: Vec<usize>,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let step = self.steps[self.step % self.steps.len()].max(1);
+            self.step += 1;
+            let n = step.min(out.len()).min(self.bytes.len() - self.at);
+            out[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    /// Reads a CSV file's bytes in pieces of `rows` records, the bytes arriving in reads of
+    /// `steps` and read in slices of `read_size`; parses the pieces out of order, and returns
+    /// them as one batch, or the first error in file order (as a pass reports it).
+    fn read_trickled(
+        bytes: &[u8],
+        delimiter: Option<u8>,
+        rows: usize,
+        read_size: usize,
+        steps: &[usize],
+    ) -> Result<DataFrame> {
+        let cfg = InputConfig {
+            delimiter,
+            ..cfg(Path::new("in.csv"), TextEncoding::Utf8, Compression::None)
+        };
+        let raw = Trickle {
+            bytes: bytes.to_vec(),
+            at: 0,
+            steps: steps.to_vec(),
+            step: 0,
+        };
+        let text = super::super::decode::decode_text(Box::new(raw), &cfg)?;
+        let mut reader = CsvSource::from_text(&cfg, text, Columns::All, rows, read_size)?;
         let mut pieces = Vec::new();
-        while let Some(p) = reader.next_piece()? {
-            pieces.push(p);
-        }
-        let mut batches: Vec<Result<DataFrame>> = Vec::new();
-        for piece in pieces.into_iter().rev() {
-            batches.push(piece.into_batch(Columns::All));
-        }
-        let mut out: Option<DataFrame> = None;
+        let cut = loop {
+            match reader.next_piece() {
+                Ok(Some(p)) => pieces.push(p),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        let batches: Vec<Result<DataFrame>> = pieces
+            .into_iter()
+            .rev()
+            .map(|p| p.into_batch(Columns::All))
+            .collect();
+        let mut out = DataFrame::empty_with_schema(reader.schema());
         for b in batches.into_iter().rev() {
             let b = b?;
             assert!(b.height() <= rows);
-            out = Some(match out {
-                None => b,
-                Some(mut o) => {
-                    o.vstack_mut(&b)?;
-                    o
-                }
-            });
+            out.vstack_mut(&b)?;
         }
-        Ok(out.unwrap())
+        cut?;
+        assert_eq!(
+            out.height() as u64,
+            reader.records(),
+            "rows out = records in"
+        );
+        Ok(out)
+    }
+
+    /// Reads a CSV text whole (one piece) and in pieces of `rows`, parsing pieces out of order.
+    fn read_in_pieces(text: &[u8], rows: usize) -> Result<DataFrame> {
+        read_trickled(text, None, rows, READ_SIZE, &[1 << 20])
     }
 
     #[test]
@@ -496,6 +585,9 @@ mod tests {
             b"name,phone,note\r\na,1,x\r\n\"b\r\nb\",2,y\r\nc,3,z",
             // A quoted field that ends right at a piece's end, then an escaped quote pair.
             b"name,phone,note\n\"\"\"\",1,\"\"\"\"\"\"\n\"q\",2,\"\"\n",
+            // Old-Mac line ends, and a `\r` header before `\n` rows.
+            b"name,phone,note\ra,1,x\r\"b\rb\",2,y\rc,3,z\r",
+            b"name,phone,note\ra,1,x\n\"b\rb\",2,y\nc,3,z\n\n\n",
         ];
         for text in texts {
             let whole = read_in_pieces(text, 1000).unwrap();
@@ -506,6 +598,9 @@ mod tests {
                     "{rows} rows a piece:\n{pieces}\nwhole:\n{whole}"
                 );
             }
+        }
+        for text in &texts[3..] {
+            assert_eq!(read_in_pieces(text, 1).unwrap().height(), 3);
         }
         let first = read_in_pieces(texts[0], 2).unwrap();
         assert_eq!(first.height(), 4);
@@ -526,6 +621,146 @@ mod tests {
             assert!(err.contains("line 8 has 3 fields"), "{rows}: {err}");
             let err = format!("{:#}", read_in_pieces(latin, rows).unwrap_err());
             assert!(err.contains("line 9, column `name`"), "{rows}: {err}");
+        }
+        // (text, what the error says) with line ends of every kind.
+        let cases: &[(&[u8], &str)] = &[
+            (
+                b"name,phone\na,1\nb,2\n\"c,3\nd,4\ne,5\n",
+                "line 4: a quoted field opens here and is never closed",
+            ),
+            (
+                b"name,phone\ra,\"1\r\n\",2\r\"c,3\rd,4",
+                "line 5: a quoted field opens here and is never closed",
+            ),
+            (b"name,phone\ra,1\rb,2,x\r", "line 3 has 3 fields"),
+            (b"name,phone\r\na,1\n\nb,2,x\r\n", "line 4 has 3 fields"),
+            (b"\"name,phone\na,1\n", "line 1: a quoted field opens here"),
+        ];
+        for (text, want) in cases {
+            for rows in [1, 2, 100] {
+                let err = format!("{:#}", read_in_pieces(text, rows).unwrap_err());
+                assert!(err.contains(want), "{rows}: {err}");
+            }
+        }
+    }
+
+    /// The `csv` crate's reading of a whole file, as this reader must give it: the records
+    /// after the header as cells (`None` for an empty field), or what the first bad record's
+    /// error must say.
+    fn expected(text: &[u8], delimiter: u8) -> Result<Vec<Vec<Option<String>>>, String> {
+        let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+        let read = |text: &[u8]| -> Vec<::csv::ByteRecord> {
+            csv_reader(delimiter, text)
+                .byte_records()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let records = read(text);
+        // The text ends inside a quoted field exactly when closing it and adding a record
+        // leaves the records as they were, that record aside.
+        let closed = read(&[text, b"\"\nz".as_slice()].concat());
+        let open_quote = closed.len() == records.len() + 1
+            && closed[..records.len()] == records[..]
+            && &closed[records.len()][0] == b"z";
+        // Lines as an editor counts them.
+        let line_at = |end: usize| {
+            let t = &text[..end];
+            1 + t
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && t.get(i + 1) != Some(&b'\n')))
+                .count() as u64
+        };
+        let width = records[0].len();
+        let mut rows = Vec::new();
+        for (i, record) in records.iter().enumerate().skip(1) {
+            let line = line_at(record.position().unwrap().byte() as usize);
+            if i + 1 == records.len() && open_quote {
+                return Err("a quoted field opens here and is never closed".into());
+            }
+            if record.len() != width {
+                return Err(format!("line {line} has {} fields", record.len()));
+            }
+            let mut row = Vec::new();
+            for field in record {
+                match std::str::from_utf8(field) {
+                    Ok("") => row.push(None),
+                    Ok(f) => row.push(Some(f.to_string())),
+                    Err(_) => return Err(format!("line {line}, column")),
+                }
+            }
+            rows.push(row);
+        }
+        if open_quote && records.len() == 1 {
+            return Err("a quoted field opens here and is never closed".into());
+        }
+        Ok(rows)
+    }
+
+    /// Pieces of CSV text that make reading it hard.
+    const TOKENS: &[&[u8]] = &[
+        b"\"",
+        b"\"\"",
+        b",",
+        b";",
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"a",
+        b"bc",
+        b" ",
+        b"\xD0\xAF",
+        b"\xE2\x82\xAC",
+        b"5\" ",
+        b"\t",
+        b"\xFF",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 400,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Random text read in pieces, with reads and slices cut anywhere, gives what the
+        /// `csv` crate gives reading the whole: the same records or the same error.
+        #[test]
+        fn pieces_read_as_the_csv_crate_reads_the_whole(
+            semicolons in proptest::bool::ANY,
+            columns in 1usize..4,
+            header_end in proptest::sample::select(vec!["\n", "\r", "\r\n"]),
+            bom in proptest::bool::ANY,
+            body in proptest::collection::vec(proptest::sample::select(TOKENS), 0..80),
+            rows in 1usize..5,
+            read_size in 1usize..24,
+            steps in proptest::collection::vec(1usize..9, 1..5),
+        ) {
+            let delimiter = if semicolons { b';' } else { b',' };
+            let names: Vec<String> = ["phone", "b", "c"][..columns].iter().map(|n| n.to_string()).collect();
+            let mut text = if bom { b"\xEF\xBB\xBF".to_vec() } else { Vec::new() };
+            text.extend(names.join(&(delimiter as char).to_string()).bytes());
+            text.extend(header_end.bytes());
+            text.extend(body.concat());
+            // A one-column header has no delimiter to sniff: give it.
+            let given = (columns == 1).then_some(delimiter);
+            let got = read_trickled(&text, given, rows, read_size, &steps);
+            match (expected(&text, delimiter), got) {
+                (Ok(want), Ok(df)) => {
+                    proptest::prop_assert_eq!(df.height(), want.len());
+                    for (c, name) in names.iter().enumerate() {
+                        let column: Vec<Option<String>> = df.column(name).unwrap().str().unwrap()
+                            .iter().map(|v| v.map(str::to_string)).collect();
+                        let want: Vec<Option<String>> = want.iter().map(|r| r[c].clone()).collect();
+                        proptest::prop_assert_eq!(column, want, "column {}", name);
+                    }
+                }
+                (Err(want), Err(e)) => {
+                    let e = format!("{e:#}");
+                    proptest::prop_assert!(e.contains(&want), "{} lacks {}", e, want);
+                }
+                (want, got) => proptest::prop_assert!(false, "expected {:?}, got {:?}", want, got.map(|d| d.height())),
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The CSV file's bytes as UTF-8 text: gzip undone, windows-1251 decoded, a BOM dropped; and
-//! the delimiter, when not set, sniffed from the header line.
+//! the delimiter, when not set, sniffed from the header line as first read (never by reading
+//! the file again: a pipe could not give it twice).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 use anyhow::{Context, Result};
 
@@ -11,25 +12,30 @@ use crate::config::{Compression, InputConfig, TextEncoding};
 /// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
 pub(super) fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
     let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
-    let raw: Box<dyn Read + Send> = match cfg.compression {
-        Compression::None => Box::new(BufReader::with_capacity(1 << 20, file)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
-            1 << 20,
-            file,
-        ))),
+    decode_text(Box::new(BufReader::with_capacity(1 << 20, file)), cfg)
+}
+
+/// The text of `raw`, the bytes of the file `cfg` describes.
+pub(super) fn decode_text(
+    raw: Box<dyn Read + Send>,
+    cfg: &InputConfig,
+) -> Result<Box<dyn Read + Send>> {
+    let mut raw: Box<dyn Read + Send> = match cfg.compression {
+        Compression::None => raw,
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
     };
     match cfg.encoding {
         // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
         TextEncoding::Utf8 => {
-            let mut reader = BufReader::with_capacity(1 << 16, raw);
-            if reader
-                .fill_buf()
-                .with_context(|| format!("reading {}", cfg.path.display()))?
-                .starts_with(b"\xEF\xBB\xBF")
-            {
-                reader.consume(3);
+            let mut head = Vec::with_capacity(3);
+            raw.by_ref()
+                .take(3)
+                .read_to_end(&mut head)
+                .with_context(|| format!("reading {}", cfg.path.display()))?;
+            if head == b"\xEF\xBB\xBF" {
+                head.clear();
             }
-            Ok(Box::new(reader))
+            Ok(Box::new(std::io::Cursor::new(head).chain(raw)))
         }
         TextEncoding::Windows1251 => Ok(Box::new(
             encoding_rs_io::DecodeReaderBytesBuilder::new()
@@ -41,16 +47,12 @@ pub(super) fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
     }
 }
 
-/// Picks the delimiter that splits the header line into the most fields, outside quotes.
-pub(super) fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
-    let mut head = Vec::with_capacity(64 * 1024);
-    open_text(cfg)?
-        .take(64 * 1024)
-        .read_to_end(&mut head)
-        .with_context(|| format!("reading {}", cfg.path.display()))?;
+/// Picks the delimiter that splits the header line (the first line of `head`) into the most
+/// fields, outside quotes.
+pub(super) fn sniff_delimiter(head: &[u8]) -> u8 {
     let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
     let mut quoted = false;
-    for &b in &head {
+    for &b in head {
         match b {
             b'"' => quoted = !quoted,
             b'\n' | b'\r' if !quoted => break,
@@ -62,7 +64,14 @@ pub(super) fn sniff_delimiter(cfg: &InputConfig) -> Result<u8> {
             _ => {}
         }
     }
-    let best = counts.iter().max_by_key(|(_, n)| *n).unwrap();
+    let best = counts
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .expect("four delimiters");
     // A single-column file has no delimiter in its header: any will do.
-    Ok(if best.1 == 0 { b',' } else { best.0 })
+    if best.1 == 0 {
+        b','
+    } else {
+        best.0
+    }
 }

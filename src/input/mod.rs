@@ -11,9 +11,11 @@
 //! columns are also offered as text by [`phone_text`] (integer and float columns converted).
 //! Every error names the file, and for CSV the line.
 //!
-//! The files: [`decode`] turns the file's bytes into UTF-8 text, [`records`] finds record ends
-//! in that text, [`csv`] cuts and parses CSV pieces, [`parquet`] streams Parquet batches.
+//! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
+//! that text, `csv` cuts and parses CSV pieces, `parquet` streams Parquet batches, and
+//! `arrow_types` keeps a Parquet input's own types where polars reads others.
 
+mod arrow_types;
 mod csv;
 mod decode;
 mod parquet;
@@ -28,6 +30,7 @@ use polars::prelude::*;
 use self::csv::{CsvChunk, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
+pub use arrow_types::{restore, InputTypes, Uncarried};
 
 /// The input file, open: its schema, and its pieces in file order.
 pub struct InputReader {
@@ -57,9 +60,35 @@ impl InputReader {
         columns: Columns,
         batch_rows: NonZeroUsize,
     ) -> Result<InputReader> {
+        let cfg = &InputConfig {
+            path: input_file(&cfg.path).to_path_buf(),
+            ..cfg.clone()
+        };
+        check_regular_file(&cfg.path)?;
         match cfg.format {
             InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
             InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
+        }
+    }
+
+    /// The records the file holds, as far as it has been read: for CSV, those cut into pieces
+    /// so far (all of them once [`InputReader::next_piece`] gave `None`); for Parquet, the
+    /// rows its footer declares. A pass that read to the end has as many rows.
+    pub fn records(&self) -> u64 {
+        match &self.source {
+            Source::Csv(s) => s.records(),
+            Source::Parquet(s) => s.records(),
+        }
+    }
+
+    /// The input's own Arrow types of the columns polars reads as others (none for CSV), for
+    /// the output to declare and [`restore`].
+    pub fn input_types(&self) -> &InputTypes {
+        static NONE: std::sync::LazyLock<InputTypes> =
+            std::sync::LazyLock::new(InputTypes::default);
+        match &self.source {
+            Source::Csv(_) => &NONE,
+            Source::Parquet(s) => s.types(),
         }
     }
 
@@ -104,14 +133,17 @@ impl Piece {
     }
 }
 
-/// The phone column as text: strings as they are, integers as their digits, whole floats too.
+/// The phone column as text: strings as they are (dictionary-encoded ones too), integers as
+/// their digits, whole floats too.
 pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
     let name = column.name().to_string();
     let text = match column.dtype() {
         DataType::String => column.clone(),
         dt if dt.is_integer() => column.cast(&DataType::String)?,
         dt if dt.is_float() => column.cast(&DataType::Int64)?.cast(&DataType::String)?,
-        DataType::Null => column.cast(&DataType::String)?,
+        DataType::Null | DataType::Categorical(..) | DataType::Enum(..) => {
+            column.cast(&DataType::String)?
+        }
         dt => bail!(
             "{}: phone column `{name}` has type {dt}; phone columns must be text or numbers",
             path.display()
@@ -130,9 +162,85 @@ pub(crate) fn check_phone_columns<'a>(
             bail!(
                 "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
                 cfg.path.display(),
-                available.join(", ")
+                excerpt(&available.join(", "))
             );
         }
     }
     Ok(())
+}
+
+/// The file to open for an input path: `-` is standard input.
+pub fn input_file(path: &Path) -> &Path {
+    match path.as_os_str() == "-" {
+        true => Path::new("/dev/stdin"),
+        false => path,
+    }
+}
+
+/// Refuses, before opening it (opening a FIFO blocks until a writer comes), an input that is
+/// not a regular file: a run reads its input once to plan and, when numbers were looked up,
+/// again to write, and a pipe gives its text only once.
+fn check_regular_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => return Ok(()),
+        // Opening names the error.
+        Err(_) => return Ok(()),
+        Ok(m) if m.is_dir() => "a directory",
+        Ok(m) if m.file_type().is_fifo() => "a pipe",
+        Ok(m) if m.file_type().is_char_device() => "a terminal or device",
+        Ok(m) if m.file_type().is_socket() => "a socket",
+        Ok(_) => "not a regular file",
+    };
+    bail!(
+        "{} is {kind}: the input must be a regular file, because a run reads it twice when \
+         numbers need looking up (once to plan, once to write) and a pipe gives its text only \
+         once; write it to a file first (a gzip file is read as it is: input.compression)",
+        path.display()
+    )
+}
+
+/// Longest input text (in bytes) a message quotes.
+pub const EXCERPT_BYTES: usize = 200;
+
+/// Input text as a message shows it: at most [`EXCERPT_BYTES`] bytes of it, line ends and other
+/// control characters escaped, and how long it was when cut. Every message that quotes input
+/// text (a column name, a header, a type) quotes it through this.
+pub fn excerpt(text: &str) -> String {
+    let mut cut = text.len().min(EXCERPT_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut shown = String::with_capacity(cut + 32);
+    for c in text[..cut].chars() {
+        match c.is_control() {
+            true => shown.extend(c.escape_default()),
+            false => shown.push(c),
+        }
+    }
+    if cut < text.len() {
+        shown.push_str(&format!("… ({} bytes in all)", text.len()));
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_one_line() {
+        let long = "Я".repeat(1000);
+        let cases: &[(&str, &str)] = &[
+            ("phone", "phone"),
+            ("a\nb\rc\td", "a\\nb\\rc\\td"),
+            (&long, "… (2000 bytes in all)"),
+        ];
+        for (text, want) in cases {
+            let shown = excerpt(text);
+            assert!(shown.contains(want), "{shown}");
+            assert!(shown.len() <= EXCERPT_BYTES + 32, "{}", shown.len());
+            assert!(!shown.contains('\n'));
+        }
+    }
 }

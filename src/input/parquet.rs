@@ -8,7 +8,8 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use anyhow::{anyhow, Context, Result};
 use polars::prelude::*;
 
-use super::{check_phone_columns, Columns, InputReader, Source};
+use super::arrow_types::InputTypes;
+use super::{check_phone_columns, excerpt, Columns, InputReader, Source};
 use crate::config::InputConfig;
 
 pub(super) struct ParquetSource {
@@ -16,6 +17,10 @@ pub(super) struct ParquetSource {
     start: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
     batches: Receiver<PolarsResult<DataFrame>>,
     path: PathBuf,
+    /// The rows the file's footer declares.
+    records: u64,
+    /// The file's own types of the columns polars reads as others.
+    types: InputTypes,
 }
 
 impl ParquetSource {
@@ -25,13 +30,22 @@ impl ParquetSource {
         batch_rows: NonZeroUsize,
     ) -> Result<InputReader> {
         let path = cfg.path.clone();
-        let file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let mut file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let ctx = || format!("reading {} as Parquet", path.display());
+        // The footer first: types polars cannot carry are refused before polars sees them.
+        let metadata = polars_parquet::read::read_metadata(&mut file)
+            .map_err(|e| anyhow!("{}", excerpt(&e.to_string())))
+            .with_context(ctx)?;
+        let declared = polars_parquet::read::infer_schema(&metadata)
+            .map_err(|e| anyhow!("{}", excerpt(&e.to_string())))
+            .with_context(ctx)?;
+        let types =
+            InputTypes::of_schema(&declared).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         drop(file);
         let args = ScanArgsParquet {
             glob: false,
             ..Default::default()
         };
-        let ctx = || format!("reading {} as Parquet", path.display());
         let mut lf = LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)
             .map_err(anyhow::Error::from)
             .with_context(ctx)?;
@@ -81,6 +95,8 @@ impl ParquetSource {
                 start: Some(start),
                 batches: rx,
                 path,
+                records: metadata.num_rows as u64,
+                types,
             }),
         })
     }
@@ -94,10 +110,24 @@ impl ParquetSource {
                 Ok(Ok(df)) if df.height() == 0 => continue,
                 Ok(Ok(df)) => return Ok(Some(df)),
                 Ok(Err(e)) => {
-                    return Err(anyhow!("reading {} as Parquet: {e}", self.path.display()))
+                    return Err(anyhow!(
+                        "reading {} as Parquet: {}",
+                        self.path.display(),
+                        excerpt(&e.to_string())
+                    ))
                 }
                 Err(_) => return Ok(None),
             }
         }
+    }
+
+    /// The rows the file's footer declares.
+    pub(super) fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The file's own types of the columns polars reads as others.
+    pub(super) fn types(&self) -> &InputTypes {
+        &self.types
     }
 }

@@ -530,12 +530,6 @@ impl Job {
             ttl_not_found: parse_duration(&file.state.ttl_not_found)
                 .map_err(|e| anyhow!("state.ttl_not_found: {e}"))?,
         };
-        if output.path == input.path {
-            bail!(
-                "output.path must differ from input.path ({})",
-                input.path.display()
-            );
-        }
         Ok(Job {
             name,
             input,

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
-use polars_arrow::datatypes::ArrowSchema;
+use polars_arrow::array::new_empty_array;
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
     array_to_columns, fallible_streaming_iterator, to_parquet_schema, CompressedPage,
@@ -23,6 +24,7 @@ use polars_parquet::write::{
     FileWriter, KeyValue, SchemaDescriptor, StatisticsOptions, Version, WriteOptions,
 };
 
+use crate::input::{input_file, restore, InputTypes};
 use crate::provider::OperatorInfo;
 
 /// The added columns, by suffix after the prefix, with their types.
@@ -174,20 +176,105 @@ pub fn enrichment_columns<'a>(
     ]
 }
 
-/// The `ARROW:schema` metadata entry, declaring text as `string` (not polars' `string_view`)
-/// so that every Arrow reader, old or new, sees plain strings. The Parquet data is the same.
-fn portable_arrow_schema(schema: &Schema) -> (String, String) {
+/// The `ARROW:schema` metadata entry: an input column's own type where polars read it as
+/// another (see [`InputTypes`]), and text declared as `string` (not polars' `string_view`) so
+/// that every Arrow reader, old or new, sees plain strings. The Parquet data is the same.
+fn portable_arrow_schema(schema: &Schema, types: &InputTypes) -> (String, String) {
     use polars_arrow::datatypes::ArrowDataType;
     let mut arrow = schema.to_arrow(CompatLevel::oldest());
     for field in arrow.iter_values_mut() {
-        field.dtype = match &field.dtype {
-            ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => ArrowDataType::Utf8,
-            ArrowDataType::LargeBinary | ArrowDataType::BinaryView => ArrowDataType::Binary,
-            other => other.clone(),
+        field.dtype = match (types.declared(&field.name), &field.dtype) {
+            (Some(declared), _) => declared.dtype.clone(),
+            (None, ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View) => ArrowDataType::Utf8,
+            (None, ArrowDataType::LargeBinary | ArrowDataType::BinaryView) => ArrowDataType::Binary,
+            (None, other) => other.clone(),
         };
     }
     let kv = polars_parquet::write::schema_to_metadata_key(&arrow);
     (kv.key, kv.value.unwrap_or_default())
+}
+
+/// The temporary file this process writes the output `target` to, beside it.
+fn temporary_path(target: &Path) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output_dir(target).join(format!(".{file_name}.{}.tmp", std::process::id()))
+}
+
+/// The directory the output `target` is written in.
+fn output_dir(target: &Path) -> &Path {
+    target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A file's identity: its device and inode, or, where nothing exists at the path yet, its
+/// directory's canonical path and its name (symlinks and `..` resolved either way).
+#[derive(Debug, PartialEq, Eq)]
+enum Identity {
+    Inode(u64, u64),
+    Path(PathBuf),
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        return Some(Identity::Inode(m.dev(), m.ino()));
+    }
+    let dir = std::fs::canonicalize(output_dir(path)).ok()?;
+    Some(Identity::Path(dir.join(path.file_name()?)))
+}
+
+/// Refuses a job whose writing could touch its input: an output (or the temporary file it is
+/// written to, or one a killed run left, which the next run removes) that is the input file,
+/// through any path (symlinks, `..`, hard links, `-` for standard input), or a state directory
+/// that is the input or holds it. Only this module writes outputs, and it names its temporary
+/// files, so it owns the check; the state directory is checked here too, to keep the rule
+/// "the input is never written" in one place.
+pub fn refuse_writing_input(input: &Path, output: &Path, state_dir: &Path) -> Result<()> {
+    let input = input_file(input);
+    let Some(input_id) = identity(input) else {
+        // Nothing there: nothing to overwrite (opening it names the error).
+        return Ok(());
+    };
+    if identity(output).as_ref() == Some(&input_id) {
+        bail!(
+            "output.path {} is the input file {}: the output would replace it; write the output elsewhere",
+            output.display(),
+            input.display()
+        );
+    }
+    let file_name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let input_name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temporary =
+        input_name.starts_with(&format!(".{file_name}.")) && input_name.ends_with(".tmp");
+    if temporary && identity(output_dir(output)) == identity(output_dir(input)) {
+        bail!(
+            "input.path {} is named as a temporary file of output.path {}, which runs remove; rename the input",
+            input.display(),
+            output.display()
+        );
+    }
+    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    if let (Some(state), Some(input)) = (canonical(state_dir), canonical(input)) {
+        if input.starts_with(&state) {
+            bail!(
+                "state.dir {} is or holds the input file {}; the state directory is for the state alone",
+                state_dir.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Removes temporary files of this output left by runs that were killed (their process is gone).
@@ -216,6 +303,11 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
 
 /// How the output's row groups are encoded: shared by every thread that encodes.
 struct Encoding {
+    /// The columns as polars turns them into Arrow arrays.
+    polars_schema: ArrowSchema,
+    /// For each column, the input's own type when its values must be restored to it.
+    declared: Vec<Option<ArrowDataType>>,
+    /// The columns as encoded: polars' types, input types restored.
     arrow_schema: ArrowSchema,
     parquet_schema: SchemaDescriptor,
     encodings: Vec<Vec<ParquetEncoding>>,
@@ -250,11 +342,14 @@ impl RowGroupEncoder {
         }
         let mut columns = Vec::with_capacity(batch.width());
         for (i, column) in batch.columns().iter().enumerate() {
-            let field = e.arrow_schema.get_at_index(i).expect("checked above").1;
-            let array = column
+            let field = e.polars_schema.get_at_index(i).expect("checked above").1;
+            let mut array = column
                 .as_materialized_series()
                 .rechunk()
                 .to_arrow_with_field(0, std::borrow::Cow::Borrowed(field), true)?;
+            if let Some(declared) = &e.declared[i] {
+                array = restore(array, declared)?;
+            }
             let pages = array_to_columns(
                 array,
                 e.parquet_schema.fields()[i].clone(),
@@ -290,7 +385,9 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    pub fn create(target: &Path, schema: &Schema) -> Result<OutputFile> {
+    /// Starts the output at `target` with `schema`, its input columns declared with the
+    /// input's own `types` where polars read them as others.
+    pub fn create(target: &Path, schema: &Schema, types: &InputTypes) -> Result<OutputFile> {
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -302,9 +399,21 @@ impl OutputFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         remove_stale_temporaries(dir, &file_name);
-        let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let temp = temporary_path(target);
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let polars_schema = schema.to_arrow(CompatLevel::newest());
+        let declared: Vec<Option<ArrowDataType>> = polars_schema
+            .iter_values()
+            .map(|f| types.declared(&f.name).map(|d| d.dtype.clone()))
+            .collect();
+        let mut arrow_schema = polars_schema.clone();
+        for (field, declared) in arrow_schema.iter_values_mut().zip(&declared) {
+            if let Some(declared) = declared {
+                field.dtype = restore(new_empty_array(field.dtype.clone()), declared)?
+                    .dtype()
+                    .clone();
+            }
+        }
         let options = WriteOptions {
             statistics: StatisticsOptions::default(),
             version: Version::V1,
@@ -312,6 +421,8 @@ impl OutputFile {
             data_page_size: None,
         };
         let encoding = Encoding {
+            polars_schema,
+            declared,
             parquet_schema: to_parquet_schema(&arrow_schema)?,
             encodings: polars::io::parquet::write::get_encodings(&arrow_schema).to_vec(),
             arrow_schema: arrow_schema.clone(),
@@ -331,9 +442,14 @@ impl OutputFile {
             encoder: RowGroupEncoder {
                 encoding: Arc::new(encoding),
             },
-            arrow_schema: portable_arrow_schema(schema),
+            arrow_schema: portable_arrow_schema(schema, types),
             rows: 0,
         })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// The encoder for this file's row groups, for any thread.
@@ -405,6 +521,39 @@ impl Drop for OutputFile {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nothing_written_is_the_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("in.parquet"), b"x").unwrap();
+        std::fs::create_dir(at("sub")).unwrap();
+        std::os::unix::fs::symlink(at("in.parquet"), at("link.parquet")).unwrap();
+        std::fs::write(at(".out.parquet.1.tmp"), b"x").unwrap();
+        // (input, output, state directory, what the refusal names; "" when allowed)
+        let cases: &[(&str, &str, &str, &str)] = &[
+            ("in.parquet", "out.parquet", "state", ""),
+            ("in.parquet", "in.parquet", "state", "is the input file"),
+            ("in.parquet", "sub/../in.parquet", "state", "is the input file"),
+            ("in.parquet", "link.parquet", "state", "is the input file"),
+            ("link.parquet", "in.parquet", "state", "is the input file"),
+            (".out.parquet.1.tmp", "out.parquet", "state", "temporary file"),
+            (".out.parquet.1.tmp", "sub/out.parquet", "state", ""),
+            ("in.parquet", "out.parquet", ".", "state.dir"),
+            ("in.parquet", "out.parquet", "in.parquet", "state.dir"),
+            ("in.parquet", "out.parquet", "sub", ""),
+            ("missing.parquet", "missing.parquet", "state", ""),
+        ];
+        for &(input, output, state, want) in cases {
+            let got = super::refuse_writing_input(&at(input), &at(output), &at(state));
+            match (want, got) {
+                ("", Ok(())) => {}
+                ("", Err(e)) => panic!("{input} {output} {state}: refused: {e}"),
+                (want, Ok(())) => panic!("{input} {output} {state}: allowed, not `{want}`"),
+                (want, Err(e)) => assert!(e.to_string().contains(want), "{e}"),
+            }
+        }
+    }
+
     #[test]
     fn plus_digits_writes_any_number() {
         let mut buffer = [0u8; 21];

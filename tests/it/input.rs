@@ -1,0 +1,566 @@
+//! Hostile inputs through the binary (issue 10): line ends of every kind, a quote never closed,
+//! an output that is the input, pipes, a header line of 50 MB, and Parquet columns of every
+//! Arrow type.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use polars::prelude::*;
+use polars_arrow::array::{
+    Array, BooleanArray, DictionaryArray, FixedSizeBinaryArray, FixedSizeListArray, ListArray,
+    PrimitiveArray, StructArray, Utf8Array,
+};
+use polars_arrow::bitmap::Bitmap;
+use polars_arrow::datatypes::{
+    ArrowDataType as A, ArrowSchema, Field as ArrowField, IntegerType, TimeUnit as Unit,
+};
+use polars_arrow::offset::OffsetsBuffer;
+use polars_arrow::record_batch::RecordBatchT;
+use polars_arrow::types::i256;
+use polars_parquet::write::{
+    schema_to_metadata_key, CompressionOptions, FileWriter, RowGroupIterator, StatisticsOptions,
+    Version, WriteOptions,
+};
+
+use crate::common::*;
+
+const NO_NOT_FOUND: &str = "not_found_percent = 0\n";
+
+/// Writes `columns` as one Parquet row group with polars' own Arrow writer. `declared`, when
+/// given, is the `ARROW:schema` the footer carries instead of the columns' own.
+fn write_arrow_parquet(
+    path: &Path,
+    columns: Vec<(&str, Box<dyn Array>)>,
+    declared: Option<&ArrowSchema>,
+) {
+    let len = columns[0].1.len();
+    let schema = ArrowSchema::from_iter(
+        columns
+            .iter()
+            .map(|(name, a)| ArrowField::new((*name).into(), a.dtype().clone(), true)),
+    );
+    let arrays: Vec<Box<dyn Array>> = columns.into_iter().map(|(_, a)| a).collect();
+    let options = WriteOptions {
+        statistics: StatisticsOptions::default(),
+        version: Version::V2,
+        compression: CompressionOptions::Uncompressed,
+        data_page_size: None,
+    };
+    let encodings = polars::io::parquet::write::get_encodings(&schema);
+    let batch = RecordBatchT::new(len, Arc::new(schema.clone()), arrays);
+    let groups =
+        RowGroupIterator::try_new(std::iter::once(Ok(batch)), &schema, options, encodings).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer = FileWriter::try_new(file, schema.clone(), options).unwrap();
+    for group in groups {
+        writer.write(len as u64, group.unwrap()).unwrap();
+    }
+    writer
+        .end(declared.map(|d| vec![schema_to_metadata_key(d)]))
+        .unwrap();
+}
+
+/// The Arrow schema a Parquet file declares, as Arrow readers take it.
+fn declared_schema(path: &Path) -> ArrowSchema {
+    let mut file = std::fs::File::open(path).unwrap();
+    let metadata = polars_parquet::read::read_metadata(&mut file).unwrap();
+    polars_parquet::read::infer_schema(&metadata).unwrap()
+}
+
+fn field(dtype: A) -> Box<ArrowField> {
+    Box::new(ArrowField::new("item".into(), dtype, true))
+}
+
+fn validity() -> Option<Bitmap> {
+    Some(Bitmap::from([true, false, true]))
+}
+
+fn ints<T: polars_arrow::types::NativeType>(values: [T; 3], dtype: A) -> Box<dyn Array> {
+    PrimitiveArray::<T>::from([Some(values[0]), None, Some(values[2])])
+        .to(dtype)
+        .boxed()
+}
+
+fn utf8(values: [Option<&str>; 3]) -> Utf8Array<i32> {
+    Utf8Array::<i32>::from(values.as_slice())
+}
+
+/// Three rows of every Arrow type a CRM export holds, beside the phone column.
+fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
+    let day = 86_400_000i64;
+    let float16 = polars_compute::cast::cast(
+        &PrimitiveArray::<f32>::from([Some(1.5f32), None, Some(-2.25)]),
+        &A::Float16,
+        Default::default(),
+    )
+    .unwrap();
+    let i64s = PrimitiveArray::<i64>::from([Some(1i64), Some(2), Some(3)]).boxed();
+    let list_of = |dtype: A, values: Box<dyn Array>, offsets: Vec<i32>| {
+        ListArray::<i32>::new(
+            A::List(field(dtype)),
+            OffsetsBuffer::try_from(offsets).unwrap(),
+            values,
+            validity(),
+        )
+        .boxed()
+    };
+    let struct_fields = vec![
+        ArrowField::new("a".into(), A::Int32, true),
+        ArrowField::new("b".into(), A::Utf8, true),
+    ];
+    vec![
+        ("decimal_12_2", ints([12345i128, 0, -1], A::Decimal(12, 2))),
+        (
+            "decimal_38_10",
+            ints([i128::MAX / 10, 0, -7], A::Decimal(38, 10)),
+        ),
+        (
+            "decimal256_20",
+            ints(
+                [
+                    i256::from_words(0, 5),
+                    i256::from_words(0, 0),
+                    i256::from_words(-1, -5),
+                ],
+                A::Decimal256(20, 3),
+            ),
+        ),
+        ("float16", float16),
+        ("uint8", ints([255u8, 0, 1], A::UInt8)),
+        ("uint16", ints([65535u16, 0, 1], A::UInt16)),
+        ("uint32", ints([u32::MAX, 0, 1], A::UInt32)),
+        ("uint64", ints([u64::MAX, 0, 1], A::UInt64)),
+        ("int16", ints([-300i16, 0, 300], A::Int16)),
+        ("date32", ints([19_000i32, 0, -1], A::Date32)),
+        ("date64", ints([19_000 * day, 0, -day], A::Date64)),
+        (
+            "time32_s",
+            ints([3_600i32, 0, 86_399], A::Time32(Unit::Second)),
+        ),
+        (
+            "time32_ms",
+            ints([3_600_000i32, 0, 1], A::Time32(Unit::Millisecond)),
+        ),
+        (
+            "time64_us",
+            ints([3_600_000_000i64, 0, 1], A::Time64(Unit::Microsecond)),
+        ),
+        ("time64_ns", ints([1i64, 0, 2], A::Time64(Unit::Nanosecond))),
+        (
+            "duration_s",
+            ints([90i64, 0, -5], A::Duration(Unit::Second)),
+        ),
+        (
+            "duration_ms",
+            ints([90i64, 0, -5], A::Duration(Unit::Millisecond)),
+        ),
+        (
+            "duration_us",
+            ints([90i64, 0, -5], A::Duration(Unit::Microsecond)),
+        ),
+        (
+            "duration_ns",
+            ints([90i64, 0, -5], A::Duration(Unit::Nanosecond)),
+        ),
+        (
+            "timestamp_s",
+            ints([1_700_000_000i64, 0, -1], A::Timestamp(Unit::Second, None)),
+        ),
+        (
+            "fixed_binary",
+            FixedSizeBinaryArray::new(
+                A::FixedSizeBinary(4),
+                b"abcd\0\0\0\0wxyz".to_vec().into(),
+                validity(),
+            )
+            .boxed(),
+        ),
+        (
+            "fixed_list",
+            FixedSizeListArray::new(
+                A::FixedSizeList(field(A::Int32), 2),
+                3,
+                PrimitiveArray::<i32>::from_vec(vec![1, 2, 0, 0, 5, 6]).boxed(),
+                validity(),
+            )
+            .boxed(),
+        ),
+        ("list", list_of(A::Int64, i64s.clone(), vec![0, 2, 2, 3])),
+        (
+            "large_list",
+            ListArray::<i64>::new(
+                A::LargeList(field(A::Utf8)),
+                OffsetsBuffer::try_from(vec![0i64, 1, 1, 3]).unwrap(),
+                utf8([Some("x"), Some("y"), None]).boxed(),
+                validity(),
+            )
+            .boxed(),
+        ),
+        (
+            "nested_list",
+            list_of(
+                A::List(field(A::Int64)),
+                list_of(A::Int64, i64s, vec![0, 1, 1, 3]),
+                vec![0, 2, 2, 3],
+            ),
+        ),
+        (
+            "list_of_date64",
+            list_of(
+                A::Date64,
+                ints([day, 0, 2 * day], A::Date64),
+                vec![0, 2, 2, 3],
+            ),
+        ),
+        (
+            "struct",
+            StructArray::new(
+                A::Struct(struct_fields),
+                3,
+                vec![
+                    PrimitiveArray::<i32>::from([Some(1), Some(2), None]).boxed(),
+                    utf8([Some("p"), None, Some("r")]).boxed(),
+                ],
+                validity(),
+            )
+            .boxed(),
+        ),
+        (
+            "dictionary",
+            DictionaryArray::<i32>::try_new(
+                A::Dictionary(IntegerType::Int32, Box::new(A::Utf8), false),
+                PrimitiveArray::<i32>::from([Some(1), None, Some(0)]),
+                utf8([Some("gold"), Some("silver"), None]).boxed(),
+            )
+            .unwrap()
+            .boxed(),
+        ),
+        (
+            "bool",
+            BooleanArray::from([Some(true), None, Some(false)]).boxed(),
+        ),
+        (
+            "large_string",
+            polars_arrow::array::Utf8Array::<i64>::from([Some("a"), None, Some("c")].as_slice())
+                .boxed(),
+        ),
+    ]
+}
+
+#[test]
+fn every_arrow_type_comes_out_with_its_type_and_values() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
+    let mut columns: Vec<(&str, Box<dyn Array>)> = vec![(
+        "phone",
+        utf8([Some("8 916 123 45 67"), None, Some("+7 903 123 45 67")]).boxed(),
+    )];
+    columns.extend(every_type());
+    let input = ws.path("in.parquet");
+    write_arrow_parquet(&input, columns, None);
+    let job = ws.job("job.toml", "in.parquet", "", &provider_for(&sandbox, ""));
+    let out = ws.run(&job, &[]);
+    assert_exit(&out, 0);
+
+    let (declared_in, declared_out) = (
+        declared_schema(&input),
+        declared_schema(&ws.path("out.parquet")),
+    );
+    let (df_in, df_out) = (read_parquet(&input), ws.read_output());
+    assert_eq!(df_out.height(), 3);
+    for (name, field) in declared_in.iter() {
+        let out_field = declared_out
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
+        assert_eq!(out_field.dtype, field.dtype, "{name}: the type changed");
+        let (a, b) = (df_in.column(name).unwrap(), df_out.column(name).unwrap());
+        assert!(
+            a.as_materialized_series()
+                .equals_missing(b.as_materialized_series()),
+            "{name}: values changed\nin:  {a:?}\nout: {b:?}"
+        );
+    }
+    assert_eq!(
+        strings(&df_out, "phone_e164"),
+        vec![
+            Some("+79161234567".into()),
+            None,
+            Some("+79031234567".into())
+        ]
+    );
+}
+
+#[test]
+fn a_column_polars_cannot_carry_is_refused_before_reading() {
+    let ws = Workspace::new();
+    let phone = || utf8([Some("89161234567"), None, Some("89031234567")]).boxed();
+    // A map is written as the list of key-value structs it is in Parquet, and declared a map.
+    let entries = StructArray::new(
+        A::Struct(vec![
+            ArrowField::new("key".into(), A::Utf8, false),
+            ArrowField::new("value".into(), A::Int32, true),
+        ]),
+        2,
+        vec![
+            utf8([Some("k"), Some("l"), None]).sliced(0, 2).boxed(),
+            PrimitiveArray::<i32>::from([Some(1), None]).boxed(),
+        ],
+        None,
+    );
+    let map_entries = ListArray::<i32>::new(
+        A::List(Box::new(ArrowField::new(
+            "entries".into(),
+            entries.dtype().clone(),
+            false,
+        ))),
+        OffsetsBuffer::try_from(vec![0i32, 1, 1, 2]).unwrap(),
+        entries.clone().boxed(),
+        validity(),
+    );
+    let map_schema = ArrowSchema::from_iter([
+        ArrowField::new("phone".into(), A::Utf8, true),
+        ArrowField::new(
+            "attributes".into(),
+            A::Map(
+                Box::new(ArrowField::new(
+                    "entries".into(),
+                    entries.dtype().clone(),
+                    false,
+                )),
+                false,
+            ),
+            true,
+        ),
+    ]);
+    write_arrow_parquet(
+        &ws.path("map.parquet"),
+        vec![("phone", phone()), ("attributes", map_entries.boxed())],
+        Some(&map_schema),
+    );
+    let wide = ints(
+        [
+            i256::from_words(1, 0),
+            i256::from_words(0, 0),
+            i256::from_words(0, 1),
+        ],
+        A::Decimal256(50, 2),
+    );
+    write_arrow_parquet(
+        &ws.path("wide.parquet"),
+        vec![("phone", phone()), ("balance", wide)],
+        None,
+    );
+    for (input, column) in [("map.parquet", "attributes"), ("wide.parquet", "balance")] {
+        let job = ws.job("job.toml", input, "", "kind = \"sandbox\"\n");
+        let out = ws.run(&job, &[]);
+        assert_exit(&out, 3);
+        let message = stderr(&out);
+        assert!(
+            message.contains(&format!("column `{column}` has type")) && message.contains(input),
+            "{input}: {message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+        assert!(!ws.path("out.parquet").exists());
+    }
+}
+
+#[test]
+fn a_dictionary_phone_column_is_text() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
+    let phones = DictionaryArray::<i8>::try_new(
+        A::Dictionary(IntegerType::Int8, Box::new(A::Utf8), false),
+        PrimitiveArray::<i8>::from([Some(0), None, Some(1), Some(0)]),
+        utf8([Some("8 916 123 45 67"), Some("+7 903 123 45 67"), None]).boxed(),
+    )
+    .unwrap();
+    write_arrow_parquet(
+        &ws.path("in.parquet"),
+        vec![("phone", phones.boxed())],
+        None,
+    );
+    let job = ws.job("job.toml", "in.parquet", "", &provider_for(&sandbox, ""));
+    assert_exit(&ws.run(&job, &[]), 0);
+    let df = ws.read_output();
+    assert_eq!(
+        strings(&df, "phone_e164"),
+        vec![
+            Some("+79161234567".into()),
+            None,
+            Some("+79031234567".into()),
+            Some("+79161234567".into())
+        ]
+    );
+    let declared = declared_schema(&ws.path("out.parquet"));
+    assert!(
+        matches!(
+            declared.get("phone").unwrap().dtype,
+            A::Dictionary(IntegerType::Int8, _, _)
+        ),
+        "{:?}",
+        declared.get("phone")
+    );
+}
+
+/// Ten rows of `id,phone` with `end` after every line.
+fn ten_rows(header_end: &str, end: &str) -> String {
+    let mut text = format!("id,phone{header_end}");
+    for i in 0..10 {
+        text.push_str(&format!("{i},8916{i:07}{end}"));
+    }
+    text
+}
+
+#[test]
+fn every_line_end_gives_every_row_and_an_open_quote_is_refused() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
+    let provider = provider_for(&sandbox, "");
+    let cases = [
+        ("cr.csv", ten_rows("\r", "\r")),
+        ("cr-header.csv", ten_rows("\r", "\n")),
+        ("crlf-header.csv", ten_rows("\r\n", "\n")),
+        (
+            "mixed.csv",
+            ten_rows("\n", "\r\n").replace("5,89160000005\r\n", "5,89160000005\r"),
+        ),
+    ];
+    for (name, text) in cases {
+        ws.write(name, text);
+        let out = ws.run(&ws.job("job.toml", name, "", &provider), &[]);
+        assert_exit(&out, 0);
+        let df = ws.read_output();
+        let ids: Vec<Option<String>> = (0..10).map(|i| Some(i.to_string())).collect();
+        assert_eq!(strings(&df, "id"), ids, "{name}");
+    }
+    // A quote left open near the end would swallow the lines after it into one cell.
+    ws.write(
+        "open.csv",
+        ten_rows("\n", "\n").replace("8,8916", "8,\"8916"),
+    );
+    std::fs::remove_file(ws.path("out.parquet")).unwrap();
+    let out = ws.run(&ws.job("job.toml", "open.csv", "", &provider), &[]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("open.csv: line 10: a quoted field opens here and is never closed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.path("out.parquet").exists());
+}
+
+#[test]
+fn an_output_or_state_that_is_the_input_is_refused_and_the_input_kept() {
+    let ws = Workspace::new();
+    let mut df = df!("phone" => ["89161234567", "89031234567"]).unwrap();
+    let input = ws.path("in.parquet");
+    ParquetWriter::new(std::fs::File::create(&input).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let before = std::fs::read(&input).unwrap();
+    std::fs::create_dir(ws.path("sub")).unwrap();
+    std::os::unix::fs::symlink(&input, ws.path("link.parquet")).unwrap();
+    std::fs::hard_link(&input, ws.path("hard.parquet")).unwrap();
+    let absolute = input.to_str().unwrap().to_string();
+    let job = ws.job("job.toml", "in.parquet", "", "kind = \"sandbox\"\n");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--output", "./in.parquet"], "is the input file"),
+        (vec!["--output", &absolute], "is the input file"),
+        (vec!["--output", "sub/../in.parquet"], "is the input file"),
+        (vec!["--output", "link.parquet"], "is the input file"),
+        (vec!["--output", "hard.parquet"], "is the input file"),
+        (
+            vec!["--input", "link.parquet", "--output", "in.parquet"],
+            "is the input file",
+        ),
+        (vec!["--state", "."], "state.dir"),
+    ];
+    for (args, want) in cases {
+        let out = ws.run(&job, &args);
+        assert_exit(&out, 2);
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            before,
+            "{args:?}: the input changed"
+        );
+    }
+    // A file named as the output's temporary, which runs remove once its process is gone.
+    let temporary = ".out.parquet.4000000.tmp";
+    std::fs::copy(&input, ws.path(temporary)).unwrap();
+    let out = ws.run(
+        &job,
+        &["--input", temporary, "--set", "input.format=\"parquet\""],
+    );
+    assert_exit(&out, 2);
+    assert!(ws.path(temporary).exists());
+}
+
+#[test]
+fn a_pipe_is_refused_at_once_and_stdin_from_a_file_is_read() {
+    let ws = Workspace::new();
+    let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "format = \"csv\"",
+        &provider_for(&sandbox, ""),
+    );
+    let fifo = ws.path("fifo.csv");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // Nothing ever writes to the FIFO: a run that opened it would wait forever.
+    let out = ws.run(&job, &["--input", "fifo.csv"]);
+    assert_exit(&out, 3);
+    assert!(
+        stderr(&out).contains("fifo.csv is a pipe"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Standard input: a pipe is refused, a file is read (twice: a lookup pass, then writing).
+    let text = ten_rows("\n", "\n");
+    let piped = |stdin: Stdio| {
+        Command::new(BIN)
+            .arg("run")
+            .arg(&job)
+            .args(["--input", "-"])
+            .current_dir(ws.dir.path())
+            .stdin(stdin)
+            .output()
+            .unwrap()
+    };
+    let mut child = Command::new("printf")
+        .arg(&text)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = piped(Stdio::from(child.stdout.take().unwrap()));
+    let _ = child.wait();
+    assert_exit(&out, 3);
+    assert!(stderr(&out).contains("is a pipe"), "{}", stderr(&out));
+    ws.write("in.csv", &text);
+    let out = piped(Stdio::from(std::fs::File::open(ws.path("in.csv")).unwrap()));
+    assert_exit(&out, 0);
+    assert_eq!(ws.read_output().height(), 10);
+}
+
+#[test]
+fn a_50_mb_header_line_gives_a_short_message() {
+    let ws = Workspace::new();
+    ws.write("huge.csv", "x".repeat(50 << 20));
+    let job = ws.job("job.toml", "huge.csv", "", "kind = \"sandbox\"\n");
+    let report = ws.path("report.json");
+    let out = ws.run(&job, &["--report", report.to_str().unwrap()]);
+    assert_exit(&out, 3);
+    let message = stderr(&out);
+    assert!(
+        message.contains("no column `phone`"),
+        "{}",
+        &message[..message.len().min(2000)]
+    );
+    assert!(message.len() < 2_000, "{} bytes of stderr", message.len());
+    let report = std::fs::metadata(&report).unwrap().len();
+    assert!(report < 4_000, "{report} bytes of report");
+}

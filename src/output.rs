@@ -533,10 +533,20 @@ mod tests {
         let cases: &[(&str, &str, &str, &str)] = &[
             ("in.parquet", "out.parquet", "state", ""),
             ("in.parquet", "in.parquet", "state", "is the input file"),
-            ("in.parquet", "sub/../in.parquet", "state", "is the input file"),
+            (
+                "in.parquet",
+                "sub/../in.parquet",
+                "state",
+                "is the input file",
+            ),
             ("in.parquet", "link.parquet", "state", "is the input file"),
             ("link.parquet", "in.parquet", "state", "is the input file"),
-            (".out.parquet.1.tmp", "out.parquet", "state", "temporary file"),
+            (
+                ".out.parquet.1.tmp",
+                "out.parquet",
+                "state",
+                "temporary file",
+            ),
             (".out.parquet.1.tmp", "sub/out.parquet", "state", ""),
             ("in.parquet", "out.parquet", ".", "state.dir"),
             ("in.parquet", "out.parquet", "in.parquet", "state.dir"),

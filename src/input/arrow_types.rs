@@ -39,7 +39,7 @@ impl InputTypes {
     pub(super) fn of_schema(schema: &ArrowSchema) -> Result<InputTypes, Uncarried> {
         let mut declared = PlHashMap::default();
         for field in schema.iter_values() {
-            if !carried(&field.dtype) {
+            if !carried(&field.dtype, false) {
                 return Err(Uncarried {
                     column: excerpt(&field.name),
                     dtype: excerpt(&format!("{:?}", field.dtype)),
@@ -64,8 +64,9 @@ fn polars_arrow_type(field: &ArrowField) -> ArrowDataType {
         .to_arrow(polars::prelude::CompatLevel::newest())
 }
 
-/// Whether polars reads `dtype` and the output can hold it again as it was.
-fn carried(dtype: &ArrowDataType) -> bool {
+/// Whether polars reads `dtype` and the output can hold it again as it was. `nested`: inside a
+/// list or struct, where the Parquet writer takes neither fixed-size binary nor dictionaries.
+fn carried(dtype: &ArrowDataType, nested: bool) -> bool {
     use ArrowDataType as A;
     match dtype {
         A::Null
@@ -92,16 +93,16 @@ fn carried(dtype: &ArrowDataType) -> bool {
         | A::Utf8View
         | A::Binary
         | A::LargeBinary
-        | A::BinaryView
-        | A::FixedSizeBinary(_) => true,
+        | A::BinaryView => true,
+        A::FixedSizeBinary(_) => !nested,
         A::Decimal(p, _) | A::Decimal32(p, _) | A::Decimal64(p, _) | A::Decimal256(p, _) => {
             *p <= 38
         }
-        A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => carried(&f.dtype),
-        A::Struct(fields) => !fields.is_empty() && fields.iter().all(|f| carried(&f.dtype)),
+        A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => carried(&f.dtype, true),
+        A::Struct(fields) => !fields.is_empty() && fields.iter().all(|f| carried(&f.dtype, true)),
         // Dictionary values must reach the output as they are: polars reads them as its own.
         A::Dictionary(_, values, _) => {
-            !values.is_nested() && carried(values) && !needs_restoring(values)
+            !nested && !values.is_nested() && carried(values, true) && !needs_restoring(values)
         }
         _ => false,
     }
@@ -231,6 +232,15 @@ mod tests {
             (A::FixedSizeBinary(16), true),
             (A::FixedSizeList(field(A::Int32), 3), true),
             (A::List(field(A::List(field(A::Date64)))), true),
+            (A::List(field(A::FixedSizeBinary(4))), false),
+            (
+                A::LargeList(field(A::Dictionary(
+                    polars_arrow::datatypes::IntegerType::Int8,
+                    Box::new(A::Utf8),
+                    false,
+                ))),
+                false,
+            ),
             (A::Map(field(A::Struct(vec![])), false), false),
             (A::Struct(vec![]), false),
             (A::Int128, false),
@@ -252,7 +262,7 @@ mod tests {
             ),
         ];
         for (dtype, want) in cases {
-            assert_eq!(carried(&dtype), want, "{dtype:?}");
+            assert_eq!(carried(&dtype, false), want, "{dtype:?}");
         }
     }
 }

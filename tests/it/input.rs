@@ -27,37 +27,49 @@ use crate::common::*;
 
 const NO_NOT_FOUND: &str = "not_found_percent = 0\n";
 
-/// Writes `columns` as one Parquet row group with polars' own Arrow writer. `declared`, when
-/// given, is the `ARROW:schema` the footer carries instead of the columns' own.
-fn write_arrow_parquet(
-    path: &Path,
-    columns: Vec<(&str, Box<dyn Array>)>,
-    declared: Option<&ArrowSchema>,
-) {
+/// A column to write: its name, its data, and the Arrow type the footer declares for it (as
+/// pyarrow does, e.g. `string` for data polars' writer takes only with 64-bit offsets).
+type Written = (&'static str, Box<dyn Array>, A);
+
+/// A column whose declared type is its data's.
+fn own(name: &'static str, array: Box<dyn Array>) -> Written {
+    let dtype = array.dtype().clone();
+    (name, array, dtype)
+}
+
+/// Writes `columns` as one Parquet row group with polars' own Arrow writer, the footer's
+/// `ARROW:schema` declaring each column's type.
+fn write_arrow_parquet(path: &Path, columns: Vec<Written>) {
     let len = columns[0].1.len();
-    let schema = ArrowSchema::from_iter(
-        columns
-            .iter()
-            .map(|(name, a)| ArrowField::new((*name).into(), a.dtype().clone(), true)),
-    );
-    let arrays: Vec<Box<dyn Array>> = columns.into_iter().map(|(_, a)| a).collect();
+    let schema = |declared: bool| {
+        ArrowSchema::from_iter(columns.iter().map(|(name, a, d)| {
+            let dtype = if declared {
+                d.clone()
+            } else {
+                a.dtype().clone()
+            };
+            ArrowField::new((*name).into(), dtype, true)
+        }))
+    };
+    let (data, declared) = (schema(false), schema(true));
+    let arrays: Vec<Box<dyn Array>> = columns.iter().map(|(_, a, _)| a.clone()).collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
         version: Version::V2,
         compression: CompressionOptions::Uncompressed,
         data_page_size: None,
     };
-    let encodings = polars::io::parquet::write::get_encodings(&schema);
-    let batch = RecordBatchT::new(len, Arc::new(schema.clone()), arrays);
+    let encodings = polars::io::parquet::write::get_encodings(&data);
+    let batch = RecordBatchT::new(len, Arc::new(data.clone()), arrays);
     let groups =
-        RowGroupIterator::try_new(std::iter::once(Ok(batch)), &schema, options, encodings).unwrap();
+        RowGroupIterator::try_new(std::iter::once(Ok(batch)), &data, options, encodings).unwrap();
     let file = std::fs::File::create(path).unwrap();
-    let mut writer = FileWriter::try_new(file, schema.clone(), options).unwrap();
+    let mut writer = FileWriter::try_new(file, data, options).unwrap();
     for group in groups {
         writer.write(len as u64, group.unwrap()).unwrap();
     }
     writer
-        .end(declared.map(|d| vec![schema_to_metadata_key(d)]))
+        .end(Some(vec![schema_to_metadata_key(&declared)]))
         .unwrap();
 }
 
@@ -82,12 +94,13 @@ fn ints<T: polars_arrow::types::NativeType>(values: [T; 3], dtype: A) -> Box<dyn
         .boxed()
 }
 
-fn utf8(values: [Option<&str>; 3]) -> Utf8Array<i32> {
-    Utf8Array::<i32>::from(values.as_slice())
+/// Text with the 64-bit offsets polars' writer takes (declared `string` where it is one).
+fn utf8(values: [Option<&str>; 3]) -> Utf8Array<i64> {
+    Utf8Array::<i64>::from(values.as_slice())
 }
 
 /// Three rows of every Arrow type a CRM export holds, beside the phone column.
-fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
+fn every_type() -> Vec<Written> {
     let day = 86_400_000i64;
     let float16 = polars_compute::cast::cast(
         &PrimitiveArray::<f32>::from([Some(1.5f32), None, Some(-2.25)]),
@@ -105,17 +118,20 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
         )
         .boxed()
     };
-    let struct_fields = vec![
-        ArrowField::new("a".into(), A::Int32, true),
-        ArrowField::new("b".into(), A::Utf8, true),
-    ];
+    let struct_of = |b: A| {
+        A::Struct(vec![
+            ArrowField::new("a".into(), A::Int32, true),
+            ArrowField::new("b".into(), b, true),
+        ])
+    };
+    let dictionary_of = |values: A| A::Dictionary(IntegerType::Int32, Box::new(values), false);
     vec![
-        ("decimal_12_2", ints([12345i128, 0, -1], A::Decimal(12, 2))),
-        (
+        own("decimal_12_2", ints([12345i128, 0, -1], A::Decimal(12, 2))),
+        own(
             "decimal_38_10",
             ints([i128::MAX / 10, 0, -7], A::Decimal(38, 10)),
         ),
-        (
+        own(
             "decimal256_20",
             ints(
                 [
@@ -126,48 +142,48 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
                 A::Decimal256(20, 3),
             ),
         ),
-        ("float16", float16),
-        ("uint8", ints([255u8, 0, 1], A::UInt8)),
-        ("uint16", ints([65535u16, 0, 1], A::UInt16)),
-        ("uint32", ints([u32::MAX, 0, 1], A::UInt32)),
-        ("uint64", ints([u64::MAX, 0, 1], A::UInt64)),
-        ("int16", ints([-300i16, 0, 300], A::Int16)),
-        ("date32", ints([19_000i32, 0, -1], A::Date32)),
-        ("date64", ints([19_000 * day, 0, -day], A::Date64)),
-        (
+        own("float16", float16),
+        own("uint8", ints([255u8, 0, 1], A::UInt8)),
+        own("uint16", ints([65535u16, 0, 1], A::UInt16)),
+        own("uint32", ints([u32::MAX, 0, 1], A::UInt32)),
+        own("uint64", ints([u64::MAX, 0, 1], A::UInt64)),
+        own("int16", ints([-300i16, 0, 300], A::Int16)),
+        own("date32", ints([19_000i32, 0, -1], A::Date32)),
+        own("date64", ints([19_000 * day, 0, -day], A::Date64)),
+        own(
             "time32_s",
             ints([3_600i32, 0, 86_399], A::Time32(Unit::Second)),
         ),
-        (
+        own(
             "time32_ms",
             ints([3_600_000i32, 0, 1], A::Time32(Unit::Millisecond)),
         ),
-        (
+        own(
             "time64_us",
             ints([3_600_000_000i64, 0, 1], A::Time64(Unit::Microsecond)),
         ),
-        ("time64_ns", ints([1i64, 0, 2], A::Time64(Unit::Nanosecond))),
-        (
+        own("time64_ns", ints([1i64, 0, 2], A::Time64(Unit::Nanosecond))),
+        own(
             "duration_s",
             ints([90i64, 0, -5], A::Duration(Unit::Second)),
         ),
-        (
+        own(
             "duration_ms",
             ints([90i64, 0, -5], A::Duration(Unit::Millisecond)),
         ),
-        (
+        own(
             "duration_us",
             ints([90i64, 0, -5], A::Duration(Unit::Microsecond)),
         ),
-        (
+        own(
             "duration_ns",
             ints([90i64, 0, -5], A::Duration(Unit::Nanosecond)),
         ),
-        (
+        own(
             "timestamp_s",
             ints([1_700_000_000i64, 0, -1], A::Timestamp(Unit::Second, None)),
         ),
-        (
+        own(
             "fixed_binary",
             FixedSizeBinaryArray::new(
                 A::FixedSizeBinary(4),
@@ -176,7 +192,7 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
             )
             .boxed(),
         ),
-        (
+        own(
             "fixed_list",
             FixedSizeListArray::new(
                 A::FixedSizeList(field(A::Int32), 2),
@@ -186,18 +202,19 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
             )
             .boxed(),
         ),
-        ("list", list_of(A::Int64, i64s.clone(), vec![0, 2, 2, 3])),
+        own("list", list_of(A::Int64, i64s.clone(), vec![0, 2, 2, 3])),
         (
             "large_list",
             ListArray::<i64>::new(
-                A::LargeList(field(A::Utf8)),
+                A::LargeList(field(A::LargeUtf8)),
                 OffsetsBuffer::try_from(vec![0i64, 1, 1, 3]).unwrap(),
                 utf8([Some("x"), Some("y"), None]).boxed(),
                 validity(),
             )
             .boxed(),
+            A::LargeList(field(A::Utf8)),
         ),
-        (
+        own(
             "nested_list",
             list_of(
                 A::List(field(A::Int64)),
@@ -205,7 +222,7 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
                 vec![0, 2, 2, 3],
             ),
         ),
-        (
+        own(
             "list_of_date64",
             list_of(
                 A::Date64,
@@ -216,7 +233,7 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
         (
             "struct",
             StructArray::new(
-                A::Struct(struct_fields),
+                struct_of(A::LargeUtf8),
                 3,
                 vec![
                     PrimitiveArray::<i32>::from([Some(1), Some(2), None]).boxed(),
@@ -225,26 +242,29 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
                 validity(),
             )
             .boxed(),
+            struct_of(A::Utf8),
         ),
         (
             "dictionary",
             DictionaryArray::<i32>::try_new(
-                A::Dictionary(IntegerType::Int32, Box::new(A::Utf8), false),
+                dictionary_of(A::LargeUtf8),
                 PrimitiveArray::<i32>::from([Some(1), None, Some(0)]),
                 utf8([Some("gold"), Some("silver"), None]).boxed(),
             )
             .unwrap()
             .boxed(),
+            dictionary_of(A::Utf8),
         ),
-        (
+        own(
             "bool",
             BooleanArray::from([Some(true), None, Some(false)]).boxed(),
         ),
         (
-            "large_string",
-            polars_arrow::array::Utf8Array::<i64>::from([Some("a"), None, Some("c")].as_slice())
-                .boxed(),
+            "string",
+            utf8([Some("a"), None, Some("c")]).boxed(),
+            A::Utf8,
         ),
+        own("large_string", utf8([Some("a"), None, Some("c")]).boxed()),
     ]
 }
 
@@ -252,13 +272,14 @@ fn every_type() -> Vec<(&'static str, Box<dyn Array>)> {
 fn every_arrow_type_comes_out_with_its_type_and_values() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
-    let mut columns: Vec<(&str, Box<dyn Array>)> = vec![(
+    let mut columns: Vec<Written> = vec![(
         "phone",
         utf8([Some("8 916 123 45 67"), None, Some("+7 903 123 45 67")]).boxed(),
+        A::Utf8,
     )];
     columns.extend(every_type());
     let input = ws.path("in.parquet");
-    write_arrow_parquet(&input, columns, None);
+    write_arrow_parquet(&input, columns);
     let job = ws.job("job.toml", "in.parquet", "", &provider_for(&sandbox, ""));
     let out = ws.run(&job, &[]);
     assert_exit(&out, 0);
@@ -294,13 +315,22 @@ fn every_arrow_type_comes_out_with_its_type_and_values() {
 #[test]
 fn a_column_polars_cannot_carry_is_refused_before_reading() {
     let ws = Workspace::new();
-    let phone = || utf8([Some("89161234567"), None, Some("89031234567")]).boxed();
+    let phone = || {
+        (
+            "phone",
+            utf8([Some("89161234567"), None, Some("89031234567")]).boxed(),
+            A::Utf8,
+        )
+    };
     // A map is written as the list of key-value structs it is in Parquet, and declared a map.
-    let entries = StructArray::new(
+    let entries_of = |key: A| {
         A::Struct(vec![
-            ArrowField::new("key".into(), A::Utf8, false),
+            ArrowField::new("key".into(), key, false),
             ArrowField::new("value".into(), A::Int32, true),
-        ]),
+        ])
+    };
+    let entries = StructArray::new(
+        entries_of(A::LargeUtf8),
         2,
         vec![
             utf8([Some("k"), Some("l"), None]).sliced(0, 2).boxed(),
@@ -308,35 +338,24 @@ fn a_column_polars_cannot_carry_is_refused_before_reading() {
         ],
         None,
     );
-    let map_entries = ListArray::<i32>::new(
-        A::List(Box::new(ArrowField::new(
-            "entries".into(),
-            entries.dtype().clone(),
-            false,
-        ))),
+    let entries_field =
+        |key: A| Box::new(ArrowField::new("entries".into(), entries_of(key), false));
+    let map = ListArray::<i32>::new(
+        A::List(entries_field(A::LargeUtf8)),
         OffsetsBuffer::try_from(vec![0i32, 1, 1, 2]).unwrap(),
-        entries.clone().boxed(),
+        entries.boxed(),
         validity(),
     );
-    let map_schema = ArrowSchema::from_iter([
-        ArrowField::new("phone".into(), A::Utf8, true),
-        ArrowField::new(
-            "attributes".into(),
-            A::Map(
-                Box::new(ArrowField::new(
-                    "entries".into(),
-                    entries.dtype().clone(),
-                    false,
-                )),
-                false,
-            ),
-            true,
-        ),
-    ]);
     write_arrow_parquet(
         &ws.path("map.parquet"),
-        vec![("phone", phone()), ("attributes", map_entries.boxed())],
-        Some(&map_schema),
+        vec![
+            phone(),
+            (
+                "attributes",
+                map.boxed(),
+                A::Map(entries_field(A::Utf8), false),
+            ),
+        ],
     );
     let wide = ints(
         [
@@ -348,8 +367,7 @@ fn a_column_polars_cannot_carry_is_refused_before_reading() {
     );
     write_arrow_parquet(
         &ws.path("wide.parquet"),
-        vec![("phone", phone()), ("balance", wide)],
-        None,
+        vec![phone(), own("balance", wide)],
     );
     for (input, column) in [("map.parquet", "attributes"), ("wide.parquet", "balance")] {
         let job = ws.job("job.toml", input, "", "kind = \"sandbox\"\n");
@@ -369,16 +387,16 @@ fn a_column_polars_cannot_carry_is_refused_before_reading() {
 fn a_dictionary_phone_column_is_text() {
     let ws = Workspace::new();
     let sandbox = SandboxProcess::start(ws.dir.path(), &format!("{FAST_SANDBOX}{NO_NOT_FOUND}"));
+    let dictionary = |values: A| A::Dictionary(IntegerType::Int8, Box::new(values), false);
     let phones = DictionaryArray::<i8>::try_new(
-        A::Dictionary(IntegerType::Int8, Box::new(A::Utf8), false),
+        dictionary(A::LargeUtf8),
         PrimitiveArray::<i8>::from([Some(0), None, Some(1), Some(0)]),
         utf8([Some("8 916 123 45 67"), Some("+7 903 123 45 67"), None]).boxed(),
     )
     .unwrap();
     write_arrow_parquet(
         &ws.path("in.parquet"),
-        vec![("phone", phones.boxed())],
-        None,
+        vec![("phone", phones.boxed(), dictionary(A::Utf8))],
     );
     let job = ws.job("job.toml", "in.parquet", "", &provider_for(&sandbox, ""));
     assert_exit(&ws.run(&job, &[]), 0);

@@ -236,7 +236,7 @@ fn identity(path: &Path) -> Option<Identity> {
 /// "the input is never written" in one place.
 pub fn refuse_writing_input(input: &Path, output: &Path, state_dir: &Path) -> Result<()> {
     let input = input_file(input);
-    let Some(input_id) = identity(input) else {
+    let Some(input_id) = identity(input).filter(|id| matches!(id, Identity::Inode(..))) else {
         // Nothing there: nothing to overwrite (opening it names the error).
         return Ok(());
     };

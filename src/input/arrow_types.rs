@@ -58,6 +58,33 @@ impl InputTypes {
     }
 }
 
+/// The Arrow schema a Parquet file declares, as written: its `ARROW:schema` entry decoded as is
+/// (polars-parquet's `infer_schema` hands it over already changed), or, for a file without
+/// one, the types its Parquet schema maps to.
+pub fn declared_schema(
+    metadata: &polars_parquet::read::FileMetadata,
+) -> polars::prelude::PolarsResult<ArrowSchema> {
+    use base64::Engine as _;
+    let entry = metadata
+        .key_value_metadata()
+        .iter()
+        .flatten()
+        .find(|kv| kv.key == "ARROW:schema")
+        .and_then(|kv| kv.value.as_deref());
+    let Some(encoded) = entry else {
+        return polars_parquet::read::infer_schema(metadata);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| polars::prelude::polars_err!(ComputeError: "ARROW:schema: {e}"))?;
+    // Arrow's legacy IPC framing: a continuation marker and a length before the message.
+    let message = match bytes.get(..4) {
+        Some([255, 255, 255, 255]) => &bytes[8.min(bytes.len())..],
+        _ => &bytes[..],
+    };
+    Ok(polars_arrow::io::ipc::read::deserialize_schema(message)?.0)
+}
+
 /// The Arrow type polars gives a column of `field`'s type (as it writes it).
 fn polars_arrow_type(field: &ArrowField) -> ArrowDataType {
     polars::prelude::DataType::from_arrow_field(field)

@@ -101,9 +101,15 @@ impl CsvSource {
         let head_size = HEAD_SIZE.min(read_size);
         let mut buffer = Vec::new();
         let mut eof = read_more(&mut text, &mut buffer, head_size).map_err(read_error)?;
-        let delimiter = match cfg.delimiter {
-            Some(d) => d,
-            None => sniff_delimiter(&buffer),
+        let delimiter = loop {
+            let (sniffed, whole_line) = sniff_delimiter(&buffer);
+            match cfg.delimiter {
+                Some(d) => break d,
+                None if whole_line || eof => break sniffed,
+                None => {}
+            }
+            let at_least = head_size.max(buffer.len());
+            eof = read_more(&mut text, &mut buffer, at_least).map_err(read_error)?;
         };
         // The header: the first record.
         let header = loop {
@@ -220,7 +226,7 @@ fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<Str
             cfg.path.display()
         );
     }
-    let line = 1 + line_ends(&text[..headers.position().map_or(0, |p| p.byte() as usize)]);
+    let line = 1 + line_ends(&text[..record_start(text, &headers)]);
     let mut names: Vec<String> = Vec::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
         let name = utf8_field(h, &cfg.path, line, &format!("#{}", i + 1))?.trim();
@@ -238,6 +244,16 @@ fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<Str
         names.push(name);
     }
     Ok(names)
+}
+
+/// Where `record` of `text` starts: past the empty lines the `csv` crate skipped before it
+/// (its position is where it started looking).
+fn record_start(text: &[u8], record: &csv::ByteRecord) -> usize {
+    let from = record.position().map_or(0, |p| p.byte() as usize);
+    from + text[from..]
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count()
 }
 
 /// The `csv` crate's reader of whole records as this module reads them: no header, any number
@@ -297,8 +313,7 @@ impl CsvChunk {
         let mut record = csv::ByteRecord::new();
         let mut rows = 0;
         let line_of = |record: &csv::ByteRecord| {
-            let start = record.position().map_or(0, |p| p.byte() as usize);
-            self.first_line + line_ends(&self.bytes[..start])
+            self.first_line + line_ends(&self.bytes[..record_start(&self.bytes, record)])
         };
         while reader
             .read_byte_record(&mut record)
@@ -629,8 +644,8 @@ mod tests {
                 "line 4: a quoted field opens here and is never closed",
             ),
             (
-                b"name,phone\ra,\"1\r\n\",2\r\"c,3\rd,4",
-                "line 5: a quoted field opens here and is never closed",
+                b"name,phone\ra,\"1\r\n2\"\r\"c,3\rd,4",
+                "line 4: a quoted field opens here and is never closed",
             ),
             (b"name,phone\ra,1\rb,2,x\r", "line 3 has 3 fields"),
             (b"name,phone\r\na,1\n\nb,2,x\r\n", "line 4 has 3 fields"),
@@ -674,7 +689,11 @@ mod tests {
         let width = records[0].len();
         let mut rows = Vec::new();
         for (i, record) in records.iter().enumerate().skip(1) {
-            let line = line_at(record.position().unwrap().byte() as usize);
+            let from = record.position().unwrap().byte() as usize;
+            let blank = text[from..]
+                .iter()
+                .take_while(|&&b| b == b'\n' || b == b'\r');
+            let line = line_at(from + blank.count());
             if i + 1 == records.len() && open_quote {
                 return Err("a quoted field opens here and is never closed".into());
             }

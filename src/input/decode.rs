@@ -48,14 +48,19 @@ pub(super) fn decode_text(
 }
 
 /// Picks the delimiter that splits the header line (the first line of `head`) into the most
-/// fields, outside quotes.
-pub(super) fn sniff_delimiter(head: &[u8]) -> u8 {
+/// fields, outside quotes; and says whether `head` held that line whole (otherwise more text
+/// could change the pick).
+pub(super) fn sniff_delimiter(head: &[u8]) -> (u8, bool) {
     let mut counts = [(b',', 0usize), (b';', 0), (b'\t', 0), (b'|', 0)];
     let mut quoted = false;
+    let mut whole = false;
     for &b in head {
         match b {
             b'"' => quoted = !quoted,
-            b'\n' | b'\r' if !quoted => break,
+            b'\n' | b'\r' if !quoted => {
+                whole = true;
+                break;
+            }
             _ if !quoted => {
                 if let Some(c) = counts.iter_mut().find(|(d, _)| *d == b) {
                     c.1 += 1;
@@ -69,9 +74,5 @@ pub(super) fn sniff_delimiter(head: &[u8]) -> u8 {
         .max_by_key(|(_, n)| *n)
         .expect("four delimiters");
     // A single-column file has no delimiter in its header: any will do.
-    if best.1 == 0 {
-        b','
-    } else {
-        best.0
-    }
+    (if best.1 == 0 { b',' } else { best.0 }, whole)
 }

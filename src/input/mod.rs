@@ -30,7 +30,7 @@ use polars::prelude::*;
 use self::csv::{CsvChunk, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
-pub use arrow_types::{restore, InputTypes, Uncarried};
+pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
 
 /// The input file, open: its schema, and its pieces in file order.
 pub struct InputReader {

@@ -8,7 +8,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use anyhow::{anyhow, Context, Result};
 use polars::prelude::*;
 
-use super::arrow_types::InputTypes;
+use super::arrow_types::{declared_schema, InputTypes};
 use super::{check_phone_columns, excerpt, Columns, InputReader, Source};
 use crate::config::InputConfig;
 
@@ -36,7 +36,7 @@ impl ParquetSource {
         let metadata = polars_parquet::read::read_metadata(&mut file)
             .map_err(|e| anyhow!("{}", excerpt(&e.to_string())))
             .with_context(ctx)?;
-        let declared = polars_parquet::read::infer_schema(&metadata)
+        let declared = declared_schema(&metadata)
             .map_err(|e| anyhow!("{}", excerpt(&e.to_string())))
             .with_context(ctx)?;
         let types =

@@ -212,7 +212,7 @@ fn output_dir(target: &Path) -> &Path {
 }
 
 /// A file's identity: its device and inode, or, where nothing exists at the path yet, its
-/// directory's canonical path and its name (symlinks and `..` resolved either way).
+/// resolved path (symlinks and `..` resolved either way).
 #[derive(Debug, PartialEq, Eq)]
 enum Identity {
     Inode(u64, u64),
@@ -221,11 +221,36 @@ enum Identity {
 
 fn identity(path: &Path) -> Option<Identity> {
     use std::os::unix::fs::MetadataExt;
-    if let Ok(m) = std::fs::metadata(path) {
-        return Some(Identity::Inode(m.dev(), m.ino()));
+    let path = resolved(path)?;
+    Some(match std::fs::metadata(&path) {
+        Ok(m) => Identity::Inode(m.dev(), m.ino()),
+        Err(_) => Identity::Path(path),
+    })
+}
+
+/// `path` as the kernel will find it once the directories it names are created: its longest
+/// existing part canonical (symlinks resolved), the rest with `.` and `..` applied (a missing
+/// `sub/..` is the directory `sub` would be created in, as `create_dir_all` then makes it).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let absolute = std::env::current_dir().ok()?.join(path);
+    let components: Vec<Component> = absolute.components().collect();
+    let (mut out, rest) = (0..=components.len()).rev().find_map(|n| {
+        let prefix: PathBuf = components[..n].iter().collect();
+        std::fs::canonicalize(&prefix)
+            .ok()
+            .map(|c| (c, &components[n..]))
+    })?;
+    for component in rest {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(name) => out.push(name),
+            _ => {}
+        }
     }
-    let dir = std::fs::canonicalize(output_dir(path)).ok()?;
-    Some(Identity::Path(dir.join(path.file_name()?)))
+    Some(out)
 }
 
 /// Refuses a job whose writing could touch its input: an output (or the temporary file it is
@@ -264,8 +289,7 @@ pub fn refuse_writing_input(input: &Path, output: &Path, state_dir: &Path) -> Re
             output.display()
         );
     }
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
-    if let (Some(state), Some(input)) = (canonical(state_dir), canonical(input)) {
+    if let (Some(state), Some(input)) = (resolved(state_dir), resolved(input)) {
         if input.starts_with(&state) {
             bail!(
                 "state.dir {} is or holds the input file {}; the state directory is for the state alone",
@@ -551,6 +575,19 @@ mod tests {
             ("in.parquet", "out.parquet", ".", "state.dir"),
             ("in.parquet", "out.parquet", "in.parquet", "state.dir"),
             ("in.parquet", "out.parquet", "sub", ""),
+            (
+                "in.parquet",
+                "missing/../in.parquet",
+                "state",
+                "is the input file",
+            ),
+            ("in.parquet", "out.parquet", "missing/..", "state.dir"),
+            (
+                "in.parquet",
+                "missing/in.parquet",
+                "missing/..",
+                "state.dir",
+            ),
             ("missing.parquet", "missing.parquet", "state", ""),
         ];
         for &(input, output, state, want) in cases {

@@ -476,6 +476,8 @@ fn an_output_or_state_that_is_the_input_is_refused_and_the_input_kept() {
         (vec!["--output", "./in.parquet"], "is the input file"),
         (vec!["--output", &absolute], "is the input file"),
         (vec!["--output", "sub/../in.parquet"], "is the input file"),
+        // A directory that does not exist yet: the run would create it, then write `..`.
+        (vec!["--output", "gone/../in.parquet"], "is the input file"),
         (vec!["--output", "link.parquet"], "is the input file"),
         (vec!["--output", "hard.parquet"], "is the input file"),
         (

@@ -737,7 +737,7 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig {
-            cases: 400,
+            cases: 2000,
             failure_persistence: None,
             ..Default::default()
         })]

@@ -574,3 +574,40 @@ fn a_50_mb_header_line_gives_a_short_message() {
     let report = std::fs::metadata(&report).unwrap().len();
     assert!(report < 4_000, "{report} bytes of report");
 }
+
+#[test]
+fn sigterm_while_reading_ends_the_run() {
+    use std::io::BufRead;
+    let ws = Workspace::new();
+    generate(&ws, "big.csv", 500_000, 5);
+    // The in-process sandbox at the provider's real limits: whatever the run is doing when the
+    // signal comes (reading, or the hours of lookups after), only the signal ends it.
+    let job = ws.job("job.toml", "big.csv", "", "kind = \"sandbox\"\n");
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .arg(&job)
+        .args(["--progress", "log", "--progress-every", "50ms"])
+        .args(["--set", "output.row_group_size=1000"])
+        .current_dir(ws.dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The run's own word that it is reading.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line.contains("progress") && line.contains("reading") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(7), "{}", rest.join("\n"));
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted")),
+        "{}",
+        rest.join("\n")
+    );
+    assert!(!ws.path("out.parquet").exists());
+}

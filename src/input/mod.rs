@@ -145,8 +145,10 @@ pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
             column.cast(&DataType::String)?
         }
         dt => bail!(
-            "{}: phone column `{name}` has type {dt}; phone columns must be text or numbers",
-            path.display()
+            "{}: phone column `{}` has type {}; phone columns must be text or numbers",
+            path.display(),
+            excerpt(&name),
+            excerpt(&dt.to_string())
         ),
     };
     Ok(text.str()?.clone())

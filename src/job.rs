@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::config::{Credentials, Job, ProviderKind};
 use crate::input::{Columns, InputReader};
 use crate::normalize::E164;
-use crate::output::{output_schema, OutputFile};
+use crate::output::{output_schema, refuse_writing_input, OutputFile};
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
 use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::Plan;
@@ -207,6 +207,7 @@ struct Prepared {
 fn pass_error(job: &Job, e: PassError, first: bool) -> JobError {
     match e {
         PassError::Input(e) => JobError::new(ExitKind::Input, e),
+        PassError::Internal(e) => JobError::new(ExitKind::Internal, e),
         PassError::Output(e) => JobError::new(
             ExitKind::Internal,
             e.context(format!("writing {}", job.output.path.display())),
@@ -236,6 +237,8 @@ fn prepare(
         .schema()
         .clone();
     let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
+    refuse_writing_input(&job.input.path, &job.output.path, &job.state.dir)
+        .or_kind(ExitKind::Usage)?;
     check_output_location(job).or_kind(ExitKind::Usage)?;
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();

@@ -6,7 +6,8 @@
 //! writes the footer, syncs the file and renames it into place, so the
 //! target path holds either nothing new or a complete file. A file that is never finished is
 //! removed. [`enrichment_columns`] builds the added columns for one batch, typed as documented
-//! in [`ENRICHMENT_COLUMNS`].
+//! in [`ENRICHMENT_COLUMNS`]. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose
+//! writing could touch its input.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -15,7 +16,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
-use polars_arrow::datatypes::ArrowSchema;
+use polars_arrow::array::new_empty_array;
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
     array_to_columns, fallible_streaming_iterator, to_parquet_schema, CompressedPage,
@@ -23,7 +25,12 @@ use polars_parquet::write::{
     FileWriter, KeyValue, SchemaDescriptor, StatisticsOptions, Version, WriteOptions,
 };
 
+use crate::input::{restore, InputTypes};
 use crate::provider::OperatorInfo;
+
+mod guard;
+
+pub use guard::refuse_writing_input;
 
 /// The added columns, by suffix after the prefix, with their types.
 pub const ENRICHMENT_COLUMNS: &[&str] = &[
@@ -174,20 +181,39 @@ pub fn enrichment_columns<'a>(
     ]
 }
 
-/// The `ARROW:schema` metadata entry, declaring text as `string` (not polars' `string_view`)
-/// so that every Arrow reader, old or new, sees plain strings. The Parquet data is the same.
-fn portable_arrow_schema(schema: &Schema) -> (String, String) {
+/// The `ARROW:schema` metadata entry: an input column's own type where polars read it as
+/// another (see [`InputTypes`]), and text declared as `string` (not polars' `string_view`) so
+/// that every Arrow reader, old or new, sees plain strings. The Parquet data is the same.
+fn portable_arrow_schema(schema: &Schema, types: &InputTypes) -> (String, String) {
     use polars_arrow::datatypes::ArrowDataType;
     let mut arrow = schema.to_arrow(CompatLevel::oldest());
     for field in arrow.iter_values_mut() {
-        field.dtype = match &field.dtype {
-            ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View => ArrowDataType::Utf8,
-            ArrowDataType::LargeBinary | ArrowDataType::BinaryView => ArrowDataType::Binary,
-            other => other.clone(),
+        field.dtype = match (types.declared(&field.name), &field.dtype) {
+            (Some(declared), _) => declared.dtype.clone(),
+            (None, ArrowDataType::LargeUtf8 | ArrowDataType::Utf8View) => ArrowDataType::Utf8,
+            (None, ArrowDataType::LargeBinary | ArrowDataType::BinaryView) => ArrowDataType::Binary,
+            (None, other) => other.clone(),
         };
     }
     let kv = polars_parquet::write::schema_to_metadata_key(&arrow);
     (kv.key, kv.value.unwrap_or_default())
+}
+
+/// The temporary file this process writes the output `target` to, beside it.
+fn temporary_path(target: &Path) -> PathBuf {
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output_dir(target).join(format!(".{file_name}.{}.tmp", std::process::id()))
+}
+
+/// The directory the output `target` is written in.
+fn output_dir(target: &Path) -> &Path {
+    target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Removes temporary files of this output left by runs that were killed (their process is gone).
@@ -216,6 +242,11 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
 
 /// How the output's row groups are encoded: shared by every thread that encodes.
 struct Encoding {
+    /// The columns as polars turns them into Arrow arrays.
+    polars_schema: ArrowSchema,
+    /// For each column, the input's own type when its values must be restored to it.
+    declared: Vec<Option<ArrowDataType>>,
+    /// The columns as encoded: polars' types, input types restored.
     arrow_schema: ArrowSchema,
     parquet_schema: SchemaDescriptor,
     encodings: Vec<Vec<ParquetEncoding>>,
@@ -250,11 +281,14 @@ impl RowGroupEncoder {
         }
         let mut columns = Vec::with_capacity(batch.width());
         for (i, column) in batch.columns().iter().enumerate() {
-            let field = e.arrow_schema.get_at_index(i).expect("checked above").1;
-            let array = column
+            let field = e.polars_schema.get_at_index(i).expect("checked above").1;
+            let mut array = column
                 .as_materialized_series()
                 .rechunk()
                 .to_arrow_with_field(0, std::borrow::Cow::Borrowed(field), true)?;
+            if let Some(declared) = &e.declared[i] {
+                array = restore(array, declared)?;
+            }
             let pages = array_to_columns(
                 array,
                 e.parquet_schema.fields()[i].clone(),
@@ -290,7 +324,9 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    pub fn create(target: &Path, schema: &Schema) -> Result<OutputFile> {
+    /// Starts the output at `target` with `schema`, its input columns declared with the
+    /// input's own `types` where polars read them as others.
+    pub fn create(target: &Path, schema: &Schema, types: &InputTypes) -> Result<OutputFile> {
         let dir = target
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -302,9 +338,21 @@ impl OutputFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         remove_stale_temporaries(dir, &file_name);
-        let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+        let temp = temporary_path(target);
         let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let polars_schema = schema.to_arrow(CompatLevel::newest());
+        let declared: Vec<Option<ArrowDataType>> = polars_schema
+            .iter_values()
+            .map(|f| types.declared(&f.name).map(|d| d.dtype.clone()))
+            .collect();
+        let mut arrow_schema = polars_schema.clone();
+        for (field, declared) in arrow_schema.iter_values_mut().zip(&declared) {
+            if let Some(declared) = declared {
+                field.dtype = restore(new_empty_array(field.dtype.clone()), declared)?
+                    .dtype()
+                    .clone();
+            }
+        }
         let options = WriteOptions {
             statistics: StatisticsOptions::default(),
             version: Version::V1,
@@ -312,6 +360,8 @@ impl OutputFile {
             data_page_size: None,
         };
         let encoding = Encoding {
+            polars_schema,
+            declared,
             parquet_schema: to_parquet_schema(&arrow_schema)?,
             encodings: polars::io::parquet::write::get_encodings(&arrow_schema).to_vec(),
             arrow_schema: arrow_schema.clone(),
@@ -331,9 +381,14 @@ impl OutputFile {
             encoder: RowGroupEncoder {
                 encoding: Arc::new(encoding),
             },
-            arrow_schema: portable_arrow_schema(schema),
+            arrow_schema: portable_arrow_schema(schema, types),
             rows: 0,
         })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// The encoder for this file's row groups, for any thread.

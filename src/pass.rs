@@ -333,9 +333,10 @@ impl Pass<'_> {
         let reader = InputReader::open(&job.input, columns, job.output.row_group_size)
             .map_err(PassError::Input)?;
         let mut out = match self.output {
-            Some(schema) => {
-                Some(OutputFile::create(&job.output.path, schema).map_err(PassError::Output)?)
-            }
+            Some(schema) => Some(
+                OutputFile::create(&job.output.path, schema, reader.input_types())
+                    .map_err(PassError::Output)?,
+            ),
             None => None,
         };
         let shared = Shared {
@@ -359,7 +360,7 @@ impl Pass<'_> {
             ticket_tx.send(()).expect("the channel holds a window");
         }
         let (result, tallies) = std::thread::scope(|scope| {
-            spawn_reader(scope, reader, ticket_rx, piece_tx, done_tx.clone());
+            let reader = spawn_reader(scope, reader, ticket_rx, piece_tx, done_tx.clone());
             let handles: Vec<_> = (0..workers)
                 .map(|i| spawn_worker(scope, i, &shared, &piece_rx, done_tx.clone()))
                 .collect();
@@ -379,18 +380,35 @@ impl Pass<'_> {
                 .into_iter()
                 .map(|h| h.join().expect("a worker panicked"))
                 .collect();
-            (result, tallies)
+            let records = reader.join().expect("the reader panicked");
+            (result.map(|()| records), tallies)
         });
         bar.finish();
-        result?;
+        let records = result?;
         if !shared.writing.load(Ordering::Relaxed) {
             out = None;
         }
-        Ok(PassOutcome {
-            tally: merge(tallies),
-            output: out,
-        })
+        let tally = merge(tallies);
+        check_rows(records, tally.rows, out.as_ref().map(OutputFile::rows))?;
+        Ok(PassOutcome { tally, output: out })
     }
+}
+
+/// Rows out = records in: the rows counted (and written, when there is an output) are the
+/// records the reader found. A difference is a bug, never a run to call a success.
+fn check_rows(records: Option<u64>, rows: u64, written: Option<u64>) -> Result<(), PassError> {
+    let Some(records) = records else {
+        return Err(PassError::Internal(anyhow::anyhow!(
+            "the input's reader stopped before its end without an error"
+        )));
+    };
+    if rows != records || written.is_some_and(|w| w != rows) {
+        return Err(PassError::Internal(anyhow::anyhow!(
+            "the input holds {records} records, but {rows} rows were read{}; nothing was written",
+            written.map_or(String::new(), |w| format!(" and {w} written"))
+        )));
+    }
+    Ok(())
 }
 
 fn thread(name: String) -> std::thread::Builder {
@@ -398,35 +416,37 @@ fn thread(name: String) -> std::thread::Builder {
 }
 
 /// The reader thread: a piece of the input per ticket, in order, until the input ends, a
-/// read fails (sent as that piece's error) or the tickets stop.
+/// read fails (sent as that piece's error) or the tickets stop. Ends with the records the
+/// reader found, once it read to the end.
 fn spawn_reader<'scope>(
     scope: &'scope Scope<'scope, '_>,
     mut reader: InputReader,
     tickets: Receiver<()>,
     pieces: SyncSender<(usize, Piece)>,
     done: Sender<Done>,
-) {
+) -> ScopedJoinHandle<'scope, Option<u64>> {
     thread("pass-reader".into())
         .spawn_scoped(scope, move || {
             for index in 0.. {
                 if tickets.recv().is_err() {
-                    return;
+                    return None;
                 }
                 match reader.next_piece() {
                     Ok(Some(piece)) => {
                         if pieces.send((index, piece)).is_err() {
-                            return;
+                            return None;
                         }
                     }
-                    Ok(None) => return,
+                    Ok(None) => return Some(reader.records()),
                     Err(e) => {
                         let _ = done.send((index, Err(PassError::Input(e))));
-                        return;
+                        return None;
                     }
                 }
             }
+            None
         })
-        .expect("threads can be started");
+        .expect("threads can be started")
 }
 
 /// A worker thread: processes pieces until the reader stops, and returns its tally.
@@ -509,6 +529,9 @@ pub enum PassError {
     Output(anyhow::Error),
     #[error("interrupted")]
     Interrupted,
+    /// A bug: the pass lost or made up rows (rows out differ from records in).
+    #[error("{0:#}")]
+    Internal(anyhow::Error),
 }
 
 fn merge(tallies: Vec<WorkerTally>) -> Tally {

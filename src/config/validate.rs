@@ -35,12 +35,6 @@ pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<J
     let output = output(file.output, &input, overrides.output.clone(), &resolve)?;
     let provider = provider(file.provider, &resolve)?;
     let state = state(file.state, overrides.state.clone(), &resolve);
-    if output.path == input.path {
-        bail!(
-            "output.path must differ from input.path ({})",
-            input.path.display()
-        );
-    }
     Ok(Job {
         name,
         input,

@@ -3,6 +3,7 @@
 
 mod common;
 mod enrich;
+mod input;
 mod jobs;
 mod operability;
 mod resilience;

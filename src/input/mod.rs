@@ -1,0 +1,248 @@
+//! Reading the input file as a stream of polars batches, in row order.
+//!
+//! Contract: [`InputReader::open`] checks the file and its header or schema (the phone columns
+//! must exist) and yields the file in order as [`Piece`]s of at most `batch_rows` rows, each
+//! turned into a [`DataFrame`] batch by [`Piece::into_batch`]: reading is sequential, parsing
+//! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
+//! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
+//! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
+//! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
+//! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
+//! columns are also offered as text by [`phone_text`] (integer and float columns converted).
+//! Every error names the file, and for CSV the line.
+//!
+//! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
+//! that text, `csv` cuts and parses CSV pieces, `parquet` streams Parquet batches, and
+//! `arrow_types` keeps a Parquet input's own types where polars reads others.
+
+mod arrow_types;
+mod csv;
+mod decode;
+mod parquet;
+mod records;
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+
+use anyhow::{bail, Result};
+use polars::prelude::*;
+
+use self::csv::{CsvChunk, CsvSource};
+use self::parquet::ParquetSource;
+use crate::config::{InputConfig, InputFormat};
+pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
+
+/// The input file, open: its schema, and its pieces in file order.
+pub struct InputReader {
+    schema: Schema,
+    source: Source,
+}
+
+enum Source {
+    Csv(CsvSource),
+    Parquet(ParquetSource),
+}
+
+/// Which columns a pass needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Every column of the input.
+    All,
+    /// The phone columns only (a pass that writes nothing).
+    PhonesOnly,
+}
+
+impl InputReader {
+    /// Opens the input named by `cfg`, checking its header or schema, for pieces of at most
+    /// `batch_rows` rows.
+    pub fn open(
+        cfg: &InputConfig,
+        columns: Columns,
+        batch_rows: NonZeroUsize,
+    ) -> Result<InputReader> {
+        let cfg = &InputConfig {
+            path: input_file(&cfg.path).to_path_buf(),
+            ..cfg.clone()
+        };
+        check_regular_file(&cfg.path)?;
+        match cfg.format {
+            InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
+            InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
+        }
+    }
+
+    /// The records the file holds, as far as it has been read: for CSV, those cut into pieces
+    /// so far (all of them once [`InputReader::next_piece`] gave `None`); for Parquet, the
+    /// rows its footer declares. A pass that read to the end has as many rows.
+    pub fn records(&self) -> u64 {
+        match &self.source {
+            Source::Csv(s) => s.records(),
+            Source::Parquet(s) => s.records(),
+        }
+    }
+
+    /// The input's own Arrow types of the columns polars reads as others (none for CSV), for
+    /// the output to declare and [`restore`].
+    pub fn input_types(&self) -> &InputTypes {
+        static NONE: std::sync::LazyLock<InputTypes> =
+            std::sync::LazyLock::new(InputTypes::default);
+        match &self.source {
+            Source::Csv(_) => &NONE,
+            Source::Parquet(s) => s.types(),
+        }
+    }
+
+    /// The schema of the batches this reader yields.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The next piece of the input in file order, for [`Piece::into_batch`] (on any thread).
+    pub fn next_piece(&mut self) -> Result<Option<Piece>> {
+        Ok(match &mut self.source {
+            Source::Csv(s) => s.next_chunk()?.map(Piece::Csv),
+            Source::Parquet(s) => s.next_batch()?.map(Piece::Batch),
+        })
+    }
+
+    /// The next batch, read and parsed on this thread.
+    #[cfg(test)]
+    pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
+        self.next_piece()?
+            .map(|p| p.into_batch(Columns::All))
+            .transpose()
+    }
+}
+
+/// A piece of the input: CSV records still to parse, or a batch Parquet gave.
+pub enum Piece {
+    /// Whole CSV records, not yet parsed.
+    Csv(CsvChunk),
+    /// A Parquet batch, already decoded.
+    Batch(DataFrame),
+}
+
+impl Piece {
+    /// The piece as a batch: every column of the reader, or with [`Columns::PhonesOnly`] at
+    /// least the phone columns.
+    pub fn into_batch(self, columns: Columns) -> Result<DataFrame> {
+        match self {
+            Piece::Csv(chunk) => chunk.parse(columns),
+            Piece::Batch(df) => Ok(df),
+        }
+    }
+}
+
+/// The phone column as text: strings as they are (dictionary-encoded ones too), integers as
+/// their digits, whole floats too.
+pub fn phone_text(column: &Column, path: &Path) -> Result<StringChunked> {
+    let name = column.name().to_string();
+    let text = match column.dtype() {
+        DataType::String => column.clone(),
+        dt if dt.is_integer() => column.cast(&DataType::String)?,
+        dt if dt.is_float() => column.cast(&DataType::Int64)?.cast(&DataType::String)?,
+        DataType::Null | DataType::Categorical(..) | DataType::Enum(..) => {
+            column.cast(&DataType::String)?
+        }
+        dt => bail!(
+            "{}: phone column `{}` has type {}; phone columns must be text or numbers",
+            path.display(),
+            excerpt(&name),
+            excerpt(&dt.to_string())
+        ),
+    };
+    Ok(text.str()?.clone())
+}
+
+pub(crate) fn check_phone_columns<'a>(
+    cfg: &InputConfig,
+    names: impl Iterator<Item = &'a str> + Clone,
+) -> Result<()> {
+    for wanted in &cfg.phone_columns {
+        if !names.clone().any(|n| n == wanted) {
+            let available: Vec<&str> = names.clone().collect();
+            bail!(
+                "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
+                cfg.path.display(),
+                excerpt(&available.join(", "))
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The file to open for an input path: `-` is standard input.
+pub fn input_file(path: &Path) -> &Path {
+    match path.as_os_str() == "-" {
+        true => Path::new("/dev/stdin"),
+        false => path,
+    }
+}
+
+/// Refuses, before opening it (opening a FIFO blocks until a writer comes), an input that is
+/// not a regular file: a run reads its input once to plan and, when numbers were looked up,
+/// again to write, and a pipe gives its text only once.
+fn check_regular_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => return Ok(()),
+        // Opening names the error.
+        Err(_) => return Ok(()),
+        Ok(m) if m.is_dir() => "a directory",
+        Ok(m) if m.file_type().is_fifo() => "a pipe",
+        Ok(m) if m.file_type().is_char_device() => "a terminal or device",
+        Ok(m) if m.file_type().is_socket() => "a socket",
+        Ok(_) => "not a regular file",
+    };
+    bail!(
+        "{} is {kind}: the input must be a regular file, because a run reads it twice when \
+         numbers need looking up (once to plan, once to write) and a pipe gives its text only \
+         once; write it to a file first (a gzip file is read as it is: input.compression)",
+        path.display()
+    )
+}
+
+/// Longest input text (in bytes) a message quotes.
+pub const EXCERPT_BYTES: usize = 200;
+
+/// Input text as a message shows it: at most [`EXCERPT_BYTES`] bytes of it, line ends and other
+/// control characters escaped, and how long it was when cut. Every message that quotes input
+/// text (a column name, a header, a type) quotes it through this.
+pub fn excerpt(text: &str) -> String {
+    let mut cut = text.len().min(EXCERPT_BYTES);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let mut shown = String::with_capacity(cut + 32);
+    for c in text[..cut].chars() {
+        match c.is_control() {
+            true => shown.extend(c.escape_default()),
+            false => shown.push(c),
+        }
+    }
+    if cut < text.len() {
+        shown.push_str(&format!("… ({} bytes in all)", text.len()));
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_one_line() {
+        let long = "Я".repeat(1000);
+        let cases: &[(&str, &str)] = &[
+            ("phone", "phone"),
+            ("a\nb\rc\td", "a\\nb\\rc\\td"),
+            (&long, "… (2000 bytes in all)"),
+        ];
+        for (text, want) in cases {
+            let shown = excerpt(text);
+            assert!(shown.contains(want), "{shown}");
+            assert!(shown.len() <= EXCERPT_BYTES + 32, "{}", shown.len());
+            assert!(!shown.contains('\n'));
+        }
+    }
+}

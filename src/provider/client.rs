@@ -1,17 +1,20 @@
-//! The HTTP client for `get_operator`: one request in, typed answers or a typed error out.
+//! The HTTP client for `get_operator`: one request in, the raw answer or a transport error out.
 //!
 //! Contract: every request is a form-encoded POST to `{base_url}/sys/info.php` with
 //! `get_operator=1`, `login`, `psw`, `phone` (comma-separated), `fmt=3` and `charset=utf-8`.
-//! The password never appears in a URL, a log line or an error. The body is decoded by its
-//! declared charset. This type knows nothing of pacing or retries: that is `pacer`'s job.
+//! The password never appears in a URL, a log line or an error. The body comes back as bytes,
+//! undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
+//! or retries: that is `pacer`'s job.
 
 use std::time::Duration;
 
-use super::answer::{self, Fmt};
-use super::{NumberAnswer, ProviderError};
+use futures_util::future::BoxFuture;
+
+use super::{Client, ProviderError, RawAnswer};
 use crate::config::Credentials;
 use crate::normalize::E164;
 
+/// The real provider's client: a reqwest client bound to one endpoint and one login.
 #[derive(Clone)]
 pub struct SmscClient {
     http: reqwest::Client,
@@ -51,11 +54,7 @@ impl SmscClient {
         })
     }
 
-    /// Asks for the operators of `numbers` in one request.
-    pub async fn get_operator(
-        &self,
-        numbers: &[E164],
-    ) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
+    async fn post(&self, numbers: &[E164]) -> Result<RawAnswer, ProviderError> {
         let phones = numbers
             .iter()
             .map(|n| n.to_string())
@@ -76,34 +75,41 @@ impl SmscClient {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| self.transport_error(e))?;
-        if !status.is_success() {
-            return Err(ProviderError::Http {
-                status: status.as_u16(),
-            });
-        }
-        answer::parse(Fmt::Json, &body)?.match_to(numbers)
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        Ok(RawAnswer {
+            status,
+            content_type,
+            body: body.to_vec(),
+        })
     }
-}
 
-impl SmscClient {
     fn transport_error(&self, e: reqwest::Error) -> ProviderError {
         if e.is_timeout() {
             return ProviderError::Timeout(self.timeout);
         }
-        describe_transport_error(e)
+        // reqwest's message carries the URL (never the form body, which holds the password).
+        let mut causes = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            causes.push_str(": ");
+            causes.push_str(&s.to_string());
+            source = s.source();
+        }
+        ProviderError::Transport(format!("{}{causes}", e.without_url()))
     }
 }
 
-fn describe_transport_error(e: reqwest::Error) -> ProviderError {
-    // reqwest's message carries the URL (never the form body, which holds the password).
-    let mut causes = String::new();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        causes.push_str(": ");
-        causes.push_str(&s.to_string());
-        source = s.source();
+impl Client for SmscClient {
+    fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+        Box::pin(self.post(numbers))
     }
-    ProviderError::Transport(format!("{}{causes}", e.without_url()))
 }

@@ -1,10 +1,11 @@
 //! The SMSC `get_operator` call: what it answers, how it fails, and two ends of the wire.
 //!
-//! Contract: [`client::SmscClient::get_operator`] sends one request for a list of numbers and
-//! returns a [`NumberAnswer`] for each number the provider answered; numbers it did not answer
-//! are simply absent (the caller asks again). Every failure is a [`ProviderError`] whose
-//! [`ProviderError::class`] tells the caller what to do. [`sandbox`] is an emulator of the same
-//! call, served over HTTP, used by the demo job and the tests.
+//! Contract: a [`Client`] sends one request for a list of numbers and hands back the
+//! [`RawAnswer`] as it came off the wire; [`answer::read`] turns that into a [`NumberAnswer`]
+//! for each number the provider answered (numbers it did not answer are simply absent: the
+//! caller asks again) or a [`ProviderError`] whose [`ProviderError::class`] tells the caller
+//! what to do. [`client::SmscClient`] is the real client; [`sandbox`] is an emulator of the
+//! same call, served over HTTP, used by the demo job and the tests.
 
 pub mod answer;
 pub mod client;
@@ -12,7 +13,26 @@ pub mod sandbox;
 
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+use crate::normalize::E164;
+
+/// One request to the provider, and nothing more: no pacing, no retries, no parsing. The pacer
+/// holds its client through this trait, so tests can script the provider's answers.
+pub trait Client: Send + Sync {
+    /// Asks for the operators of `numbers` in one request and returns the answer undecoded.
+    fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>>;
+}
+
+/// An answer as it came off the wire: the HTTP status, the declared content type, the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// The `Content-Type` header, if any (it may name a charset).
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
 
 /// What the provider knows of a number's operator. `mnc` keeps its leading zeros.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +64,7 @@ impl OperatorInfo {
 /// A terminal answer for one number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NumberAnswer {
+    /// The provider named the number's operator.
     Found(OperatorInfo),
     /// Error 3: the provider has no operator for this number.
     NotFound,
@@ -64,10 +85,12 @@ pub enum ApiCode {
     IpBlocked,
     /// 9: over a request limit (rate, identical requests, or concurrency).
     Limit,
+    /// A code the provider's page does not list.
     Other(i64),
 }
 
 impl ApiCode {
+    /// The code for the provider's number `n`.
     pub fn from_number(n: i64) -> ApiCode {
         match n {
             1 => ApiCode::Parameters,
@@ -79,6 +102,7 @@ impl ApiCode {
         }
     }
 
+    /// The provider's number for this code.
     pub fn number(self) -> i64 {
         match self {
             ApiCode::Parameters => 1,
@@ -91,16 +115,22 @@ impl ApiCode {
     }
 }
 
+/// Why one request got no answer about its numbers.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
+    /// The provider answered one of its numbered errors.
     #[error("provider error {} ({message})", code.number())]
     Api { code: ApiCode, message: String },
+    /// An HTTP status other than success, with a body that is no provider error.
     #[error("HTTP status {status}")]
     Http { status: u16 },
+    /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The connection failed or broke off; the text holds the whole chain of causes.
     #[error("connection failed: {0}")]
     Transport(String),
+    /// A body that is neither an answer nor a provider error.
     #[error("answer does not parse: {0}")]
     Malformed(String),
 }
@@ -123,6 +153,7 @@ pub enum ErrorClass {
 }
 
 impl ProviderError {
+    /// What the caller should do about this error.
     pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::Timeout(_)

@@ -1,0 +1,473 @@
+//! Pacing and resilience: every request to the provider goes through one [`Pacer`].
+//!
+//! Contract: [`Pacer::lookup`] takes a batch of numbers and returns, for each, a terminal answer
+//! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
+//! the wire, and their order, are written in one place: `Pacer::send`. What follows each kind
+//! of failure (back off and retry, pause everyone, split the list, ask again, stop) is the
+//! policy of [`Pacer::lookup`]. The limiters themselves are `window`'s.
+
+mod window;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::config::ProviderConfig;
+use crate::normalize::E164;
+use crate::provider::{answer, Client, ErrorClass, NumberAnswer, ProviderError};
+use window::{IdenticalGuard, SlidingWindow};
+
+/// Why the whole job must stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Error 2: the provider refused the credentials (or our IP).
+    AuthRejected(String),
+    /// Error 4 went on past `provider.max_blocked_wait`.
+    Blocked(String),
+    /// The run was asked to stop (signal).
+    Interrupted,
+    /// The state store could not keep an answer: nothing more is sent.
+    StateFailed,
+}
+
+/// What became of a batch. Numbers in neither list were not asked: the job is stopping.
+#[derive(Debug, Default)]
+pub struct BatchResult {
+    /// Terminal answers, one per number answered.
+    pub answers: Vec<(E164, NumberAnswer)>,
+    /// Numbers given up on after every retry.
+    pub failed: Vec<E164>,
+}
+
+/// Counters of what the pacer did, for progress and reports.
+#[derive(Debug, Default)]
+pub struct PacerCounters {
+    /// Requests sent to the provider.
+    pub requests: AtomicU64,
+    /// Requests sent again after a failure.
+    pub retries: AtomicU64,
+    /// Lists split in two after the provider rejected them whole.
+    pub splits: AtomicU64,
+    /// Failures by [`ProviderError::label`].
+    pub errors: Mutex<HashMap<String, u64>>,
+}
+
+impl PacerCounters {
+    fn error(&self, label: String) {
+        *self.errors.lock().unwrap().entry(label).or_default() += 1;
+    }
+}
+
+/// The provider's limits as this run keeps them: the stages of [`Pacer::send`] that hold
+/// something while a request is out.
+struct Limits {
+    identical: IdenticalGuard,
+    concurrency: Semaphore,
+    concurrency_cap: usize,
+    /// Numbers per window, if the provider counts numbers rather than requests.
+    numbers: Option<SlidingWindow>,
+    requests: SlidingWindow,
+    timeout: Duration,
+}
+
+/// What the pacer does after each kind of failure.
+struct Policy {
+    /// Back-off of transient failures: exponential, `max_retries` times at most.
+    backoff: ExponentialBuilder,
+    /// Applied to each back-off delay: [`full_jitter`], or none in tests.
+    jitter: fn(Duration) -> Duration,
+    /// Also the rounds of asking again for numbers an answer left out.
+    max_retries: usize,
+    /// How long everyone pauses after error 9: the provider's window.
+    limited_pause: Duration,
+    /// The first pause of everyone after error 4; it doubles on each repeat.
+    blocked_pause: Duration,
+    /// Past this much pausing for error 4, the job stops.
+    max_blocked_wait: Duration,
+}
+
+/// What the answers so far decided for every request: set by [`Pacer::lookup`]'s policy, read
+/// by the stages of [`Pacer::send`].
+struct Control {
+    gate: FirstRequestGate,
+    /// The request limit, lowered after error 9; recovers by one per clean request.
+    rate_cap: Mutex<u32>,
+    /// No request is sent before this instant.
+    paused_until: Mutex<Option<Instant>>,
+    /// Time paused for error 4 so far.
+    blocked_total: Mutex<Duration>,
+    stop: Mutex<Option<Stop>>,
+}
+
+/// Until the provider has accepted the credentials, requests go one at a time, so wrong
+/// credentials cost one request, not `concurrency`.
+struct FirstRequestGate {
+    accepted: AtomicBool,
+    alone: tokio::sync::Mutex<()>,
+}
+
+impl FirstRequestGate {
+    /// Waits for the turn of the one request allowed out before the credentials are accepted;
+    /// `None` (no wait) once they are.
+    async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if self.accepted.load(Ordering::SeqCst) {
+            return None;
+        }
+        let turn = self.alone.lock().await;
+        (!self.accepted.load(Ordering::SeqCst)).then_some(turn)
+    }
+
+    /// An answer read the credentials: an answer, or an error other than a refusal of them
+    /// or a failure on the way.
+    fn record(&self, result: &Result<Vec<(E164, NumberAnswer)>, ProviderError>) {
+        let read_them = match result {
+            Ok(_) => true,
+            Err(e) => !matches!(e.class(), ErrorClass::Auth | ErrorClass::Transient),
+        };
+        if read_them {
+            self.accepted.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Full jitter: a uniformly random delay between zero and the exponential schedule's.
+pub fn full_jitter(delay: Duration) -> Duration {
+    delay.mul_f64(rand::rng().random::<f64>())
+}
+
+/// How long the pacer pauses everyone after error 4, doubling each time.
+const BLOCKED_PAUSE_FACTOR: u32 = 2;
+
+/// Every request to the provider, paced and retried. Built by [`PacerBuilder`].
+pub struct Pacer {
+    client: Box<dyn Client>,
+    limits: Limits,
+    policy: Policy,
+    control: Control,
+    /// What the pacer did so far.
+    pub counters: PacerCounters,
+}
+
+/// Builds a [`Pacer`] from the job's provider settings: the one place where the limits, the
+/// policy and the control are made and put together with the client.
+pub struct PacerBuilder {
+    config: ProviderConfig,
+    jitter: fn(Duration) -> Duration,
+}
+
+impl PacerBuilder {
+    /// A builder for the job's `[provider]` settings.
+    pub fn new(config: &ProviderConfig) -> Self {
+        PacerBuilder {
+            config: config.clone(),
+            jitter: full_jitter,
+        }
+    }
+
+    /// Back-off delays exactly on the exponential schedule, for tests of the schedule.
+    #[cfg(test)]
+    fn without_jitter(mut self) -> Self {
+        self.jitter = |d| d;
+        self
+    }
+
+    fn limits(c: &ProviderConfig) -> Limits {
+        Limits {
+            identical: IdenticalGuard::new(c.identical_limit, c.safety_margin),
+            concurrency: Semaphore::new(c.concurrency.get()),
+            concurrency_cap: c.concurrency.get(),
+            numbers: c
+                .number_limit
+                .map(|r| SlidingWindow::new(r, c.safety_margin)),
+            requests: SlidingWindow::new(c.request_limit, c.safety_margin),
+            timeout: c.timeout,
+        }
+    }
+
+    fn policy(c: &ProviderConfig, jitter: fn(Duration) -> Duration) -> Policy {
+        Policy {
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(c.retry_base_delay)
+                .with_max_delay(c.retry_max_delay)
+                .with_factor(2.0)
+                .with_max_times(c.max_retries),
+            jitter,
+            max_retries: c.max_retries,
+            limited_pause: c.request_limit.window,
+            blocked_pause: c.blocked_pause,
+            max_blocked_wait: c.max_blocked_wait,
+        }
+    }
+
+    fn control(c: &ProviderConfig) -> Control {
+        Control {
+            gate: FirstRequestGate {
+                accepted: AtomicBool::new(false),
+                alone: tokio::sync::Mutex::new(()),
+            },
+            rate_cap: Mutex::new(c.request_limit.count.get()),
+            paused_until: Mutex::new(None),
+            blocked_total: Mutex::new(Duration::ZERO),
+            stop: Mutex::new(None),
+        }
+    }
+
+    /// The pacer, sending through `client`.
+    pub fn build(self, client: impl Client + 'static) -> Pacer {
+        let c = &self.config;
+        Pacer {
+            client: Box::new(client),
+            limits: Self::limits(c),
+            policy: Self::policy(c, self.jitter),
+            control: Self::control(c),
+            counters: PacerCounters::default(),
+        }
+    }
+}
+
+impl Pacer {
+    /// How many requests may be in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.limits.concurrency_cap
+    }
+
+    /// Why the job stopped, if it did.
+    pub fn stopped(&self) -> Option<Stop> {
+        self.control.stop.lock().unwrap().clone()
+    }
+
+    /// Asks that no further request be sent; requests in flight finish.
+    pub fn stop(&self, why: Stop) {
+        self.control.stop.lock().unwrap().get_or_insert(why);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.control.stop.lock().unwrap().is_some()
+    }
+
+    /// Looks up a batch: retries transient errors, waits out limits, splits lists the provider
+    /// rejects, and asks again for numbers the answer left out.
+    pub async fn lookup(&self, numbers: Vec<E164>) -> BatchResult {
+        let mut result = BatchResult::default();
+        // Lists still to ask, with the rounds already spent on numbers left out of answers.
+        let mut pending = vec![(numbers, 0usize)];
+        while let Some((list, rounds)) = pending.pop() {
+            if self.is_stopping() {
+                continue;
+            }
+            let Some(outcome) = self.request_with_retries(&list).await else {
+                continue;
+            };
+            match outcome {
+                Ok(answers) => {
+                    let answered: HashSet<E164> = answers.iter().map(|(n, _)| *n).collect();
+                    let missing: Vec<E164> =
+                        list.into_iter().filter(|n| !answered.contains(n)).collect();
+                    result.answers.extend(answers);
+                    self.ask_again(missing, rounds, &mut pending, &mut result.failed);
+                }
+                Err(e) => self.after_failure(e, list, rounds, &mut pending, &mut result.failed),
+            }
+        }
+        result
+    }
+
+    /// Numbers an answer left out: asked again as a list once (a glitch), then one by one (a
+    /// provider that omits unknown numbers answers a lone one), then failed.
+    fn ask_again(
+        &self,
+        missing: Vec<E164>,
+        rounds: usize,
+        pending: &mut Vec<(Vec<E164>, usize)>,
+        failed: &mut Vec<E164>,
+    ) {
+        match missing.len() {
+            0 => {}
+            _ if rounds >= self.policy.max_retries => failed.extend(missing),
+            1 => pending.push((missing, rounds + 1)),
+            _ if rounds == 0 => pending.push((missing, 1)),
+            _ => pending.extend(missing.into_iter().map(|n| (vec![n], rounds + 1))),
+        }
+    }
+
+    /// A list that got no answer: split it (rejected whole), stop the job (credentials), leave
+    /// it unasked (the job is stopping), or fail its numbers.
+    fn after_failure(
+        &self,
+        error: ProviderError,
+        list: Vec<E164>,
+        rounds: usize,
+        pending: &mut Vec<(Vec<E164>, usize)>,
+        failed: &mut Vec<E164>,
+    ) {
+        match error.class() {
+            ErrorClass::BadRequest if list.len() > 1 => {
+                self.counters.splits.fetch_add(1, Ordering::Relaxed);
+                let (left, right) = list.split_at(list.len() / 2);
+                pending.push((right.to_vec(), rounds));
+                pending.push((left.to_vec(), rounds));
+            }
+            ErrorClass::Auth => self.stop(Stop::AuthRejected(error.to_string())),
+            ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(list),
+            _ if self.is_stopping() => {}
+            _ => failed.extend(list),
+        }
+    }
+
+    /// One list, sent until it gets an answer or an error that retrying will not fix; `None`
+    /// when the job stopped before it could be sent.
+    async fn request_with_retries(
+        &self,
+        list: &[E164],
+    ) -> Option<Result<Vec<(E164, NumberAnswer)>, ProviderError>> {
+        let mut backoff = self.policy.backoff.build();
+        let mut blocked_pause = self.policy.blocked_pause;
+        loop {
+            let error = match self.send(list).await? {
+                Ok(answers) => return Some(Ok(answers)),
+                Err(e) => e,
+            };
+            self.counters.error(error.label());
+            if self.is_stopping() {
+                return Some(Err(error));
+            }
+            match error.class() {
+                ErrorClass::Transient => {
+                    let Some(delay) = backoff.next() else {
+                        return Some(Err(error));
+                    };
+                    let delay = (self.policy.jitter)(delay);
+                    tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                ErrorClass::RateLimited => {
+                    // Over a limit despite pacing: everyone waits a window and the rate drops.
+                    self.slow_down();
+                    self.pause_all(self.policy.limited_pause);
+                }
+                ErrorClass::Blocked => {
+                    if !self.pause_for_block(blocked_pause, &error) {
+                        return Some(Err(error));
+                    }
+                    blocked_pause *= BLOCKED_PAUSE_FACTOR;
+                }
+                ErrorClass::Auth | ErrorClass::BadRequest | ErrorClass::Fatal => {
+                    return Some(Err(error))
+                }
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends one request through every stage, in the order written here, which is the order
+    /// the descriptions of the pacer point at. `None`: the job is stopping, nothing was sent.
+    async fn send(
+        &self,
+        list: &[E164],
+    ) -> Option<Result<Vec<(E164, NumberAnswer)>, ProviderError>> {
+        // 1. First-request gate: one request at a time until the credentials are accepted.
+        let _turn = self.control.gate.enter().await;
+        // 2. Identical-request guard: `identical_limit` sends of this very list per window.
+        let same_list = self.limits.identical.window(list);
+        let _same = same_list.acquire(u32::MAX).await;
+        // 3. Concurrency cap: `concurrency` requests out at once.
+        let _out = self
+            .limits
+            .concurrency
+            .acquire()
+            .await
+            .expect("never closed");
+        // 4. Numbers limiter, with `number_limit`: the list's length per window.
+        let _numbers = match &self.limits.numbers {
+            Some(w) => Some(w.acquire_weighted(list.len() as u32, u32::MAX).await),
+            None => None,
+        };
+        // 5. Request-rate limiter, at the rate lowered after error 9.
+        let cap = *self.control.rate_cap.lock().unwrap();
+        let _slot = self.limits.requests.acquire(cap).await;
+        // 6. Job-wide pause after error 9 or 4. Waited last, so that a pause that began while
+        //    this request waited above still holds it back.
+        self.wait_out_pause().await;
+        if self.is_stopping() {
+            return None;
+        }
+        // 7. Timeout, around the request itself.
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(self.limits.timeout, self.client.send(list)).await {
+            Ok(raw) => raw.and_then(|raw| answer::read(&raw, list)),
+            Err(_) => Err(ProviderError::Timeout(self.limits.timeout)),
+        };
+        self.control.gate.record(&result);
+        if result.is_ok() {
+            self.speed_up();
+        }
+        Some(result)
+    }
+
+    async fn wait_out_pause(&self) {
+        loop {
+            let until = *self.control.paused_until.lock().unwrap();
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+
+    fn pause_all(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        let mut paused = self.control.paused_until.lock().unwrap();
+        if paused.is_none_or(|t| t < until) {
+            *paused = Some(until);
+        }
+    }
+
+    /// Error 4: pauses everyone for `pause`, or stops the job when the pauses so far would
+    /// pass `max_blocked_wait`. Returns whether the request may be sent again.
+    fn pause_for_block(&self, pause: Duration, error: &ProviderError) -> bool {
+        let total = {
+            let mut total = self.control.blocked_total.lock().unwrap();
+            *total += pause;
+            *total
+        };
+        let max = self.policy.max_blocked_wait;
+        if total > max {
+            let max = humantime::format_duration(max);
+            self.stop(Stop::Blocked(format!(
+                "{error}; blocked for more than {max}"
+            )));
+            return false;
+        }
+        tracing::warn!(
+            pause_s = pause.as_secs(),
+            "the provider blocked our IP (error 4): pausing all requests"
+        );
+        self.pause_all(pause);
+        true
+    }
+
+    fn slow_down(&self) {
+        let mut cap = self.control.rate_cap.lock().unwrap();
+        *cap = (*cap * 3 / 4).max(1);
+        tracing::warn!(
+            limit = *cap,
+            "the provider answered error 9: pausing a window and lowering the request rate"
+        );
+    }
+
+    fn speed_up(&self) {
+        let mut cap = self.control.rate_cap.lock().unwrap();
+        if *cap < self.limits.requests.limit() {
+            *cap += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

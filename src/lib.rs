@@ -15,6 +15,7 @@ pub mod output;
 pub mod pacer;
 pub mod pass;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod provider;
 pub mod report;

@@ -4,11 +4,14 @@
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
 //! the wire, and their order, are written in one place: `Pacer::send`. What follows each kind
 //! of failure (back off and retry, pause everyone, split the list, ask again, stop) is the
-//! policy of [`Pacer::lookup`]. The limiters themselves are `window`'s.
+//! policy of [`Pacer::lookup`]. The limiters themselves are `window`'s, the first-request gate
+//! is `gate`'s.
 
+mod gate;
 mod window;
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,7 +23,10 @@ use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
 use crate::normalize::E164;
-use crate::provider::{answer, Client, ErrorClass, NumberAnswer, ProviderError};
+use crate::provider::answer::{self, Answered, UnreadValue};
+use crate::provider::rejected::RejectedBodies;
+use crate::provider::{Client, ErrorClass, NumberAnswer, ProviderError, RawAnswer};
+use gate::{FirstRequestGate, Turn};
 use window::{IdenticalGuard, SlidingWindow};
 
 /// Why the whole job must stop.
@@ -28,12 +34,40 @@ use window::{IdenticalGuard, SlidingWindow};
 pub enum Stop {
     /// Error 2: the provider refused the credentials (or our IP).
     AuthRejected(String),
-    /// Error 4 went on past `provider.max_blocked_wait`.
+    /// Error 4 went on past `provider.max_blocked_wait`, or answered both first requests.
     Blocked(String),
+    /// Neither of the first two requests was answered (an HTML page, a broken server, ...):
+    /// the numbers not asked end `failed`.
+    Unconfirmed(String),
+    /// The provider's address redirects: `provider.base_url` needs fixing.
+    Redirected(String),
     /// The run was asked to stop (signal).
     Interrupted,
     /// The state store could not keep an answer: nothing more is sent.
     StateFailed,
+}
+
+impl Stop {
+    /// Why the job stops when the last request allowed before any answer failed with `error`.
+    fn unconfirmed(error: &ProviderError) -> Stop {
+        let why = format!("neither of the first two requests was answered, the last: {error}");
+        match error.class() {
+            ErrorClass::Auth => Stop::AuthRejected(why),
+            ErrorClass::Blocked => Stop::Blocked(why),
+            ErrorClass::Settings => Stop::Redirected(error.to_string()),
+            _ => Stop::Unconfirmed(why),
+        }
+    }
+}
+
+/// One request as it went: the answer as it came off the wire, if any came, and what it said.
+#[derive(Debug)]
+pub struct Sent {
+    /// The answer's status, content type and bytes; `None` when none came (timeout,
+    /// connection failure, redirect).
+    pub raw: Option<RawAnswer>,
+    /// What the answer said, or why it said nothing.
+    pub result: Result<Answered, ProviderError>,
 }
 
 /// What became of a batch. Numbers in neither list were not asked: the job is stopping.
@@ -93,9 +127,14 @@ struct Policy {
 }
 
 /// What the answers so far decided for every request: set by [`Pacer::lookup`]'s policy, read
-/// by the stages of [`Pacer::send`].
+/// by the stages of `Pacer::send`.
 struct Control {
     gate: FirstRequestGate,
+    /// Set once a list's entries came back without a usable `phone`: from then on every
+    /// request asks for one number.
+    singles: AtomicBool,
+    /// Values that could not be read, each logged once.
+    unread_logged: Mutex<HashSet<UnreadValue>>,
     /// The request limit, lowered after error 9; recovers by one per clean request.
     rate_cap: Mutex<u32>,
     /// No request is sent before this instant.
@@ -103,37 +142,6 @@ struct Control {
     /// Time paused for error 4 so far.
     blocked_total: Mutex<Duration>,
     stop: Mutex<Option<Stop>>,
-}
-
-/// Until the provider has accepted the credentials, requests go one at a time, so wrong
-/// credentials cost one request, not `concurrency`.
-struct FirstRequestGate {
-    accepted: AtomicBool,
-    alone: tokio::sync::Mutex<()>,
-}
-
-impl FirstRequestGate {
-    /// Waits for the turn of the one request allowed out before the credentials are accepted;
-    /// `None` (no wait) once they are.
-    async fn enter(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if self.accepted.load(Ordering::SeqCst) {
-            return None;
-        }
-        let turn = self.alone.lock().await;
-        (!self.accepted.load(Ordering::SeqCst)).then_some(turn)
-    }
-
-    /// An answer read the credentials: an answer, or an error other than a refusal of them
-    /// or a failure on the way.
-    fn record(&self, result: &Result<Vec<(E164, NumberAnswer)>, ProviderError>) {
-        let read_them = match result {
-            Ok(_) => true,
-            Err(e) => !matches!(e.class(), ErrorClass::Auth | ErrorClass::Transient),
-        };
-        if read_them {
-            self.accepted.store(true, Ordering::SeqCst);
-        }
-    }
 }
 
 /// Full jitter: a uniformly random delay between zero and the exponential schedule's.
@@ -150,6 +158,7 @@ pub struct Pacer {
     limits: Limits,
     policy: Policy,
     control: Control,
+    rejected: Option<RejectedBodies>,
     /// What the pacer did so far.
     pub counters: PacerCounters,
 }
@@ -159,6 +168,7 @@ pub struct Pacer {
 pub struct PacerBuilder {
     config: ProviderConfig,
     jitter: fn(Duration) -> Duration,
+    rejected: Option<RejectedBodies>,
 }
 
 impl PacerBuilder {
@@ -167,7 +177,14 @@ impl PacerBuilder {
         PacerBuilder {
             config: config.clone(),
             jitter: full_jitter,
+            rejected: None,
         }
+    }
+
+    /// Keeps the first answers the parser rejects (see `provider::rejected`).
+    pub fn keep_rejected(mut self, rejected: RejectedBodies) -> Self {
+        self.rejected = Some(rejected);
+        self
     }
 
     /// Back-off delays exactly on the exponential schedule, for tests of the schedule.
@@ -207,10 +224,9 @@ impl PacerBuilder {
 
     fn control(c: &ProviderConfig) -> Control {
         Control {
-            gate: FirstRequestGate {
-                accepted: AtomicBool::new(false),
-                alone: tokio::sync::Mutex::new(()),
-            },
+            gate: FirstRequestGate::default(),
+            singles: AtomicBool::new(false),
+            unread_logged: Mutex::new(HashSet::new()),
             rate_cap: Mutex::new(c.request_limit.count.get()),
             paused_until: Mutex::new(None),
             blocked_total: Mutex::new(Duration::ZERO),
@@ -226,6 +242,7 @@ impl PacerBuilder {
             limits: Self::limits(c),
             policy: Self::policy(c, self.jitter),
             control: Self::control(c),
+            rejected: self.rejected,
             counters: PacerCounters::default(),
         }
     }
@@ -251,6 +268,20 @@ impl Pacer {
         self.control.stop.lock().unwrap().is_some()
     }
 
+    /// The files the first rejected answers were kept in.
+    pub fn rejected_files(&self) -> Vec<PathBuf> {
+        self.rejected
+            .as_ref()
+            .map(RejectedBodies::files)
+            .unwrap_or_default()
+    }
+
+    /// Sends one request for `numbers` through every stage, without retrying: what
+    /// `phone-enrich probe` shows. `None` when nothing could be sent (the job is stopping).
+    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent> {
+        self.send(numbers).await
+    }
+
     /// Looks up a batch: retries transient errors, waits out limits, splits lists the provider
     /// rejects, and asks again for numbers the answer left out.
     pub async fn lookup(&self, numbers: Vec<E164>) -> BatchResult {
@@ -261,21 +292,45 @@ impl Pacer {
             if self.is_stopping() {
                 continue;
             }
+            if list.len() > 1 && self.control.singles.load(Ordering::SeqCst) {
+                pending.extend(list.into_iter().map(|n| (vec![n], rounds)));
+                continue;
+            }
             let Some(outcome) = self.request_with_retries(&list).await else {
                 continue;
             };
             match outcome {
-                Ok(answers) => {
-                    let answered: HashSet<E164> = answers.iter().map(|(n, _)| *n).collect();
-                    let missing: Vec<E164> =
-                        list.into_iter().filter(|n| !answered.contains(n)).collect();
-                    result.answers.extend(answers);
-                    self.ask_again(missing, rounds, &mut pending, &mut result.failed);
+                Ok(answered) => {
+                    let numbers: HashSet<E164> = answered.answers.iter().map(|(n, _)| *n).collect();
+                    let missing: Vec<E164> = list
+                        .iter()
+                        .copied()
+                        .filter(|n| !numbers.contains(n))
+                        .collect();
+                    result.answers.extend(answered.answers);
+                    if answered.phoneless > 0 && list.len() > 1 {
+                        // Not left out: answered in entries that cannot be told apart.
+                        self.switch_to_singles(list.len());
+                        pending.extend(missing.into_iter().map(|n| (vec![n], rounds)));
+                    } else {
+                        self.ask_again(missing, rounds, &mut pending, &mut result.failed);
+                    }
                 }
                 Err(e) => self.after_failure(e, list, rounds, &mut pending, &mut result.failed),
             }
         }
         result
+    }
+
+    /// A list's entries came back without a usable `phone`: no list answer can be paired with
+    /// its numbers, so from now on every request asks for one number (logged once).
+    fn switch_to_singles(&self, list_len: usize) {
+        if !self.control.singles.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                list = list_len,
+                "the provider's list answers carry no usable `phone`: asking one number per request from now on (up to batch_size times the requests)"
+            );
+        }
     }
 
     /// Numbers an answer left out: asked again as a list once (a glitch), then one by one (a
@@ -296,8 +351,8 @@ impl Pacer {
         }
     }
 
-    /// A list that got no answer: split it (rejected whole), stop the job (credentials), leave
-    /// it unasked (the job is stopping), or fail its numbers.
+    /// A list that got no answer: split it (rejected whole), stop the job (credentials, a
+    /// redirect), leave it unasked (the job is stopping), or fail its numbers.
     fn after_failure(
         &self,
         error: ProviderError,
@@ -309,11 +364,18 @@ impl Pacer {
         match error.class() {
             ErrorClass::BadRequest if list.len() > 1 => {
                 self.counters.splits.fetch_add(1, Ordering::Relaxed);
-                let (left, right) = list.split_at(list.len() / 2);
+                // Before any answer, the next try is one number: whatever it gets (found, not
+                // found, rejected) is an answer, and no try is spent on half the list again.
+                let at = match self.control.gate.is_open() {
+                    true => list.len() / 2,
+                    false => 1,
+                };
+                let (left, right) = list.split_at(at);
                 pending.push((right.to_vec(), rounds));
                 pending.push((left.to_vec(), rounds));
             }
             ErrorClass::Auth => self.stop(Stop::AuthRejected(error.to_string())),
+            ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
             ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(list),
             _ if self.is_stopping() => {}
             _ => failed.extend(list),
@@ -322,15 +384,12 @@ impl Pacer {
 
     /// One list, sent until it gets an answer or an error that retrying will not fix; `None`
     /// when the job stopped before it could be sent.
-    async fn request_with_retries(
-        &self,
-        list: &[E164],
-    ) -> Option<Result<Vec<(E164, NumberAnswer)>, ProviderError>> {
+    async fn request_with_retries(&self, list: &[E164]) -> Option<Result<Answered, ProviderError>> {
         let mut backoff = self.policy.backoff.build();
         let mut blocked_pause = self.policy.blocked_pause;
         loop {
-            let error = match self.send(list).await? {
-                Ok(answers) => return Some(Ok(answers)),
+            let error = match self.send(list).await?.result {
+                Ok(answered) => return Some(Ok(answered)),
                 Err(e) => e,
             };
             self.counters.error(error.label());
@@ -344,7 +403,11 @@ impl Pacer {
                     };
                     let delay = (self.policy.jitter)(delay);
                     tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
-                    tokio::time::sleep(delay).await;
+                    // Before any answer, the next try (whichever list it is) waits too.
+                    match self.control.gate.is_open() {
+                        true => tokio::time::sleep(delay).await,
+                        false => self.pause_all(delay),
+                    }
                 }
                 ErrorClass::RateLimited => {
                     // Over a limit despite pacing: everyone waits a window and the rate drops.
@@ -357,22 +420,24 @@ impl Pacer {
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
-                ErrorClass::Auth | ErrorClass::BadRequest | ErrorClass::Fatal => {
-                    return Some(Err(error))
-                }
+                ErrorClass::Auth
+                | ErrorClass::Settings
+                | ErrorClass::BadRequest
+                | ErrorClass::Fatal => return Some(Err(error)),
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Sends one request through every stage, in the order written here, which is the order
-    /// the descriptions of the pacer point at. `None`: the job is stopping, nothing was sent.
-    async fn send(
-        &self,
-        list: &[E164],
-    ) -> Option<Result<Vec<(E164, NumberAnswer)>, ProviderError>> {
-        // 1. First-request gate: one request at a time until the credentials are accepted.
-        let _turn = self.control.gate.enter().await;
+    /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping,
+    /// or no try is left before any answer).
+    async fn send(&self, list: &[E164]) -> Option<Sent> {
+        // 1. First-request gate: until a request is answered, one at a time, two at most.
+        let _turn = match self.control.gate.enter().await {
+            Turn::Closed => return None,
+            turn => turn,
+        };
         // 2. Identical-request guard: `identical_limit` sends of this very list per window.
         let same_list = self.limits.identical.window(list);
         let _same = same_list.acquire(u32::MAX).await;
@@ -391,23 +456,66 @@ impl Pacer {
         // 5. Request-rate limiter, at the rate lowered after error 9.
         let cap = *self.control.rate_cap.lock().unwrap();
         let _slot = self.limits.requests.acquire(cap).await;
-        // 6. Job-wide pause after error 9 or 4. Waited last, so that a pause that began while
-        //    this request waited above still holds it back.
+        // 6. Job-wide pause after error 9 or 4 (or a back-off before any answer). Waited last,
+        //    so that a pause that began while this request waited above still holds it back.
         self.wait_out_pause().await;
         if self.is_stopping() {
             return None;
         }
         // 7. Timeout, around the request itself.
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(self.limits.timeout, self.client.send(list)).await {
-            Ok(raw) => raw.and_then(|raw| answer::read(&raw, list)),
+        let raw = match tokio::time::timeout(self.limits.timeout, self.client.send(list)).await {
+            Ok(raw) => raw,
             Err(_) => Err(ProviderError::Timeout(self.limits.timeout)),
         };
-        self.control.gate.record(&result);
-        if result.is_ok() {
-            self.speed_up();
+        let result = raw.clone().and_then(|raw| answer::read(&raw, list));
+        let sent = Sent {
+            raw: raw.ok(),
+            result,
+        };
+        self.learn(list, &sent);
+        Some(sent)
+    }
+
+    /// What every answer teaches the run, before the policy acts on it: whether the
+    /// credentials are answered, the rate may recover, a rejected body is worth keeping, a
+    /// value could not be read.
+    fn learn(&self, list: &[E164], sent: &Sent) {
+        let last_try_failed = self.control.gate.record(sent.result.is_ok());
+        match &sent.result {
+            Ok(answered) => {
+                self.speed_up();
+                self.note_unread(answered);
+            }
+            Err(error) => {
+                if let (ProviderError::Malformed(_), Some(raw), Some(kept)) =
+                    (error, &sent.raw, &self.rejected)
+                {
+                    kept.keep(list, raw, error);
+                }
+                if last_try_failed {
+                    self.stop(Stop::unconfirmed(error));
+                }
+            }
         }
-        Some(result)
+    }
+
+    /// Logs each value that could not be read once per run, and counts unreadable entries.
+    fn note_unread(&self, answered: &Answered) {
+        let mut logged = self.control.unread_logged.lock().unwrap();
+        for unread in &answered.unread {
+            if logged.insert(unread.clone()) {
+                tracing::warn!(
+                    field = unread.field,
+                    value = %unread.value,
+                    "the provider sent a value that cannot be read: stored empty"
+                );
+            }
+        }
+        for why in &answered.unreadable {
+            tracing::debug!(entry = %why, "an entry that cannot be read: its number is asked again");
+            self.counters.error("unreadable_entry".into());
+        }
     }
 
     async fn wait_out_pause(&self) {

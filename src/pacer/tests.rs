@@ -64,15 +64,30 @@ fn scripted(
     (builder.build(client), times)
 }
 
+/// An answered request (which opens the first-request gate), then `n` connection failures.
 fn failures(n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
-    (0..n)
-        .map(|_| Err(ProviderError::Transport("connection reset".into())))
+    let failure = || Err(ProviderError::Transport("connection reset".into()));
+    std::iter::once(Ok(json(FOUND)))
+        .chain((0..n).map(|_| failure()))
         .collect()
 }
 
-/// The gaps between consecutive instants.
+/// An answered request, then `body` `n` times.
+fn answers(body: &str, n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
+    std::iter::once(json(FOUND))
+        .chain((0..n).map(|_| json(body)))
+        .map(Ok)
+        .collect()
+}
+
+/// The first request: answered, so the credentials are, and the gate is open.
+async fn warm_up(pacer: &Pacer) {
+    assert_eq!(pacer.lookup(vec![E164(79000000000)]).await.answers.len(), 1);
+}
+
+/// The gaps between consecutive instants, after the warm-up's request.
 fn gaps(times: &[Duration]) -> Vec<Duration> {
-    times.windows(2).map(|w| w[1] - w[0]).collect()
+    times[1..].windows(2).map(|w| w[1] - w[0]).collect()
 }
 
 /// Retries of one list, with room for every one of them in the identical-request window.
@@ -88,6 +103,7 @@ async fn transient_failures_back_off_exponentially_up_to_the_cap() {
     // Five failures, then an answer: five back-offs, doubling from 1 s, capped at 10 s.
     let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
     let (pacer, sent) = scripted(builder, failures(5));
+    warm_up(&pacer).await;
     let result = pacer.lookup(vec![number]).await;
     assert_eq!(gaps(&sent()), secs(&[1, 2, 4, 8, 10]));
     assert_eq!(result.answers.len(), 1);
@@ -96,8 +112,9 @@ async fn transient_failures_back_off_exponentially_up_to_the_cap() {
     // One failure more than `max_retries` allows: the number fails after six requests.
     let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
     let (pacer, sent) = scripted(builder, failures(6));
+    warm_up(&pacer).await;
     let result = pacer.lookup(vec![number]).await;
-    assert_eq!(sent().len(), 6);
+    assert_eq!(sent().len(), 1 + 6);
     assert_eq!(result.failed, vec![number]);
     assert!(result.answers.is_empty());
 }
@@ -108,6 +125,7 @@ async fn full_jitter_stays_within_the_schedule() {
     let mut all = Vec::new();
     for _ in 0..20 {
         let (pacer, sent) = scripted(PacerBuilder::new(&provider(RETRIES)), failures(5));
+        warm_up(&pacer).await;
         assert_eq!(pacer.lookup(vec![E164(79161234567)]).await.answers.len(), 1);
         let gaps = gaps(&sent());
         assert_eq!(gaps.len(), schedule.len());
@@ -124,10 +142,8 @@ async fn full_jitter_stays_within_the_schedule() {
 async fn error_4_pauses_everyone_doubling_then_stops_the_job() {
     let settings = "blocked_pause = \"100ms\"\nmax_blocked_wait = \"350ms\"\n";
     let blocked = r#"{"error": "IP address is temporarily blocked", "error_code": 4}"#;
-    let (pacer, sent) = scripted(
-        PacerBuilder::new(&provider(settings)),
-        (0..10).map(|_| Ok(json(blocked))).collect(),
-    );
+    let (pacer, sent) = scripted(PacerBuilder::new(&provider(settings)), answers(blocked, 10));
+    warm_up(&pacer).await;
     let result = pacer.lookup(vec![E164(79161234567)]).await;
     // Paused 100 ms, then 200 ms; a third pause would pass 350 ms in all: the job stops.
     let ms = |m: &[u64]| {
@@ -135,7 +151,7 @@ async fn error_4_pauses_everyone_doubling_then_stops_the_job() {
             .map(|m| Duration::from_millis(*m))
             .collect::<Vec<_>>()
     };
-    assert_eq!(sent(), ms(&[0, 100, 300]));
+    assert_eq!(gaps(&sent()), ms(&[100, 200]));
     assert!(matches!(pacer.stopped(), Some(Stop::Blocked(_))));
     // Not failed: stopped, so the next run asks again.
     assert!(result.failed.is_empty() && result.answers.is_empty());
@@ -146,22 +162,22 @@ async fn error_9_pauses_a_window_and_lowers_the_rate() {
     let limited = r#"{"error": "too many requests", "error_code": 9}"#;
     let (pacer, sent) = scripted(
         PacerBuilder::new(&provider("request_limit = \"20/2s\"\n")),
-        vec![Ok(json(limited))],
+        answers(limited, 1),
     );
+    warm_up(&pacer).await;
     let result = pacer.lookup(vec![E164(79161234567)]).await;
-    assert_eq!(sent(), secs(&[0, 2]));
+    assert_eq!(gaps(&sent()), secs(&[2]));
     assert_eq!(result.answers.len(), 1);
     // Lowered to 15 by the error, one back by the answer.
     assert_eq!(*pacer.control.rate_cap.lock().unwrap(), 16);
 }
 
-#[tokio::test(start_paused = true)]
-async fn wrong_credentials_cost_one_request_whatever_the_concurrency() {
-    let auth = r#"{"error": "authorise error", "error_code": 2}"#;
-    let (pacer, sent) = scripted(
-        PacerBuilder::new(&provider("concurrency = 8\n")),
-        (0..10).map(|_| Ok(json(auth))).collect(),
-    );
+/// Eight lookups at once against a provider that answers `body` to everything: the requests
+/// that went out, and why the job stopped.
+async fn eight_lookups_against(body: &str) -> (Vec<Duration>, Option<Stop>) {
+    let settings = "concurrency = 8\nretry_base_delay = \"1s\"\nretry_max_delay = \"1s\"\n";
+    let builder = PacerBuilder::new(&provider(settings)).without_jitter();
+    let (pacer, sent) = scripted(builder, (0..20).map(|_| Ok(json(body))).collect());
     let pacer = Arc::new(pacer);
     let lookups: Vec<_> = (0..8u64)
         .map(|i| {
@@ -170,9 +186,48 @@ async fn wrong_credentials_cost_one_request_whatever_the_concurrency() {
         })
         .collect();
     for lookup in lookups {
-        let result = lookup.await.unwrap();
-        assert!(result.answers.is_empty() && result.failed.is_empty());
+        assert!(lookup.await.unwrap().answers.is_empty());
     }
-    assert_eq!(sent().len(), 1);
-    assert!(matches!(pacer.stopped(), Some(Stop::AuthRejected(_))));
+    (sent(), pacer.stopped())
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_any_answer_two_requests_at_most_then_the_job_stops() {
+    // Wrong credentials: one request, whatever the concurrency.
+    let (sent, stop) =
+        eight_lookups_against(r#"{"error": "authorise error", "error_code": 2}"#).await;
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(stop, Some(Stop::AuthRejected(_))), "{stop:?}");
+    // A page that is no answer: a second try after the back-off, then no more.
+    let (sent, stop) = eight_lookups_against("<html><body>Bad gateway</body></html>").await;
+    assert_eq!(sent, secs(&[0, 1]));
+    assert!(matches!(stop, Some(Stop::Unconfirmed(_))), "{stop:?}");
+    // Blocked from the start: the pause error 4 calls for, one more try, then no more.
+    let (sent, stop) = eight_lookups_against(r#"{"error": "blocked", "error_code": 4}"#).await;
+    assert_eq!(sent, secs(&[0, 300]));
+    assert!(matches!(stop, Some(Stop::Blocked(_))), "{stop:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_list_rejected_before_any_answer_is_tried_with_one_number() {
+    let sent_lists = Arc::new(Mutex::new(Vec::new()));
+    struct Lists(Arc<Mutex<Vec<usize>>>);
+    impl Client for Lists {
+        fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+            self.0.lock().unwrap().push(list.len());
+            let body = match list.len() {
+                1 => FOUND,
+                _ => r#"{"error": "parameters error", "error_code": 1}"#,
+            };
+            Box::pin(async move { Ok(json(body)) })
+        }
+    }
+    let pacer = PacerBuilder::new(&provider("")).build(Lists(sent_lists.clone()));
+    let list: Vec<E164> = (0..8u64).map(|i| E164(79161234560 + i)).collect();
+    let result = pacer.lookup(list).await;
+    // 8 rejected; then one number alone, answered; then halves of the rest down to singles.
+    let lists = sent_lists.lock().unwrap().clone();
+    assert_eq!(&lists[..2], &[8, 1]);
+    assert_eq!(result.answers.len(), 8);
+    assert!(pacer.stopped().is_none());
 }

@@ -2,8 +2,10 @@
 //!
 //! Contract: every request is a form-encoded POST to `{base_url}/sys/info.php` with
 //! `get_operator=1`, `login`, `psw`, `phone` (comma-separated), `fmt=3` and `charset=utf-8`.
-//! The password never appears in a URL, a log line or an error. The body comes back as bytes,
-//! undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
+//! The password never appears in a URL, a log line or an error. Redirects are never followed
+//! (a POST redirected loses its form, or carries the password somewhere else): a 3xx is a
+//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked. The
+//! body comes back as bytes, undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
 //! or retries: that is `pacer`'s job.
 
 use std::time::Duration;
@@ -45,6 +47,7 @@ impl SmscClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("phone-enrich/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(crate::config::MAX_CONCURRENCY)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(SmscClient {
             http,
@@ -52,6 +55,11 @@ impl SmscClient {
             credentials,
             timeout,
         })
+    }
+
+    /// The URL requests go to.
+    pub fn endpoint(&self) -> &reqwest::Url {
+        &self.endpoint
     }
 
     async fn post(&self, numbers: &[E164]) -> Result<RawAnswer, ProviderError> {
@@ -76,11 +84,18 @@ impl SmscClient {
             .await
             .map_err(|e| self.transport_error(e))?;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name| {
+            let value = response.headers().get(name)?;
+            value.to_str().ok().map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        if response.status().is_redirection() {
+            let location = header(reqwest::header::LOCATION);
+            return Err(ProviderError::Redirected {
+                status,
+                location: location.unwrap_or_else(|| "(no Location)".into()),
+            });
+        }
         let body = response
             .bytes()
             .await

@@ -9,14 +9,57 @@
 
 pub mod answer;
 pub mod client;
+pub mod rejected;
 pub mod sandbox;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::config::{Credentials, ProviderConfig, ProviderKind};
 use crate::normalize::E164;
+use client::SmscClient;
+use sandbox::Sandbox;
+
+/// What a job talks to the provider through: the client, and the sandbox it points at when
+/// the job starts one in-process (kept alive as long as the connection).
+pub struct Connection {
+    pub client: SmscClient,
+    pub sandbox: Option<Sandbox>,
+}
+
+/// Connects a job to its provider: its `base_url`, or a sandbox started on 127.0.0.1 when
+/// the job is a sandbox job without one. `timeout` is the client's own, a backstop behind the
+/// pacer's.
+pub async fn connect(
+    config: &ProviderConfig,
+    credentials: Credentials,
+    timeout: Duration,
+) -> anyhow::Result<Connection> {
+    let sandbox = match (config.kind, &config.base_url) {
+        (ProviderKind::Sandbox, None) => {
+            let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            Some(Sandbox::start(config.sandbox.clone(), listen).await?)
+        }
+        _ => None,
+    };
+    let base_url = match (&sandbox, &config.base_url) {
+        (Some(sandbox), _) => sandbox.base_url(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => anyhow::bail!("provider.base_url is not set"),
+    };
+    if config.sends_in_clear() {
+        tracing::warn!(
+            base_url = %base_url,
+            "provider.allow_insecure_http: the password travels unencrypted"
+        );
+    }
+    let client = SmscClient::new(&base_url, credentials, timeout)
+        .with_context(|| format!("setting up the client for {base_url}"))?;
+    Ok(Connection { client, sandbox })
+}
 
 /// One request to the provider, and nothing more: no pacing, no retries, no parsing. The pacer
 /// holds its client through this trait, so tests can script the provider's answers.
@@ -124,6 +167,10 @@ pub enum ProviderError {
     /// An HTTP status other than success, with a body that is no provider error.
     #[error("HTTP status {status}")]
     Http { status: u16 },
+    /// An HTTP redirect, which is never followed: the POST would lose its form, or carry the
+    /// password somewhere else.
+    #[error("HTTP {status} redirect to {location}")]
+    Redirected { status: u16, location: String },
     /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -144,8 +191,10 @@ pub enum ErrorClass {
     RateLimited,
     /// Error 4: pause everyone for a long back-off.
     Blocked,
-    /// Error 2: stop the whole job.
+    /// Error 2 (or HTTP 401/403): stop the whole job.
     Auth,
+    /// A redirect: the job's `base_url` is wrong; stop the whole job.
+    Settings,
     /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
     BadRequest,
     /// Anything else: the batch fails.
@@ -164,7 +213,9 @@ impl ProviderError {
             {
                 ErrorClass::Transient
             }
+            ProviderError::Http { status: 401 | 403 } => ErrorClass::Auth,
             ProviderError::Http { .. } => ErrorClass::Fatal,
+            ProviderError::Redirected { .. } => ErrorClass::Settings,
             ProviderError::Api { code, .. } => match code {
                 ApiCode::Limit => ErrorClass::RateLimited,
                 ApiCode::IpBlocked => ErrorClass::Blocked,
@@ -179,7 +230,9 @@ impl ProviderError {
     pub fn label(&self) -> String {
         match self {
             ProviderError::Api { code, .. } => format!("api_{}", code.number()),
-            ProviderError::Http { status } => format!("http_{status}"),
+            ProviderError::Http { status } | ProviderError::Redirected { status, .. } => {
+                format!("http_{status}")
+            }
             ProviderError::Timeout(_) => "timeout".into(),
             ProviderError::Transport(_) => "transport".into(),
             ProviderError::Malformed(_) => "malformed".into(),

@@ -1,87 +1,70 @@
-//! `fmt=3`: a JSON object for one number, an array (or an object wrapping one) for a list, or
-//! `{"error", "error_code"}`.
+//! `fmt=3`: a JSON object for one number or a whole-request error; for a list, an array, an
+//! object wrapping an array (`{"phones": [...]}`) or an object keyed by phone. Whatever follows
+//! the JSON value (an HTML comment a proxy appended) is ignored.
 
-use super::fields::{code_from_message, info_from_fields};
-use super::{malformed, Entry, Reply};
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{malformed, Record, KEYS};
 use crate::provider::ProviderError;
 
-pub(super) fn parse_json(body: &str) -> Result<Reply, ProviderError> {
-    let value: serde_json::Value =
-        serde_json::from_str(body).map_err(|e| ProviderError::Malformed(format!("JSON: {e}")))?;
-    match &value {
-        serde_json::Value::Array(items) => Ok(Reply::Entries(
-            items
-                .iter()
-                .map(|v| json_entry(v, body))
-                .collect::<Result<_, _>>()?,
-        )),
-        serde_json::Value::Object(map) => {
-            if map.contains_key("error_code") || map.contains_key("error") {
-                if map.contains_key("phone") {
-                    return Ok(Reply::Entries(vec![json_entry(&value, body)?]));
-                }
-                let (code, message) = json_error(map).ok_or_else(|| malformed(body))?;
-                return Ok(Reply::Error { code, message });
-            }
-            if map.contains_key("operator")
-                || map.contains_key("country")
-                || map.contains_key("mcc")
-            {
-                return Ok(Reply::Entries(vec![json_entry(&value, body)?]));
-            }
-            // A list wrapped in an object, e.g. {"list": [...]}.
-            if let Some(items) = map.values().find_map(|v| v.as_array()) {
-                return Ok(Reply::Entries(
-                    items
-                        .iter()
-                        .map(|v| json_entry(v, body))
-                        .collect::<Result<_, _>>()?,
-                ));
-            }
-            Err(malformed(body))
+/// The records of a JSON body.
+pub(super) fn records(body: &str) -> Result<Vec<Record>, ProviderError> {
+    let value = match serde_json::Deserializer::from_str(body)
+        .into_iter::<Value>()
+        .next()
+    {
+        Some(Ok(value)) => value,
+        Some(Err(e)) => return Err(ProviderError::Malformed(format!("JSON: {e}"))),
+        None => return Err(malformed("no JSON value", body)),
+    };
+    match value {
+        Value::Array(items) => Ok(items.iter().map(|v| record(v, None)).collect()),
+        Value::Object(map) if KEYS.iter().any(|k| map.contains_key(*k)) => {
+            Ok(vec![record(&Value::Object(map), None)])
         }
-        _ => Err(malformed(body)),
+        Value::Object(map) => list_in_object(&map).ok_or_else(|| malformed("no list", body)),
+        _ => Err(malformed("not a JSON object or array", body)),
     }
 }
 
-fn json_text(v: Option<&serde_json::Value>) -> Option<String> {
-    match v? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        serde_json::Value::Null => None,
+/// A list wrapped in an object (`{"phones": [...]}`) or keyed by phone (`{"7916...": {...}}`).
+fn list_in_object(map: &Map<String, Value>) -> Option<Vec<Record>> {
+    if let Some(items) = map.values().find_map(Value::as_array) {
+        return Some(items.iter().map(|v| record(v, None)).collect());
+    }
+    let keyed = map.keys().all(|k| {
+        k.trim_start_matches('+')
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+    });
+    (keyed && !map.is_empty()).then(|| map.iter().map(|(k, v)| record(v, Some(k))).collect())
+}
+
+/// One object's values as text; `phone` from the key it is listed under, if it has none.
+fn record(value: &Value, key: Option<&str>) -> Record {
+    let Value::Object(map) = value else {
+        let shown: String = value.to_string().chars().take(60).collect();
+        return Err(format!("an entry that is not an object: `{shown}`"));
+    };
+    let mut record: HashMap<String, String> = map
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_lowercase(), text(v)?)))
+        .collect();
+    if let Some(key) = key {
+        record
+            .entry("phone".into())
+            .or_insert_with(|| key.to_string());
+    }
+    Ok(record)
+}
+
+/// A value as text: strings as they are, numbers as written; `null` is absent.
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
         other => Some(other.to_string()),
     }
-}
-
-fn json_error(map: &serde_json::Map<String, serde_json::Value>) -> Option<(i64, String)> {
-    let message = json_text(map.get("error")).unwrap_or_default();
-    let code = match json_text(map.get("error_code")) {
-        Some(c) => c.trim().parse().ok()?,
-        None => code_from_message(&message)?,
-    };
-    Some((code, message))
-}
-
-fn json_entry(v: &serde_json::Value, body: &str) -> Result<Entry, ProviderError> {
-    let map = v.as_object().ok_or_else(|| malformed(body))?;
-    let phone = json_text(map.get("phone"));
-    if map.contains_key("error_code") || map.contains_key("error") {
-        let err = json_error(map).ok_or_else(|| malformed(body))?;
-        return Ok(Entry {
-            phone,
-            result: Err(err),
-        });
-    }
-    let field = |k: &str| json_text(map.get(k));
-    Ok(Entry {
-        phone,
-        result: Ok(info_from_fields(
-            field("country"),
-            field("operator"),
-            field("region"),
-            field("mcc"),
-            field("mnc"),
-            field("tz"),
-        )),
-    })
 }

@@ -1,40 +1,40 @@
-//! The line formats: `fmt=0` (`country = ..., operator = ...` or `ERROR = N (...)`) and `fmt=1`
-//! (comma-separated values, `0,-N` for an error), one line per number.
+//! The line formats, one line per number: `fmt=0` (`country = ..., operator = ...`,
+//! `ERROR = N (...)`, also a bare error text) and `fmt=1` (comma-separated values in the page's
+//! order, `0,-N` for an error), each optionally led by the number.
 
 use std::collections::HashMap;
 
-use super::fields::info_from_fields;
-use super::{malformed, Entry, Reply};
+use super::{malformed, Record};
 use crate::normalize::E164;
 use crate::provider::ProviderError;
+
+fn lines(body: &str) -> impl Iterator<Item = &str> {
+    body.lines().map(str::trim).filter(|l| !l.is_empty())
+}
+
+/// The records of a `fmt=0` body.
+pub(super) fn text_records(body: &str) -> Vec<Record> {
+    lines(body).map(text_record).collect()
+}
+
+/// The records of a `fmt=1` body: not one when no line has the shape of an entry (a page
+/// of prose with a comma in it is no answer).
+pub(super) fn csv_records(body: &str) -> Result<Vec<Record>, ProviderError> {
+    let records: Vec<Record> = lines(body).map(csv_record).collect();
+    match records.iter().any(Result::is_ok) {
+        true => Ok(records),
+        false => Err(malformed("no line has the shape of an answer", body)),
+    }
+}
 
 const TEXT_KEYS: &[&str] = &[
     "phone", "country", "operator", "region", "mcc", "mnc", "tz", "error",
 ];
 
-/// `ERROR = 3 (operator not found)` -> (3, "operator not found").
-fn parse_error_text(s: &str) -> Option<(i64, String)> {
-    let rest = s.trim();
-    let rest = rest
-        .get(..5)
-        .filter(|p| p.eq_ignore_ascii_case("error"))
-        .map(|_| &rest[5..])?;
-    let rest = rest.trim_start().strip_prefix('=')?.trim();
-    let digits_end = rest
-        .find(|c: char| !c.is_ascii_digit() && c != '-')
-        .unwrap_or(rest.len());
-    let code: i64 = rest[..digits_end].parse().ok()?;
-    let message = rest[digits_end..]
-        .trim()
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .to_string();
-    Some((code, message))
-}
-
-/// Splits `phone = 1, country = A, B, region = C` on the known keys only, so values may hold
-/// commas.
-fn text_fields(line: &str) -> HashMap<&'static str, String> {
+/// `phone = 1, country = A, B, region = C`: split on the known keys only, so values may hold
+/// commas. `ERROR = 3 (text)` gives `error_code` 3 and `error` "text"; a line without any key
+/// is an error text.
+fn text_record(line: &str) -> Record {
     let lower = line.to_ascii_lowercase();
     let mut starts: Vec<(usize, usize, &'static str)> = Vec::new();
     for key in TEXT_KEYS {
@@ -49,119 +49,70 @@ fn text_fields(line: &str) -> HashMap<&'static str, String> {
             }
         }
     }
+    if starts.is_empty() {
+        return Ok(HashMap::from([("error".to_string(), line.to_string())]));
+    }
     starts.sort();
-    let mut out = HashMap::new();
+    let mut record = HashMap::new();
     for (i, (_, value_start, key)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map(|(p, _, _)| *p).unwrap_or(line.len());
         let value = line[*value_start..end].trim().trim_end_matches(',').trim();
-        out.insert(*key, value.to_string());
+        record.insert(key.to_string(), value.to_string());
     }
-    out
+    if let Some(error) = record.remove("error") {
+        let (code, message) = split_error(&error);
+        record.insert("error".into(), message);
+        record.extend(code.map(|c| ("error_code".to_string(), c)));
+    }
+    Ok(record)
 }
 
-pub(super) fn parse_text(body: &str) -> Result<Reply, ProviderError> {
-    let lines: Vec<&str> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if let [only] = lines.as_slice() {
-        if let Some((code, message)) = parse_error_text(only) {
-            return Ok(Reply::Error { code, message });
-        }
+/// `3 (operator not found)` → ("3", "operator not found"); a text without a code stays whole.
+fn split_error(value: &str) -> (Option<String>, String) {
+    let digits_end = value
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(value.len());
+    let message = value[digits_end..]
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .to_string();
+    match digits_end {
+        0 => (None, value.to_string()),
+        _ => (Some(value[..digits_end].to_string()), message),
     }
-    let mut entries = Vec::new();
-    for line in lines {
-        let mut fields = text_fields(line);
-        let phone = fields.remove("phone");
-        if let Some(err) = fields.get("error") {
-            let err = parse_error_text(&format!("ERROR = {err}")).ok_or_else(|| malformed(line))?;
-            entries.push(Entry {
-                phone,
-                result: Err(err),
-            });
-            continue;
-        }
-        if !fields.contains_key("operator") && !fields.contains_key("country") {
-            return Err(malformed(line));
-        }
-        let mut take = |k: &str| fields.remove(k);
-        let info = info_from_fields(
-            take("country"),
-            take("operator"),
-            take("region"),
-            take("mcc"),
-            take("mnc"),
-            take("tz"),
-        );
-        entries.push(Entry {
-            phone,
-            result: Ok(info),
-        });
-    }
-    Ok(Reply::Entries(entries))
 }
 
-// ---- comma-separated (fmt=1) -----------------------------------------------------------------
-
-pub(super) fn parse_csv(body: &str) -> Result<Reply, ProviderError> {
-    let lines: Vec<&str> = body
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    let csv_error = |fields: &[&str]| -> Option<(i64, String)> {
-        match fields {
-            [zero, neg] if zero.trim() == "0" && neg.trim().starts_with('-') => {
-                neg.trim()[1..].parse().ok().map(|c| (c, String::new()))
-            }
-            _ => None,
-        }
+/// `0,-N` (an error), `PHONE,0,-N`, `country,operator,region,mcc,mnc,tz` or the same led by the
+/// number. A comma inside a name lands in the region: mcc, mnc, tz are the last three.
+fn csv_record(line: &str) -> Record {
+    let fields: Vec<&str> = line.split(',').collect();
+    let first_is_phone = fields
+        .first()
+        .is_some_and(|f| E164::from_digits(f).is_some());
+    let (phone, rest) = match first_is_phone {
+        true => (Some(fields[0].trim()), &fields[1..]),
+        false => (None, &fields[..]),
     };
-    if let [only] = lines.as_slice() {
-        let fields: Vec<&str> = only.split(',').collect();
-        if let Some((code, message)) = csv_error(&fields) {
-            return Ok(Reply::Error { code, message });
+    let mut record: HashMap<String, String> = HashMap::new();
+    record.extend(phone.map(|p| ("phone".to_string(), p.to_string())));
+    match rest {
+        [zero, code] if zero.trim() == "0" && code.trim().starts_with('-') => {
+            record.insert("error_code".into(), code.trim()[1..].to_string());
         }
-    }
-    let mut entries = Vec::new();
-    for line in lines {
-        let fields: Vec<&str> = line.split(',').collect();
-        let first_is_phone = fields
-            .first()
-            .is_some_and(|f| E164::from_digits(f).is_some());
-        if first_is_phone {
-            if let Some(err) = csv_error(&fields[1..]) {
-                entries.push(Entry {
-                    phone: Some(fields[0].trim().to_string()),
-                    result: Err(err),
-                });
-                continue;
+        [country, operator, region @ .., mcc, mnc, tz] if !region.is_empty() => {
+            for (key, value) in [
+                ("country", country.to_string()),
+                ("operator", operator.to_string()),
+                ("region", region.join(",").trim().to_string()),
+                ("mcc", mcc.to_string()),
+                ("mnc", mnc.to_string()),
+                ("tz", tz.to_string()),
+            ] {
+                record.insert(key.into(), value.trim().to_string());
             }
         }
-        let (phone, rest) = if first_is_phone && fields.len() >= 7 {
-            (Some(fields[0].trim().to_string()), &fields[1..])
-        } else {
-            (None, &fields[..])
-        };
-        if rest.len() < 6 {
-            return Err(malformed(line));
-        }
-        // mcc, mnc, tz are the last three; a comma inside a name lands in the region.
-        let n = rest.len();
-        let s = |v: &str| Some(v.to_string());
-        let info = info_from_fields(
-            s(rest[0]),
-            s(rest[1]),
-            s(&rest[2..n - 3].join(",")),
-            s(rest[n - 3]),
-            s(rest[n - 2]),
-            s(rest[n - 1]),
-        );
-        entries.push(Entry {
-            phone,
-            result: Ok(info),
-        });
+        _ => return Err(format!("a line of {} values: `{line}`", fields.len())),
     }
-    Ok(Reply::Entries(entries))
+    Ok(record)
 }

@@ -3,11 +3,13 @@
 //! Contract: it answers `/sys/info.php` like the provider, GET or POST, in `fmt` 0 to 3, for one
 //! number or a list, with the deterministic data of `data`. Per login it keeps the provider's
 //! limits (`limits`) and answers error 9 past them; it answers error 2 to wrong credentials.
-//! On request it injects faults (HTTP 503, hangs, dropped connections, truncated bodies, errors
-//! 4 and 9). It counts everything; `GET /sandbox/stats` returns the counters as JSON
+//! It speaks the configured [`Dialect`] (`dialect`, `render`): the documented shape, or one
+//! plausible deviation from it. On request it injects faults (HTTP 503, hangs, dropped
+//! connections, truncated bodies, errors 4 and 9). It counts everything; `GET /sandbox/stats` returns the counters as JSON
 //! ([`SandboxStats`]).
 
 mod data;
+mod dialect;
 mod limits;
 pub mod render;
 
@@ -29,7 +31,7 @@ pub use data::lookup;
 use limits::{Logins, Refusal};
 use render::Item;
 
-use crate::config::{ListNotFound, SandboxConfig};
+use crate::config::{Dialect, SandboxConfig};
 use crate::normalize::E164;
 use crate::provider::answer::Fmt;
 
@@ -143,6 +145,7 @@ async fn stats_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
 /// A request's parameters, from the query string and the form body together.
 struct Request {
     params: HashMap<String, String>,
+    /// The format of the answer: the one asked for, unless the dialect ignores `fmt`.
     fmt: Fmt,
     login: String,
     /// The `phone` parameter as sent.
@@ -150,7 +153,7 @@ struct Request {
 }
 
 impl Request {
-    fn parse(query: Option<&str>, body: &[u8]) -> Request {
+    fn parse(query: Option<&str>, body: &[u8], dialect: Dialect) -> Request {
         let mut params: HashMap<String, String> = HashMap::new();
         for source in [query.unwrap_or("").as_bytes(), body] {
             if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(source) {
@@ -158,6 +161,7 @@ impl Request {
             }
         }
         let fmt = Fmt::from_param(params.get("fmt").map(String::as_str));
+        let fmt = dialect::answers_in(dialect, fmt);
         let login = params.get("login").cloned().unwrap_or_default();
         let phone = params
             .get("phone")
@@ -218,14 +222,19 @@ impl Fault {
     }
 }
 
-/// The handler of `/sys/info.php`, stage by stage: admission (parameters, credentials,
-/// limits), an injected fault, the latency, the numbers, the answer.
+/// The handler of `/sys/info.php`, stage by stage: a server that never answers, admission
+/// (parameters, credentials, limits), an injected fault, the latency, the numbers, the answer.
 async fn info(
     State(shared): State<Arc<Shared>>,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let request = Request::parse(query.as_deref(), &body);
+    let dialect = shared.config.dialect;
+    if let Some(response) = dialect::instead_of_answers(dialect) {
+        shared.stats.lock().unwrap().requests += 1;
+        return response;
+    }
+    let request = Request::parse(query.as_deref(), &body, dialect);
     let mut in_flight = match shared.admit(&request) {
         Ok(in_flight) => in_flight,
         Err(refusal) => return shared.refuse(request.fmt, refusal),
@@ -259,7 +268,7 @@ async fn info(
         Err(refusal) => return shared.refuse(request.fmt, refusal),
     };
     let list = request.phone.contains(',');
-    let mut text = render::items(request.fmt, &items, list);
+    let mut text = render::items(request.fmt, dialect, &items, list);
     if fault == Some(Fault::Truncate) {
         let mut cut = text.len() / 2;
         while !text.is_char_boundary(cut) {
@@ -271,7 +280,7 @@ async fn info(
         stats.answered += 1;
         stats.numbers_answered += request.phone.split(',').count() as u64;
     }
-    text_response(request.fmt, text)
+    dialect::respond(dialect, request.fmt, StatusCode::OK, text)
 }
 
 impl Shared {
@@ -356,25 +365,32 @@ impl Shared {
             }
             _ => return Err((1, "parameters error")),
         };
-        let mut items = Vec::with_capacity(numbers.len());
-        for (n, sent) in numbers.iter().zip(&parts) {
-            let info = lookup(*n, cfg.not_found_percent);
-            match (&info, numbers.len(), cfg.list_not_found) {
-                (None, 1, _) => return Err(render::NOT_FOUND),
-                (None, _, ListNotFound::Omit) => continue,
-                _ => items.push(Item {
-                    phone: sent.to_string(),
-                    info,
-                }),
+        let items: Vec<Item> = numbers
+            .iter()
+            .zip(&parts)
+            .map(|(n, sent)| Item {
+                number: *n,
+                phone: sent.to_string(),
+                info: lookup(*n, cfg.not_found_percent),
+            })
+            .collect();
+        // One number not found is an error for the whole request, as the provider's page has
+        // it, except where the dialect answers it with an empty entry.
+        match items.as_slice() {
+            [one] if one.info.is_none() && cfg.dialect != Dialect::NotFoundEmpty => {
+                Err(render::NOT_FOUND)
             }
+            _ => Ok(items),
         }
-        Ok(items)
     }
 
-    /// Answers a whole-request error, and counts it.
+    /// Answers a whole-request error, in the dialect's words, and counts it.
     fn refuse(&self, fmt: Fmt, (code, message): Refusal) -> Response {
         count(&mut self.stats.lock().unwrap().errors, &code.to_string());
-        text_response(fmt, render::error(fmt, code, message))
+        let dialect = self.config.dialect;
+        let fmt = dialect::errors_in(dialect, fmt);
+        let text = render::error(fmt, dialect, code, message);
+        dialect::respond(dialect, fmt, dialect::error_status(dialect, code), text)
     }
 }
 
@@ -400,13 +416,4 @@ fn dropped_connection() -> Response {
         .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
         .body(Body::from_stream(stream))
         .expect("static response parts are valid")
-}
-
-fn text_response(fmt: Fmt, body: String) -> Response {
-    let content_type = match fmt {
-        Fmt::Json => "application/json; charset=utf-8",
-        Fmt::Xml => "text/xml; charset=utf-8",
-        _ => "text/plain; charset=utf-8",
-    };
-    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

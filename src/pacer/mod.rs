@@ -4,10 +4,11 @@
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
 //! the wire, and their order, are written in one place: `Pacer::send`. What follows each kind
 //! of failure (back off and retry, pause everyone, split the list, ask again, stop) is the
-//! policy of [`Pacer::lookup`]. The limiters themselves are `window`'s, the first-request gate
-//! is `gate`'s.
+//! policy of [`Pacer::lookup`], here. `send.rs` holds the request path, `window.rs` the
+//! limiters, `gate.rs` the first-request gate.
 
 mod gate;
+mod send;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -23,10 +24,10 @@ use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
 use crate::normalize::E164;
-use crate::provider::answer::{self, Answered, UnreadValue};
+use crate::provider::answer::{Answered, UnreadValue};
 use crate::provider::rejected::RejectedBodies;
 use crate::provider::{Client, ErrorClass, NumberAnswer, ProviderError, RawAnswer};
-use gate::{FirstRequestGate, Turn};
+use gate::FirstRequestGate;
 use window::{IdenticalGuard, SlidingWindow};
 
 /// Why the whole job must stop.
@@ -68,6 +69,15 @@ pub struct Sent {
     pub raw: Option<RawAnswer>,
     /// What the answer said, or why it said nothing.
     pub result: Result<Answered, ProviderError>,
+}
+
+/// Why a request was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSent {
+    /// The job is stopping.
+    Stopping,
+    /// Before any answer, the second try must be one number: the list's first goes alone.
+    OneNumberFirst,
 }
 
 /// What became of a batch. Numbers in neither list were not asked: the job is stopping.
@@ -277,8 +287,8 @@ impl Pacer {
     }
 
     /// Sends one request for `numbers` through every stage, without retrying: what
-    /// `phone-enrich probe` shows. `None` when nothing could be sent (the job is stopping).
-    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent> {
+    /// `phone-enrich probe` shows.
+    pub async fn probe(&self, numbers: &[E164]) -> Result<Sent, NotSent> {
         self.send(numbers).await
     }
 
@@ -296,8 +306,14 @@ impl Pacer {
                 pending.extend(list.into_iter().map(|n| (vec![n], rounds)));
                 continue;
             }
-            let Some(outcome) = self.request_with_retries(&list).await else {
-                continue;
+            let outcome = match self.request_with_retries(&list).await {
+                Ok(outcome) => outcome,
+                Err(NotSent::Stopping) => continue,
+                Err(NotSent::OneNumberFirst) => {
+                    pending.push((list[1..].to_vec(), rounds));
+                    pending.push((list[..1].to_vec(), rounds));
+                    continue;
+                }
             };
             match outcome {
                 Ok(answered) => {
@@ -364,13 +380,7 @@ impl Pacer {
         match error.class() {
             ErrorClass::BadRequest if list.len() > 1 => {
                 self.counters.splits.fetch_add(1, Ordering::Relaxed);
-                // Before any answer, the next try is one number: whatever it gets (found, not
-                // found, rejected) is an answer, and no try is spent on half the list again.
-                let at = match self.control.gate.is_open() {
-                    true => list.len() / 2,
-                    false => 1,
-                };
-                let (left, right) = list.split_at(at);
+                let (left, right) = list.split_at(list.len() / 2);
                 pending.push((right.to_vec(), rounds));
                 pending.push((left.to_vec(), rounds));
             }
@@ -382,24 +392,26 @@ impl Pacer {
         }
     }
 
-    /// One list, sent until it gets an answer or an error that retrying will not fix; `None`
-    /// when the job stopped before it could be sent.
-    async fn request_with_retries(&self, list: &[E164]) -> Option<Result<Answered, ProviderError>> {
+    /// One list, sent until it gets an answer or an error that retrying will not fix.
+    async fn request_with_retries(
+        &self,
+        list: &[E164],
+    ) -> Result<Result<Answered, ProviderError>, NotSent> {
         let mut backoff = self.policy.backoff.build();
         let mut blocked_pause = self.policy.blocked_pause;
         loop {
             let error = match self.send(list).await?.result {
-                Ok(answered) => return Some(Ok(answered)),
+                Ok(answered) => return Ok(Ok(answered)),
                 Err(e) => e,
             };
             self.counters.error(error.label());
             if self.is_stopping() {
-                return Some(Err(error));
+                return Ok(Err(error));
             }
             match error.class() {
                 ErrorClass::Transient => {
                     let Some(delay) = backoff.next() else {
-                        return Some(Err(error));
+                        return Ok(Err(error));
                     };
                     let delay = (self.policy.jitter)(delay);
                     tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
@@ -416,123 +428,16 @@ impl Pacer {
                 }
                 ErrorClass::Blocked => {
                     if !self.pause_for_block(blocked_pause, &error) {
-                        return Some(Err(error));
+                        return Ok(Err(error));
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
                 ErrorClass::Auth
                 | ErrorClass::Settings
                 | ErrorClass::BadRequest
-                | ErrorClass::Fatal => return Some(Err(error)),
+                | ErrorClass::Fatal => return Ok(Err(error)),
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Sends one request through every stage, in the order written here, which is the order
-    /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping,
-    /// or no try is left before any answer).
-    async fn send(&self, list: &[E164]) -> Option<Sent> {
-        // 1. First-request gate: until a request is answered, one at a time, two at most.
-        let _turn = match self.control.gate.enter().await {
-            Turn::Closed => return None,
-            turn => turn,
-        };
-        // 2. Identical-request guard: `identical_limit` sends of this very list per window.
-        let same_list = self.limits.identical.window(list);
-        let _same = same_list.acquire(u32::MAX).await;
-        // 3. Concurrency cap: `concurrency` requests out at once.
-        let _out = self
-            .limits
-            .concurrency
-            .acquire()
-            .await
-            .expect("never closed");
-        // 4. Numbers limiter, with `number_limit`: the list's length per window.
-        let _numbers = match &self.limits.numbers {
-            Some(w) => Some(w.acquire_weighted(list.len() as u32, u32::MAX).await),
-            None => None,
-        };
-        // 5. Request-rate limiter, at the rate lowered after error 9.
-        let cap = *self.control.rate_cap.lock().unwrap();
-        let _slot = self.limits.requests.acquire(cap).await;
-        // 6. Job-wide pause after error 9 or 4 (or a back-off before any answer). Waited last,
-        //    so that a pause that began while this request waited above still holds it back.
-        self.wait_out_pause().await;
-        if self.is_stopping() {
-            return None;
-        }
-        // 7. Timeout, around the request itself.
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let raw = match tokio::time::timeout(self.limits.timeout, self.client.send(list)).await {
-            Ok(raw) => raw,
-            Err(_) => Err(ProviderError::Timeout(self.limits.timeout)),
-        };
-        let result = raw.clone().and_then(|raw| answer::read(&raw, list));
-        let sent = Sent {
-            raw: raw.ok(),
-            result,
-        };
-        self.learn(list, &sent);
-        Some(sent)
-    }
-
-    /// What every answer teaches the run, before the policy acts on it: whether the
-    /// credentials are answered, the rate may recover, a rejected body is worth keeping, a
-    /// value could not be read.
-    fn learn(&self, list: &[E164], sent: &Sent) {
-        let last_try_failed = self.control.gate.record(sent.result.is_ok());
-        match &sent.result {
-            Ok(answered) => {
-                self.speed_up();
-                self.note_unread(answered);
-            }
-            Err(error) => {
-                if let (ProviderError::Malformed(_), Some(raw), Some(kept)) =
-                    (error, &sent.raw, &self.rejected)
-                {
-                    kept.keep(list, raw, error);
-                }
-                if last_try_failed {
-                    self.stop(Stop::unconfirmed(error));
-                }
-            }
-        }
-    }
-
-    /// Logs each value that could not be read once per run, and counts unreadable entries.
-    fn note_unread(&self, answered: &Answered) {
-        let mut logged = self.control.unread_logged.lock().unwrap();
-        for unread in &answered.unread {
-            if logged.insert(unread.clone()) {
-                tracing::warn!(
-                    field = unread.field,
-                    value = %unread.value,
-                    "the provider sent a value that cannot be read: stored empty"
-                );
-            }
-        }
-        for why in &answered.unreadable {
-            tracing::debug!(entry = %why, "an entry that cannot be read: its number is asked again");
-            self.counters.error("unreadable_entry".into());
-        }
-    }
-
-    async fn wait_out_pause(&self) {
-        loop {
-            let until = *self.control.paused_until.lock().unwrap();
-            match until {
-                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
-        }
-    }
-
-    fn pause_all(&self, pause: Duration) {
-        let until = Instant::now() + pause;
-        let mut paused = self.control.paused_until.lock().unwrap();
-        if paused.is_none_or(|t| t < until) {
-            *paused = Some(until);
         }
     }
 
@@ -567,13 +472,6 @@ impl Pacer {
             limit = *cap,
             "the provider answered error 9: pausing a window and lowering the request rate"
         );
-    }
-
-    fn speed_up(&self) {
-        let mut cap = self.control.rate_cap.lock().unwrap();
-        if *cap < self.limits.requests.limit() {
-            *cap += 1;
-        }
     }
 }
 

@@ -209,8 +209,8 @@ async fn before_any_answer_two_requests_at_most_then_the_job_stops() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_list_rejected_before_any_answer_is_tried_with_one_number() {
-    let sent_lists = Arc::new(Mutex::new(Vec::new()));
+async fn before_any_answer_the_second_try_is_one_number() {
+    // Every list is refused whole (one bad number in each), every number alone answered.
     struct Lists(Arc<Mutex<Vec<usize>>>);
     impl Client for Lists {
         fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
@@ -222,12 +222,20 @@ async fn a_list_rejected_before_any_answer_is_tried_with_one_number() {
             Box::pin(async move { Ok(json(body)) })
         }
     }
-    let pacer = PacerBuilder::new(&provider("")).build(Lists(sent_lists.clone()));
-    let list: Vec<E164> = (0..8u64).map(|i| E164(79161234560 + i)).collect();
-    let result = pacer.lookup(list).await;
-    // 8 rejected; then one number alone, answered; then halves of the rest down to singles.
-    let lists = sent_lists.lock().unwrap().clone();
-    assert_eq!(&lists[..2], &[8, 1]);
-    assert_eq!(result.answers.len(), 8);
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let pacer = PacerBuilder::new(&provider("concurrency = 4\n")).build(Lists(sent.clone()));
+    let pacer = Arc::new(pacer);
+    let lookups: Vec<_> = (0..4u64)
+        .map(|l| {
+            let pacer = pacer.clone();
+            let list: Vec<E164> = (0..8).map(|i| E164(79161234500 + l * 10 + i)).collect();
+            tokio::spawn(async move { pacer.lookup(list).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert_eq!(lookup.await.unwrap().answers.len(), 8);
+    }
+    // A list of 8 refused; whichever lookup went next, it went with one number, answered.
+    assert_eq!(sent.lock().unwrap()[..2], [8, 1]);
     assert!(pacer.stopped().is_none());
 }

@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 /// The sandbox of these tests: a window wide enough that pacing never slows them, and numbers
 /// not found and rejected, so every form of those errors is spoken too.
-const SANDBOX: &str = "request_limit = \"1000/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"0ms\"\nnot_found_percent = 25\nreject_percent = 4\n";
+const SANDBOX: &str = "request_limit = \"1000/2s\"\nidentical_limit = \"3/2s\"\nlatency = \"0ms\"\nnot_found_percent = 25\nreject_percent = 10\n";
 
 const WRONG_PASSWORD: &[(&str, &str)] = &[("SMSC_LOGIN", "sandbox"), ("SMSC_PASSWORD", "wrong")];
 

@@ -47,12 +47,10 @@ pub async fn probe(job: &Job, phones: &[String]) -> Result<(), JobError> {
         listed.join(",")
     );
     let pacer = PacerBuilder::new(&job.provider).build(connection.client);
-    let sent = pacer.probe(&numbers).await.map_err(|why| {
-        fail(
-            ExitKind::Internal,
-            anyhow!("the request was not sent: {why:?}"),
-        )
-    })?;
+    let sent = pacer
+        .probe(&numbers)
+        .await
+        .ok_or_else(|| fail(ExitKind::Internal, anyhow!("the request was not sent")))?;
     if let Some(raw) = &sent.raw {
         show_raw(raw, &redactor);
     }

@@ -1,8 +1,8 @@
 //! The first-request gate: until the provider has answered a request, requests go one at a
 //! time and at most [`TRIES`] go out, so credentials it has not accepted cost at most two
-//! requests, never `concurrency` of them and never a third. The second try is one number:
-//! whatever it gets (found, not found, rejected) is an answer, where a list may be refused
-//! whole for one bad number in it.
+//! requests, never `concurrency` of them and never a third. The second try asks for one
+//! number of its list: whatever one number gets (found, not found, rejected) is an answer,
+//! where a list may be refused whole for one bad number in it.
 //!
 //! Contract: [`FirstRequestGate::enter`] gives a request its turn (or none is needed any more,
 //! or no more may go); [`FirstRequestGate::record`] learns how each request ended and says when
@@ -28,10 +28,12 @@ pub struct FirstRequestGate {
 pub enum Turn<'a> {
     /// The provider has answered a request: no gate any more.
     Open,
-    /// This request goes out alone, holding the gate until it has recorded how it ended.
-    Alone { _held: MutexGuard<'a, ()> },
-    /// The next try must be one number: split it off and ask it first.
-    OneNumberFirst,
+    /// This request goes out alone, holding the gate until it has recorded how it ended;
+    /// `one_number`: it is the last try, for the first number of its list only.
+    Alone {
+        _held: MutexGuard<'a, ()>,
+        one_number: bool,
+    },
     /// Every try is spent and none was answered: nothing more may be sent.
     Closed,
 }
@@ -42,20 +44,19 @@ impl FirstRequestGate {
         self.answered.load(Ordering::SeqCst)
     }
 
-    /// Waits for the turn of a request for `numbers` numbers.
-    pub async fn enter(&self, numbers: usize) -> Turn<'_> {
+    /// Waits for this request's turn.
+    pub async fn enter(&self) -> Turn<'_> {
         if self.is_open() {
             return Turn::Open;
         }
         let alone = self.alone.lock().await;
-        match self.tries.load(Ordering::SeqCst) {
+        match self.tries.fetch_add(1, Ordering::SeqCst) {
             _ if self.is_open() => Turn::Open,
-            tries if tries >= TRIES => Turn::Closed,
-            tries if tries + 1 == TRIES && numbers > 1 => Turn::OneNumberFirst,
-            _ => {
-                self.tries.fetch_add(1, Ordering::SeqCst);
-                Turn::Alone { _held: alone }
-            }
+            tried if tried >= TRIES => Turn::Closed,
+            tried => Turn::Alone {
+                _held: alone,
+                one_number: tried + 1 == TRIES,
+            },
         }
     }
 
@@ -74,23 +75,36 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn two_tries_the_second_of_one_number_then_closed_unless_one_is_answered() {
+    async fn two_tries_the_second_for_one_number_then_closed_unless_one_is_answered() {
         let gate = FirstRequestGate::default();
-        assert!(matches!(gate.enter(10).await, Turn::Alone { .. }));
+        let first = gate.enter().await;
+        assert!(matches!(
+            first,
+            Turn::Alone {
+                one_number: false,
+                ..
+            }
+        ));
         assert!(!gate.record(false));
-        assert!(matches!(gate.enter(10).await, Turn::OneNumberFirst));
-        let second = gate.enter(1).await;
-        assert!(matches!(second, Turn::Alone { .. }));
+        drop(first);
+        let second = gate.enter().await;
+        assert!(matches!(
+            second,
+            Turn::Alone {
+                one_number: true,
+                ..
+            }
+        ));
         assert!(gate.record(false), "the last try failed");
         drop(second);
-        assert!(matches!(gate.enter(1).await, Turn::Closed));
+        assert!(matches!(gate.enter().await, Turn::Closed));
 
         let gate = FirstRequestGate::default();
-        assert!(matches!(gate.enter(1).await, Turn::Alone { .. }));
+        assert!(matches!(gate.enter().await, Turn::Alone { .. }));
         assert!(!gate.record(false));
-        assert!(matches!(gate.enter(1).await, Turn::Alone { .. }));
+        assert!(matches!(gate.enter().await, Turn::Alone { .. }));
         assert!(!gate.record(true));
-        assert!(matches!(gate.enter(10).await, Turn::Open));
+        assert!(matches!(gate.enter().await, Turn::Open));
         assert!(
             !gate.record(false),
             "once answered, failures are the policy's"

@@ -64,20 +64,14 @@ impl Stop {
 /// One request as it went: the answer as it came off the wire, if any came, and what it said.
 #[derive(Debug)]
 pub struct Sent {
+    /// How many numbers of the list were asked: all, except on the last try before any answer,
+    /// which asks for the first alone.
+    pub asked: usize,
     /// The answer's status, content type and bytes; `None` when none came (timeout,
     /// connection failure, redirect).
     pub raw: Option<RawAnswer>,
     /// What the answer said, or why it said nothing.
     pub result: Result<Answered, ProviderError>,
-}
-
-/// Why a request was not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotSent {
-    /// The job is stopping.
-    Stopping,
-    /// Before any answer, the second try must be one number: the list's first goes alone.
-    OneNumberFirst,
 }
 
 /// What became of a batch. Numbers in neither list were not asked: the job is stopping.
@@ -287,8 +281,8 @@ impl Pacer {
     }
 
     /// Sends one request for `numbers` through every stage, without retrying: what
-    /// `phone-enrich probe` shows.
-    pub async fn probe(&self, numbers: &[E164]) -> Result<Sent, NotSent> {
+    /// `phone-enrich probe` shows. `None` when nothing could be sent.
+    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent> {
         self.send(numbers).await
     }
 
@@ -306,15 +300,14 @@ impl Pacer {
                 pending.extend(list.into_iter().map(|n| (vec![n], rounds)));
                 continue;
             }
-            let outcome = match self.request_with_retries(&list).await {
-                Ok(outcome) => outcome,
-                Err(NotSent::Stopping) => continue,
-                Err(NotSent::OneNumberFirst) => {
-                    pending.push((list[1..].to_vec(), rounds));
-                    pending.push((list[..1].to_vec(), rounds));
-                    continue;
-                }
+            let Some((asked, outcome)) = self.request_with_retries(&list).await else {
+                continue;
             };
+            // The rest of a list whose first number went alone is still to ask.
+            let mut list = list;
+            if asked < list.len() {
+                pending.push((list.split_off(asked), rounds));
+            }
             match outcome {
                 Ok(answered) => {
                     let numbers: HashSet<E164> = answered.answers.iter().map(|(n, _)| *n).collect();
@@ -392,26 +385,30 @@ impl Pacer {
         }
     }
 
-    /// One list, sent until it gets an answer or an error that retrying will not fix.
+    /// One list, sent until it gets an answer or an error that retrying will not fix, with how
+    /// many of its numbers the last try asked (see [`Sent::asked`]); `None` when the job
+    /// stopped before it could be sent.
     async fn request_with_retries(
         &self,
         list: &[E164],
-    ) -> Result<Result<Answered, ProviderError>, NotSent> {
+    ) -> Option<(usize, Result<Answered, ProviderError>)> {
         let mut backoff = self.policy.backoff.build();
         let mut blocked_pause = self.policy.blocked_pause;
         loop {
-            let error = match self.send(list).await?.result {
-                Ok(answered) => return Ok(Ok(answered)),
+            let sent = self.send(list).await?;
+            let error = match sent.result {
+                Ok(answered) => return Some((sent.asked, Ok(answered))),
                 Err(e) => e,
             };
+            let failed = Some((sent.asked, Err(error.clone())));
             self.counters.error(error.label());
             if self.is_stopping() {
-                return Ok(Err(error));
+                return failed;
             }
             match error.class() {
                 ErrorClass::Transient => {
                     let Some(delay) = backoff.next() else {
-                        return Ok(Err(error));
+                        return failed;
                     };
                     let delay = (self.policy.jitter)(delay);
                     tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
@@ -428,14 +425,14 @@ impl Pacer {
                 }
                 ErrorClass::Blocked => {
                     if !self.pause_for_block(blocked_pause, &error) {
-                        return Ok(Err(error));
+                        return failed;
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
                 ErrorClass::Auth
                 | ErrorClass::Settings
                 | ErrorClass::BadRequest
-                | ErrorClass::Fatal => return Ok(Err(error)),
+                | ErrorClass::Fatal => return failed,
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
         }

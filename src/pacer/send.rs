@@ -7,21 +7,24 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::gate::Turn;
-use super::{NotSent, Pacer, Sent, Stop};
+use super::{Pacer, Sent, Stop};
 use crate::normalize::E164;
 use crate::provider::answer::{self, Answered};
 use crate::provider::ProviderError;
 
 impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
-    /// the descriptions of the pacer point at.
-    pub(super) async fn send(&self, list: &[E164]) -> Result<Sent, NotSent> {
+    /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping).
+    pub(super) async fn send(&self, list: &[E164]) -> Option<Sent> {
         // 1. First-request gate: until a request is answered, one at a time, two at most, the
-        //    second of one number.
-        let _turn = match self.control.gate.enter(list.len()).await {
-            Turn::Closed => return Err(NotSent::Stopping),
-            Turn::OneNumberFirst => return Err(NotSent::OneNumberFirst),
-            turn => turn,
+        //    second for the first number of its list only.
+        let turn = self.control.gate.enter().await;
+        let list = match turn {
+            Turn::Closed => return None,
+            Turn::Alone {
+                one_number: true, ..
+            } => &list[..1],
+            _ => list,
         };
         // 2. Identical-request guard: `identical_limit` sends of this very list per window.
         let same_list = self.limits.identical.window(list);
@@ -45,7 +48,7 @@ impl Pacer {
         //    so that a pause that began while this request waited above still holds it back.
         self.wait_out_pause().await;
         if self.is_stopping() {
-            return Err(NotSent::Stopping);
+            return None;
         }
         // 7. Timeout, around the request itself.
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -55,11 +58,13 @@ impl Pacer {
         };
         let result = raw.clone().and_then(|raw| answer::read(&raw, list));
         let sent = Sent {
+            asked: list.len(),
             raw: raw.ok(),
             result,
         };
         self.learn(list, &sent);
-        Ok(sent)
+        drop(turn);
+        Some(sent)
     }
 
     /// What every answer teaches the run, before the policy acts on it: whether the

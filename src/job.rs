@@ -29,7 +29,7 @@ use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
 use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::Plan;
 use crate::progress::{Figures, Progress, ProgressMode};
-use crate::provider::client::SmscClient;
+use crate::provider::rejected::{Redactor, RejectedBodies};
 use crate::provider::sandbox::{Sandbox, SandboxStats};
 use crate::state::{now_ms, AnswerBook, StateStore, StoredAnswer, Ttl};
 
@@ -142,6 +142,8 @@ pub struct RunSummary {
     /// Seconds spent in each stage.
     pub stages: StageTimes,
     pub sandbox: Option<SandboxStats>,
+    /// Files under the state directory keeping the first answers the parser rejected.
+    pub rejected_answers: Vec<std::path::PathBuf>,
 }
 
 /// Seconds per stage of a run: where the time went.
@@ -385,13 +387,15 @@ async fn run_stages(
     } = prepared;
 
     let started = Instant::now();
+    // Why the provider answered no request, when the lookups stopped for that.
+    let mut unanswered = None;
     if !plan.batches.is_empty() {
         let lookups = Lookups {
             job,
             state: &state,
             options,
         };
-        lookups.run(credentials, plan, &mut book, summary).await?;
+        unanswered = lookups.run(credentials, plan, &mut book, summary).await?;
     }
     summary.stages.lookups_s = seconds(started);
 
@@ -411,6 +415,9 @@ async fn run_stages(
     ));
     finish_output(job, output, metadata).await?;
     summary.stages.write_s = seconds(started);
+    if let Some(why) = unanswered {
+        return Err(stop_error(Stop::Unconfirmed(why), summary));
+    }
     check_failed_ratio(job, summary)
 }
 
@@ -494,38 +501,26 @@ struct Lookups<'a> {
 
 impl Lookups<'_> {
     /// Starts the provider (the in-process sandbox, or the client for the real one), looks the
-    /// plan up, and fills the summary's lookup figures, whatever the outcome.
+    /// plan up, and fills the summary's lookup figures, whatever the outcome. `Ok(Some(why))`:
+    /// the provider answered none of the first requests, and the numbers not looked up are to
+    /// be written `failed`.
     async fn run(
         &self,
         credentials: Credentials,
         plan: Plan,
         book: &mut AnswerBook,
         summary: &mut RunSummary,
-    ) -> Result<(), JobError> {
+    ) -> Result<Option<String>, JobError> {
         let provider = &self.job.provider;
-        let sandbox = match (provider.kind, &provider.base_url) {
-            (ProviderKind::Sandbox, None) => Some(
-                Sandbox::start(provider.sandbox.clone(), "127.0.0.1:0".parse().unwrap())
-                    .await
-                    .or_kind(ExitKind::Internal)?,
-            ),
-            _ => None,
-        };
-        let base_url = match &sandbox {
-            Some(s) => s.base_url(),
-            None => provider
-                .base_url
-                .clone()
-                .expect("validated: a base URL unless the sandbox runs in-process"),
-        };
+        let redactor = Redactor::new(&credentials.password);
         // The reqwest timeout is a backstop behind the pacer's own.
-        let client = SmscClient::new(
-            &base_url,
-            credentials,
-            provider.timeout + Duration::from_secs(5),
-        )
-        .or_kind(ExitKind::Usage)?;
-        let pacer = Arc::new(PacerBuilder::new(provider).build(client));
+        let timeout = provider.timeout + Duration::from_secs(5);
+        let connection = crate::provider::connect(provider, credentials, timeout)
+            .await
+            .or_kind(ExitKind::Internal)?;
+        let rejected = RejectedBodies::new(&self.job.state.dir.join("rejected"), redactor);
+        let pacer = PacerBuilder::new(provider).keep_rejected(rejected);
+        let pacer = Arc::new(pacer.build(connection.client));
         // Room for every answer to come, so the table never grows (a copy) mid-run.
         book.reserve(plan.to_look_up());
         let result = self
@@ -542,8 +537,13 @@ impl Lookups<'_> {
             .clone()
             .into_iter()
             .collect();
-        summary.sandbox = sandbox.as_ref().map(Sandbox::stats);
-        result
+        summary.sandbox = connection.sandbox.as_ref().map(Sandbox::stats);
+        summary.rejected_answers = pacer.rejected_files();
+        result?;
+        Ok(match pacer.stopped() {
+            Some(Stop::Unconfirmed(why)) => Some(why),
+            _ => None,
+        })
     }
 
     /// Sends the batches, a few more than the concurrency at a time, and commits each answered
@@ -598,8 +598,9 @@ impl Lookups<'_> {
         progress.finish();
         match (first_error, pacer.stopped()) {
             (Some(e), _) => Err(e),
-            (None, Some(stop)) => Err(stop_error(stop, summary.looked_up)),
-            (None, None) => Ok(()),
+            // The numbers not looked up are written `failed`; `run_stages` says why.
+            (None, Some(Stop::Unconfirmed(_))) | (None, None) => Ok(()),
+            (None, Some(stop)) => Err(stop_error(stop, summary)),
         }
     }
 
@@ -664,7 +665,8 @@ fn watch_interrupt(pacer: Arc<Pacer>, interrupted: Arc<AtomicBool>) -> tokio::ta
 }
 
 /// Why the lookups stopped, as the run's failure.
-fn stop_error(stop: Stop, looked_up: u64) -> JobError {
+fn stop_error(stop: Stop, summary: &RunSummary) -> JobError {
+    let looked_up = summary.looked_up;
     match stop {
         Stop::AuthRejected(why) => JobError::new(
             ExitKind::Auth,
@@ -681,6 +683,14 @@ fn stop_error(stop: Stop, looked_up: u64) -> JobError {
         Stop::StateFailed => JobError::new(
             ExitKind::Internal,
             anyhow!("stopped: the state store failed (see the error above)"),
+        ),
+        Stop::Redirected(why) => JobError::new(
+            ExitKind::Usage,
+            anyhow!("the provider's address answered {why}; redirects are never followed (the request carries the password): set provider.base_url to the right address"),
+        ),
+        Stop::Unconfirmed(why) => JobError::new(
+            ExitKind::TooManyFailed,
+            anyhow!("{why}: the provider answered no request, so the {} numbers not looked up are written with status `failed`; the next run asks again (`phone-enrich probe` shows what the provider answers)", summary.failed_numbers),
         ),
     }
 }

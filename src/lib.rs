@@ -3,7 +3,8 @@
 //! The pipeline, one module per stage: [`config`] (the validated job) → [`input`] (batches of
 //! rows) → [`normalize`] (E.164) → [`plan`] (what to ask) → [`pacer`] + [`provider`] (the
 //! requests) → [`state`] (the checkpoint and cache) → [`output`] (the enriched Parquet).
-//! [`job`] runs the stages in order; `main.rs` only parses the command line.
+//! [`job`] runs the stages in order, [`probe`] shows one request whole; `main.rs` only parses
+//! the command line.
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod output;
 pub mod pacer;
 pub mod pass;
 pub mod plan;
+pub mod probe;
 pub mod progress;
 pub mod provider;
 pub mod report;

@@ -119,6 +119,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
     },
+    /// Send one request with the job's credentials; show the raw answer (password redacted),
+    /// what the parser made of it, and whether a run would accept it.
+    Probe {
+        #[command(flatten)]
+        job: JobArgs,
+        /// A number to ask for (repeatable); default: the provider's example, +79999999999.
+        #[arg(long = "phone")]
+        phones: Vec<String>,
+    },
     /// Check a job file and its settings without reading data or sending anything.
     Validate {
         #[command(flatten)]
@@ -300,6 +309,7 @@ async fn dispatch(command: Command) -> Outcome {
             report,
         } => run_command(job, refresh, progress.mode(progress_every), report).await,
         Command::Plan { job, format } => plan_command(job, format).await,
+        Command::Probe { job, phones } => probe_command(job, phones).await,
         Command::Validate { job } => validate_command(job),
         Command::Cache { action } => cache_command(action),
         Command::Sandbox { listen, config } => sandbox_command(listen, config).await,
@@ -363,6 +373,13 @@ async fn plan_command(job: JobArgs, format: OutputFormat) -> Outcome {
         OutputFormat::Text => print!("{}", report::plan_text(&figures)),
     }
     Ok(())
+}
+
+/// `probe`: one request with the job's credentials, shown whole; ends as a run would on the
+/// answer it got.
+async fn probe_command(job: JobArgs, phones: Vec<String>) -> Outcome {
+    let job = job.load().map_err(usage)?;
+    phone_enrich::probe::probe(&job, &phones).await
 }
 
 /// `validate`: the job and its credentials, without reading data or sending anything.

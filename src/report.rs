@@ -60,6 +60,7 @@ pub fn log_summary(s: &RunSummary, output: &Path) {
         cells_by_status = %json(&s.cells_by_status),
         errors = %json(&s.errors),
         top_operators = %json(&s.top_operators),
+        rejected_answers = %json(&s.rejected_answers),
         output = %output.display(),
         "summary"
     );
@@ -135,6 +136,15 @@ pub fn closing_table(s: &RunSummary, output: &Path, failure: Option<&JobError>) 
         true => writeln!(out, "  {:<12} {}", "output", output.display()),
         false => writeln!(out, "  {:<12} not written", "output"),
     };
+    if let Some(dir) = s.rejected_answers.first().and_then(|f| f.parent()) {
+        let kept = s.rejected_answers.len();
+        let _ = writeln!(
+            out,
+            "  {:<12} {kept} answers kept in {}",
+            "rejected",
+            dir.display()
+        );
+    }
     out.lines()
         .map(|l| l.trim_end().to_string() + "\n")
         .collect()

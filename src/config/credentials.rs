@@ -1,9 +1,11 @@
 //! Where the provider's login and password come from.
 //!
 //! Contract: from `SMSC_LOGIN` and `SMSC_PASSWORD` or `provider.password_file`, never from the
-//! job file or argv; the sandbox falls back to its own. [`Credentials`] never prints its password.
+//! job file or argv; the sandbox falls back to its own. A password file group or others may
+//! access is refused. [`Credentials`] never prints its password.
 
 use std::fmt;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
@@ -27,6 +29,29 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The password in `path`, which group and others may not access, as ssh refuses such a key.
+fn read_password_file(path: &Path) -> Result<String> {
+    let reading = || format!("reading provider.password_file {}", path.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(reading)?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "provider.password_file {} is open to group or others (mode {:03o}): run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(path).with_context(reading)?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
 impl ProviderConfig {
     /// Credentials from `SMSC_LOGIN` and `SMSC_PASSWORD` or `provider.password_file`. For the
     /// sandbox, missing credentials fall back to the sandbox's own.
@@ -38,14 +63,7 @@ impl ProviderConfig {
         {
             Some(p) => Some(p),
             None => match &self.password_file {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .with_context(|| {
-                            format!("reading provider.password_file {}", path.display())
-                        })?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string(),
-                ),
+                Some(path) => Some(read_password_file(path)?),
                 None => None,
             },
         };
@@ -70,6 +88,27 @@ impl ProviderConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_password_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("smsc.password");
+        std::fs::write(&path, "secret\n").unwrap();
+        let set_mode =
+            |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        set_mode(0o600);
+        assert_eq!(read_password_file(&path).unwrap(), "secret");
+        for mode in [0o644, 0o640, 0o604] {
+            set_mode(mode);
+            let err = format!("{:#}", read_password_file(&path).unwrap_err());
+            assert!(
+                err.contains("chmod 600") && !err.contains("secret"),
+                "{mode:o}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn credentials_debug_hides_the_password() {

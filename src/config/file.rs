@@ -106,6 +106,7 @@ pub(super) struct ProviderSection {
     #[serde(deserialize_with = "deserialize_duration")]
     pub max_blocked_wait: Duration,
     pub password_file: Option<PathBuf>,
+    pub allow_insecure_http: bool,
     /// `[provider.sandbox]`, only for `kind = "sandbox"`.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -128,6 +129,7 @@ impl Default for ProviderSection {
             blocked_pause: Duration::from_secs(5 * 60),
             max_blocked_wait: Duration::from_secs(60 * 60),
             password_file: None,
+            allow_insecure_http: false,
             sandbox: None,
         }
     }

@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};
-pub use sandbox::{Faults, ListNotFound, SandboxConfig};
+pub use sandbox::{Dialect, Faults, SandboxConfig};
 
 /// Upper bound of the concurrency cap: the provider refuses 15 or more simultaneous requests.
 pub const MAX_CONCURRENCY: usize = 14;
@@ -152,8 +152,30 @@ pub struct ProviderConfig {
     pub max_blocked_wait: Duration,
     /// Resolved; read by [`ProviderConfig::credentials`].
     pub password_file: Option<PathBuf>,
+    /// Allows a `base_url` that is plain http on a host other than loopback (every run warns).
+    pub allow_insecure_http: bool,
     /// The emulator's settings; defaults unless `kind` is `sandbox`.
     pub sandbox: SandboxConfig,
+}
+
+impl ProviderConfig {
+    /// Whether requests carry the password unencrypted (allowed only by
+    /// `provider.allow_insecure_http`; every run warns).
+    pub fn sends_in_clear(&self) -> bool {
+        self.base_url.as_ref().is_some_and(in_clear)
+    }
+}
+
+/// Whether requests to `url` carry the password unencrypted: plain http to a host other than
+/// loopback (the sandbox and the tests run on loopback).
+fn in_clear(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    url.scheme() == "http" && !loopback
 }
 
 /// The state directory: cache and checkpoint.
@@ -294,9 +316,10 @@ kind = "sandbox"
             (15, 300, 3, 0)
         );
         assert_eq!(
-            (sb.list_not_found, sb.latency, sb.seed),
-            (ListNotFound::Entry, d("20ms"), 1)
+            (sb.dialect, sb.latency, sb.seed),
+            (Dialect::Documented, d("20ms"), 1)
         );
+        assert!(!p.allow_insecure_http);
         assert!(sb.faults.ratios().iter().all(|(_, v)| *v == 0.0));
         assert_eq!(job.state.ttl_not_found, d("7d"));
         let smsc = parse(&MINIMAL.replace("\"sandbox\"", "\"smsc\"")).unwrap();
@@ -347,6 +370,16 @@ kind = "sandbox"
                 "kind = \"sandbox\"",
                 "kind = \"sandbox\"\nbase_url = \"not a url\"",
                 "provider.base_url",
+            ),
+            (
+                K,
+                "kind = \"smsc\"\nbase_url = \"http://smsc.ru\"",
+                "provider.allow_insecure_http",
+            ),
+            (
+                K,
+                "kind = \"sandbox\"\n[provider.sandbox]\ndialect = \"klingon\"",
+                "provider.sandbox.dialect",
             ),
             (
                 "phone_columns = [\"phone\"]",
@@ -458,6 +491,23 @@ kind = "sandbox"
             let err = format!("{:#}", with(&[set]).unwrap_err());
             assert!(err.contains(want), "{set}: {err}");
         }
+    }
+
+    #[test]
+    fn only_https_carries_the_password_unless_loopback_or_allowed() {
+        let job = |provider: &str| parse(&MINIMAL.replace("kind = \"sandbox\"", provider));
+        for ok in [
+            "kind = \"smsc\"",
+            "kind = \"smsc\"\nbase_url = \"https://smsc.kz\"",
+            "kind = \"sandbox\"\nbase_url = \"http://127.0.0.1:8417\"",
+            "kind = \"sandbox\"\nbase_url = \"http://localhost:8417\"",
+            "kind = \"sandbox\"\nbase_url = \"http://[::1]:8417\"",
+        ] {
+            assert!(!job(ok).unwrap().provider.sends_in_clear(), "{ok}");
+        }
+        let allowed = "kind = \"smsc\"\nbase_url = \"http://10.0.0.5\"\nallow_insecure_http = true";
+        assert!(job(allowed).unwrap().provider.sends_in_clear());
+        assert!(job("kind = \"smsc\"\nbase_url = \"http://10.0.0.5\"").is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::file::toml_error;
 use super::rates::{deserialize_duration, Rate};
@@ -36,8 +36,8 @@ pub struct SandboxConfig {
     /// Percentage (0..=100) of numbers the provider rejects with error 1 (a list holding one
     /// gets error 1 as a whole).
     pub reject_percent: u8,
-    /// How a not-found number inside a list is answered.
-    pub list_not_found: ListNotFound,
+    /// The variant of the provider's answers the sandbox speaks.
+    pub dialect: Dialect,
     /// Added to every answer.
     #[serde(deserialize_with = "deserialize_duration")]
     pub latency: Duration,
@@ -59,7 +59,7 @@ impl Default for SandboxConfig {
             max_list: 300,
             not_found_percent: 3,
             reject_percent: 0,
-            list_not_found: ListNotFound::Entry,
+            dialect: Dialect::Documented,
             latency: Duration::from_millis(20),
             faults: Faults::default(),
             seed: 1,
@@ -74,14 +74,105 @@ impl SandboxConfig {
     }
 }
 
-/// How the sandbox answers a number it has no operator for, inside a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The variant of the provider's answers the sandbox speaks (`[provider.sandbox] dialect`):
+/// the documented shape, or one plausible deviation from it each, so the tests through the
+/// binary cover every shape the client must read. The sandbox's `dialect.rs` renders them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ListNotFound {
-    /// An entry with `phone`, `error` and `error_code` 3.
-    Entry,
-    /// No entry at all for that number.
-    Omit,
+pub enum Dialect {
+    /// As the provider's page documents it: JSON strings, a list as an array of entries with
+    /// `phone`, a number not found as an entry with `error_code` 3.
+    Documented,
+    /// `mcc`, `mnc`, `tz` and `phone` as JSON numbers (`"mnc": 1`).
+    Numbers,
+    /// `tz` spelled `+3`, `UTC+3`, `+03:00`, `GMT+3` or `MSK+4`.
+    TzSpellings,
+    /// Answers that also carry `"error": null`, `"error": ""` or `"error_code": 0`.
+    SuccessErrorFields,
+    /// A list as an object wrapping the array: `{"phones": [...]}`.
+    WrappedList,
+    /// A list as an object keyed by phone: `{"79161234567": {...}}`.
+    KeyedList,
+    /// A number not found has no entry in a list.
+    NotFoundOmitted,
+    /// A number not found is an entry with empty operator, MCC and MNC.
+    NotFoundEmpty,
+    /// A number not found is `{"error": "operator not found"}`, without a code.
+    NotFoundText,
+    /// Every error in Russian, without a code (`неверный логин или пароль`).
+    RussianErrors,
+    /// Errors as `ERROR = N (...)` text on HTTP 200, whatever `fmt` asked.
+    ErrorText,
+    /// Errors as `{"error": "..."}` without a code.
+    ErrorCodeless,
+    /// Errors with an HTTP status (401 for error 2, 429 for 9, ...) and a JSON body.
+    ErrorHttp,
+    /// Everything in `fmt=0` text, whatever `fmt` asked.
+    TextFormat,
+    /// Everything in `fmt=1` comma-separated values.
+    CsvFormat,
+    /// Everything in `fmt=2` XML.
+    XmlFormat,
+    /// Bodies in windows-1251, labelled so.
+    Cp1251,
+    /// Bodies in windows-1251 with no charset in the header.
+    Cp1251Unlabelled,
+    /// Bodies in windows-1251 labelled UTF-8.
+    Cp1251LabelledUtf8,
+    /// Bodies in UTF-8 labelled windows-1251.
+    Utf8LabelledCp1251,
+    /// An HTML comment after the JSON.
+    TrailingComment,
+    /// The `phone` echoed as written nationally: `8 (916) 123-45-67`.
+    PhoneFormatted,
+    /// List entries without `phone`.
+    Phoneless,
+    /// In a list, every third number's entry is a string the parser cannot read.
+    UnreadableEntry,
+    /// Only ever an HTML page (a proxy's or a portal's), whatever was asked.
+    HtmlOnly,
+    /// Only ever a redirect (`301`, `Location: https://...`).
+    Redirect,
+}
+
+impl Dialect {
+    /// Every dialect, for tests that go through them all.
+    pub const ALL: [Dialect; 26] = [
+        Dialect::Documented,
+        Dialect::Numbers,
+        Dialect::TzSpellings,
+        Dialect::SuccessErrorFields,
+        Dialect::WrappedList,
+        Dialect::KeyedList,
+        Dialect::NotFoundOmitted,
+        Dialect::NotFoundEmpty,
+        Dialect::NotFoundText,
+        Dialect::RussianErrors,
+        Dialect::ErrorText,
+        Dialect::ErrorCodeless,
+        Dialect::ErrorHttp,
+        Dialect::TextFormat,
+        Dialect::CsvFormat,
+        Dialect::XmlFormat,
+        Dialect::Cp1251,
+        Dialect::Cp1251Unlabelled,
+        Dialect::Cp1251LabelledUtf8,
+        Dialect::Utf8LabelledCp1251,
+        Dialect::TrailingComment,
+        Dialect::PhoneFormatted,
+        Dialect::Phoneless,
+        Dialect::UnreadableEntry,
+        Dialect::HtmlOnly,
+        Dialect::Redirect,
+    ];
+
+    /// The name written in a job file.
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
 }
 
 /// Fault injection ratios (0.0 ..= 1.0), each drawn independently per request; all 0 by default.

@@ -194,24 +194,38 @@ fn output(
     })
 }
 
+/// The provider's address: an http(s) URL with a host (`smsc` defaults to `https://smsc.ru`),
+/// https unless on loopback or `allow_insecure_http` says otherwise.
+fn base_url(
+    kind: ProviderKind,
+    base_url: Option<&str>,
+    allow_insecure_http: bool,
+) -> Result<Option<reqwest::Url>> {
+    let url = match base_url {
+        Some(u) => {
+            let url = reqwest::Url::parse(u)
+                .map_err(|e| anyhow!("provider.base_url: `{u}` is not a URL ({e})"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                bail!("provider.base_url: `{u}` must be an http(s) URL with a host");
+            }
+            url
+        }
+        None if kind == ProviderKind::Smsc => reqwest::Url::parse("https://smsc.ru").unwrap(),
+        None => return Ok(None),
+    };
+    if super::in_clear(&url) && !allow_insecure_http {
+        bail!("provider.base_url: `{url}` is not https, so the password would travel in clear text; use https, or set provider.allow_insecure_http = true");
+    }
+    Ok(Some(url))
+}
+
 fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<ProviderConfig> {
     let kind = match required(f.kind, "provider.kind")?.as_str() {
         "smsc" => ProviderKind::Smsc,
         "sandbox" => ProviderKind::Sandbox,
         other => bail!("provider.kind: `{other}` is not one of `smsc`, `sandbox`"),
     };
-    let base_url = match f.base_url {
-        Some(u) => {
-            let url = reqwest::Url::parse(&u)
-                .map_err(|e| anyhow!("provider.base_url: `{u}` is not a URL ({e})"))?;
-            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                bail!("provider.base_url: `{u}` must be an http(s) URL with a host");
-            }
-            Some(url)
-        }
-        None if kind == ProviderKind::Smsc => Some(reqwest::Url::parse("https://smsc.ru").unwrap()),
-        None => None,
-    };
+    let base_url = base_url(kind, f.base_url.as_deref(), f.allow_insecure_http)?;
     if kind == ProviderKind::Smsc && f.sandbox.is_some() {
         bail!("provider.sandbox: only for provider.kind = \"sandbox\"");
     }
@@ -255,6 +269,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         blocked_pause: f.blocked_pause,
         max_blocked_wait: f.max_blocked_wait,
         password_file: f.password_file.map(|p| resolve(&p)),
+        allow_insecure_http: f.allow_insecure_http,
         sandbox: sandbox(f.sandbox.unwrap_or_default())?,
     })
 }

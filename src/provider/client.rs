@@ -1,17 +1,22 @@
-//! The HTTP client for `get_operator`: one request in, typed answers or a typed error out.
+//! The HTTP client for `get_operator`: one request in, the raw answer or a transport error out.
 //!
 //! Contract: every request is a form-encoded POST to `{base_url}/sys/info.php` with
 //! `get_operator=1`, `login`, `psw`, `phone` (comma-separated), `fmt=3` and `charset=utf-8`.
-//! The password never appears in a URL, a log line or an error. The body is decoded by its
-//! declared charset. This type knows nothing of pacing or retries: that is `pacer`'s job.
+//! The password never appears in a URL, a log line or an error. Redirects are never followed
+//! (a POST redirected loses its form, or carries the password somewhere else): a 3xx is a
+//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked. The
+//! body comes back as bytes, undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
+//! or retries: that is `pacer`'s job.
 
 use std::time::Duration;
 
-use super::answer::{self, Fmt};
-use super::{NumberAnswer, ProviderError};
+use futures_util::future::BoxFuture;
+
+use super::{Client, ProviderError, RawAnswer};
 use crate::config::Credentials;
 use crate::normalize::E164;
 
+/// The real provider's client: a reqwest client bound to one endpoint and one login.
 #[derive(Clone)]
 pub struct SmscClient {
     http: reqwest::Client,
@@ -42,6 +47,7 @@ impl SmscClient {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("phone-enrich/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(crate::config::MAX_CONCURRENCY)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(SmscClient {
             http,
@@ -51,11 +57,12 @@ impl SmscClient {
         })
     }
 
-    /// Asks for the operators of `numbers` in one request.
-    pub async fn get_operator(
-        &self,
-        numbers: &[E164],
-    ) -> Result<Vec<(E164, NumberAnswer)>, ProviderError> {
+    /// The URL requests go to.
+    pub fn endpoint(&self) -> &reqwest::Url {
+        &self.endpoint
+    }
+
+    async fn post(&self, numbers: &[E164]) -> Result<RawAnswer, ProviderError> {
         let phones = numbers
             .iter()
             .map(|n| n.to_string())
@@ -76,34 +83,48 @@ impl SmscClient {
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
-        let status = response.status();
-        let body = response.text().await.map_err(|e| self.transport_error(e))?;
-        if !status.is_success() {
-            return Err(ProviderError::Http {
-                status: status.as_u16(),
+        let status = response.status().as_u16();
+        let header = |name| {
+            let value = response.headers().get(name)?;
+            value.to_str().ok().map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        if response.status().is_redirection() {
+            let location = header(reqwest::header::LOCATION);
+            return Err(ProviderError::Redirected {
+                status,
+                location: location.unwrap_or_else(|| "(no Location)".into()),
             });
         }
-        answer::parse(Fmt::Json, &body)?.match_to(numbers)
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        Ok(RawAnswer {
+            status,
+            content_type,
+            body: body.to_vec(),
+        })
     }
-}
 
-impl SmscClient {
     fn transport_error(&self, e: reqwest::Error) -> ProviderError {
         if e.is_timeout() {
             return ProviderError::Timeout(self.timeout);
         }
-        describe_transport_error(e)
+        // reqwest's message carries the URL (never the form body, which holds the password).
+        let mut causes = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            causes.push_str(": ");
+            causes.push_str(&s.to_string());
+            source = s.source();
+        }
+        ProviderError::Transport(format!("{}{causes}", e.without_url()))
     }
 }
 
-fn describe_transport_error(e: reqwest::Error) -> ProviderError {
-    // reqwest's message carries the URL (never the form body, which holds the password).
-    let mut causes = String::new();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        causes.push_str(": ");
-        causes.push_str(&s.to_string());
-        source = s.source();
+impl Client for SmscClient {
+    fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+        Box::pin(self.post(numbers))
     }
-    ProviderError::Transport(format!("{}{causes}", e.without_url()))
 }

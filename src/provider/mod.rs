@@ -1,18 +1,81 @@
 //! The SMSC `get_operator` call: what it answers, how it fails, and two ends of the wire.
 //!
-//! Contract: [`client::SmscClient::get_operator`] sends one request for a list of numbers and
-//! returns a [`NumberAnswer`] for each number the provider answered; numbers it did not answer
-//! are simply absent (the caller asks again). Every failure is a [`ProviderError`] whose
-//! [`ProviderError::class`] tells the caller what to do. [`sandbox`] is an emulator of the same
-//! call, served over HTTP, used by the demo job and the tests.
+//! Contract: a [`Client`] sends one request for a list of numbers and hands back the
+//! [`RawAnswer`] as it came off the wire; [`answer::read`] turns that into a [`NumberAnswer`]
+//! for each number the provider answered (numbers it did not answer are simply absent: the
+//! caller asks again) or a [`ProviderError`] whose [`ProviderError::class`] tells the caller
+//! what to do. [`client::SmscClient`] is the real client; [`sandbox`] is an emulator of the
+//! same call, served over HTTP, used by the demo job and the tests.
 
 pub mod answer;
 pub mod client;
+pub mod rejected;
 pub mod sandbox;
 
 use std::time::Duration;
 
+use anyhow::Context;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+use crate::config::{Credentials, ProviderConfig, ProviderKind};
+use crate::normalize::E164;
+use client::SmscClient;
+use sandbox::Sandbox;
+
+/// What a job talks to the provider through: the client, and the sandbox it points at when
+/// the job starts one in-process (kept alive as long as the connection).
+pub struct Connection {
+    pub client: SmscClient,
+    pub sandbox: Option<Sandbox>,
+}
+
+/// Connects a job to its provider: its `base_url`, or a sandbox started on 127.0.0.1 when
+/// the job is a sandbox job without one. `timeout` is the client's own, a backstop behind the
+/// pacer's.
+pub async fn connect(
+    config: &ProviderConfig,
+    credentials: Credentials,
+    timeout: Duration,
+) -> anyhow::Result<Connection> {
+    let sandbox = match (config.kind, &config.base_url) {
+        (ProviderKind::Sandbox, None) => {
+            let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+            Some(Sandbox::start(config.sandbox.clone(), listen).await?)
+        }
+        _ => None,
+    };
+    let base_url = match (&sandbox, &config.base_url) {
+        (Some(sandbox), _) => sandbox.base_url(),
+        (None, Some(url)) => url.clone(),
+        (None, None) => anyhow::bail!("provider.base_url is not set"),
+    };
+    if config.sends_in_clear() {
+        tracing::warn!(
+            base_url = %base_url,
+            "provider.allow_insecure_http: the password travels unencrypted"
+        );
+    }
+    let client = SmscClient::new(&base_url, credentials, timeout)
+        .with_context(|| format!("setting up the client for {base_url}"))?;
+    Ok(Connection { client, sandbox })
+}
+
+/// One request to the provider, and nothing more: no pacing, no retries, no parsing. The pacer
+/// holds its client through this trait, so tests can script the provider's answers.
+pub trait Client: Send + Sync {
+    /// Asks for the operators of `numbers` in one request and returns the answer undecoded.
+    fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>>;
+}
+
+/// An answer as it came off the wire: the HTTP status, the declared content type, the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    pub status: u16,
+    /// The `Content-Type` header, if any (it may name a charset).
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
 
 /// What the provider knows of a number's operator. `mnc` keeps its leading zeros.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +107,7 @@ impl OperatorInfo {
 /// A terminal answer for one number.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NumberAnswer {
+    /// The provider named the number's operator.
     Found(OperatorInfo),
     /// Error 3: the provider has no operator for this number.
     NotFound,
@@ -64,10 +128,12 @@ pub enum ApiCode {
     IpBlocked,
     /// 9: over a request limit (rate, identical requests, or concurrency).
     Limit,
+    /// A code the provider's page does not list.
     Other(i64),
 }
 
 impl ApiCode {
+    /// The code for the provider's number `n`.
     pub fn from_number(n: i64) -> ApiCode {
         match n {
             1 => ApiCode::Parameters,
@@ -79,6 +145,7 @@ impl ApiCode {
         }
     }
 
+    /// The provider's number for this code.
     pub fn number(self) -> i64 {
         match self {
             ApiCode::Parameters => 1,
@@ -91,16 +158,26 @@ impl ApiCode {
     }
 }
 
+/// Why one request got no answer about its numbers.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProviderError {
+    /// The provider answered one of its numbered errors.
     #[error("provider error {} ({message})", code.number())]
     Api { code: ApiCode, message: String },
+    /// An HTTP status other than success, with a body that is no provider error.
     #[error("HTTP status {status}")]
     Http { status: u16 },
+    /// An HTTP redirect, which is never followed: the POST would lose its form, or carry the
+    /// password somewhere else.
+    #[error("HTTP {status} redirect to {location}")]
+    Redirected { status: u16, location: String },
+    /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    /// The connection failed or broke off; the text holds the whole chain of causes.
     #[error("connection failed: {0}")]
     Transport(String),
+    /// A body that is neither an answer nor a provider error.
     #[error("answer does not parse: {0}")]
     Malformed(String),
 }
@@ -114,8 +191,10 @@ pub enum ErrorClass {
     RateLimited,
     /// Error 4: pause everyone for a long back-off.
     Blocked,
-    /// Error 2: stop the whole job.
+    /// Error 2 (or HTTP 401/403): stop the whole job.
     Auth,
+    /// A redirect: the job's `base_url` is wrong; stop the whole job.
+    Settings,
     /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
     BadRequest,
     /// Anything else: the batch fails.
@@ -123,6 +202,7 @@ pub enum ErrorClass {
 }
 
 impl ProviderError {
+    /// What the caller should do about this error.
     pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::Timeout(_)
@@ -133,7 +213,9 @@ impl ProviderError {
             {
                 ErrorClass::Transient
             }
+            ProviderError::Http { status: 401 | 403 } => ErrorClass::Auth,
             ProviderError::Http { .. } => ErrorClass::Fatal,
+            ProviderError::Redirected { .. } => ErrorClass::Settings,
             ProviderError::Api { code, .. } => match code {
                 ApiCode::Limit => ErrorClass::RateLimited,
                 ApiCode::IpBlocked => ErrorClass::Blocked,
@@ -148,7 +230,9 @@ impl ProviderError {
     pub fn label(&self) -> String {
         match self {
             ProviderError::Api { code, .. } => format!("api_{}", code.number()),
-            ProviderError::Http { status } => format!("http_{status}"),
+            ProviderError::Http { status } | ProviderError::Redirected { status, .. } => {
+                format!("http_{status}")
+            }
             ProviderError::Timeout(_) => "timeout".into(),
             ProviderError::Transport(_) => "transport".into(),
             ProviderError::Malformed(_) => "malformed".into(),

@@ -109,8 +109,19 @@ impl Workspace {
     }
 
     pub fn run_env(&self, job: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.command("run", job, args, env)
+    }
+
+    /// `phone-enrich COMMAND JOB ARGS...` in the workspace, with only `env` for credentials.
+    pub fn command(
+        &self,
+        command: &str,
+        job: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(BIN);
-        cmd.arg("run")
+        cmd.arg(command)
             .arg(job)
             .args(args)
             .current_dir(self.dir.path())

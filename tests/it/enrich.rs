@@ -501,34 +501,6 @@ fn a_rerun_over_the_same_export_sends_nothing() {
 }
 
 #[test]
-fn every_plausible_list_shape_gives_the_same_answers() {
-    let ws = Workspace::new();
-    ws.write("crm.csv", CRM);
-    let mut outputs = Vec::new();
-    for shape in ["entry", "omit"] {
-        let sandbox = SandboxProcess::start(
-            ws.dir.path(),
-            &format!("{FAST_SANDBOX}not_found_percent = 30\nlist_not_found = \"{shape}\"\n"),
-        );
-        let job = ws.job(
-            &format!("{shape}.toml"),
-            "crm.csv",
-            "",
-            &provider_for(&sandbox, "batch_size = 100\n"),
-        );
-        let out = ws.run(&job, &["--state", &format!("state-{shape}")]);
-        assert_exit(&out, 0);
-        let df = ws.read_output();
-        assert!(
-            !strings(&df, "phone_status").contains(&Some("failed".into())),
-            "{shape}: a number failed"
-        );
-        outputs.push(enrichment(&df));
-    }
-    assert!(outputs[0].equals_missing(&outputs[1]));
-}
-
-#[test]
 fn the_output_does_not_depend_on_how_the_input_is_cut() {
     let Setup { ws, sandbox, job } = setup(3000, 11, "", "");
     assert_exit(&ws.run(&job, &[]), 0);

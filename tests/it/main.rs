@@ -2,6 +2,7 @@
 //! [`common`] is the harness, each other module one area.
 
 mod common;
+mod dialects;
 mod enrich;
 mod input;
 mod jobs;

@@ -1,0 +1,241 @@
+//! The pacer's own policy on tokio's paused clock, against a scripted client.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::time::Instant;
+
+use super::*;
+use crate::config::{Job, Overrides};
+use crate::provider::RawAnswer;
+
+/// A provider that gives the scripted answers in turn (then a found answer to every request)
+/// and notes when each request arrived.
+struct Script {
+    answers: Mutex<VecDeque<Result<RawAnswer, ProviderError>>>,
+    sent: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Client for Script {
+    fn send<'a>(&'a self, _: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+        self.sent.lock().unwrap().push(Instant::now());
+        let next = self.answers.lock().unwrap().pop_front();
+        Box::pin(async move { next.unwrap_or_else(|| Ok(json(FOUND))) })
+    }
+}
+
+const FOUND: &str = r#"{"country": "Россия", "operator": "МТС", "region": "Москва", "mcc": "250", "mnc": "01", "tz": "3"}"#;
+
+fn json(body: &str) -> RawAnswer {
+    RawAnswer {
+        status: 200,
+        content_type: Some("application/json; charset=utf-8".into()),
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn provider(settings: &str) -> ProviderConfig {
+    let text = format!(
+        "[input]\npath = \"in.csv\"\nphone_columns = [\"phone\"]\n[output]\npath = \"out.parquet\"\n[provider]\nkind = \"sandbox\"\n{settings}"
+    );
+    Job::parse(&text, Path::new("/jobs/x.toml"), &Overrides::default())
+        .unwrap()
+        .provider
+}
+
+/// A pacer over `answers`, and the instants of the requests it sends, from its start.
+fn scripted(
+    builder: PacerBuilder,
+    answers: Vec<Result<RawAnswer, ProviderError>>,
+) -> (Pacer, impl Fn() -> Vec<Duration>) {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let client = Script {
+        answers: Mutex::new(answers.into()),
+        sent: sent.clone(),
+    };
+    let times = move || {
+        let sent = sent.lock().unwrap();
+        sent.iter().map(|t| t.duration_since(start)).collect()
+    };
+    (builder.build(client), times)
+}
+
+/// An answered request (which opens the first-request gate), then `n` connection failures.
+fn failures(n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
+    let failure = || Err(ProviderError::Transport("connection reset".into()));
+    std::iter::once(Ok(json(FOUND)))
+        .chain((0..n).map(|_| failure()))
+        .collect()
+}
+
+/// An answered request, then `body` `n` times.
+fn answers(body: &str, n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
+    std::iter::once(json(FOUND))
+        .chain((0..n).map(|_| json(body)))
+        .map(Ok)
+        .collect()
+}
+
+/// The first request: answered, so the credentials are, and the gate is open.
+async fn warm_up(pacer: &Pacer) {
+    assert_eq!(pacer.lookup(vec![E164(79000000000)]).await.answers.len(), 1);
+}
+
+/// The gaps between consecutive instants, after the warm-up's request.
+fn gaps(times: &[Duration]) -> Vec<Duration> {
+    times[1..].windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+/// Retries of one list, with room for every one of them in the identical-request window.
+const RETRIES: &str = "retry_base_delay = \"1s\"\nretry_max_delay = \"10s\"\nmax_retries = 5\nidentical_limit = \"10/60s\"\n";
+
+fn secs(s: &[u64]) -> Vec<Duration> {
+    s.iter().map(|s| Duration::from_secs(*s)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_exponentially_up_to_the_cap() {
+    let number = E164(79161234567);
+    // Five failures, then an answer: five back-offs, doubling from 1 s, capped at 10 s.
+    let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
+    let (pacer, sent) = scripted(builder, failures(5));
+    warm_up(&pacer).await;
+    let result = pacer.lookup(vec![number]).await;
+    assert_eq!(gaps(&sent()), secs(&[1, 2, 4, 8, 10]));
+    assert_eq!(result.answers.len(), 1);
+    assert!(result.failed.is_empty());
+    assert_eq!(pacer.counters.retries.load(Ordering::Relaxed), 5);
+    // One failure more than `max_retries` allows: the number fails after six requests.
+    let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
+    let (pacer, sent) = scripted(builder, failures(6));
+    warm_up(&pacer).await;
+    let result = pacer.lookup(vec![number]).await;
+    assert_eq!(sent().len(), 1 + 6);
+    assert_eq!(result.failed, vec![number]);
+    assert!(result.answers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn full_jitter_stays_within_the_schedule() {
+    let schedule = secs(&[1, 2, 4, 8, 10]);
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        let (pacer, sent) = scripted(PacerBuilder::new(&provider(RETRIES)), failures(5));
+        warm_up(&pacer).await;
+        assert_eq!(pacer.lookup(vec![E164(79161234567)]).await.answers.len(), 1);
+        let gaps = gaps(&sent());
+        assert_eq!(gaps.len(), schedule.len());
+        for (gap, most) in gaps.iter().zip(&schedule) {
+            assert!(gap <= most, "{gaps:?}");
+        }
+        all.extend(gaps);
+    }
+    // Jittered: the delays are not all the schedule's own.
+    assert!(all.iter().any(|d| !schedule.contains(d)), "{all:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_4_pauses_everyone_doubling_then_stops_the_job() {
+    let settings = "blocked_pause = \"100ms\"\nmax_blocked_wait = \"350ms\"\n";
+    let blocked = r#"{"error": "IP address is temporarily blocked", "error_code": 4}"#;
+    let (pacer, sent) = scripted(PacerBuilder::new(&provider(settings)), answers(blocked, 10));
+    warm_up(&pacer).await;
+    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    // Paused 100 ms, then 200 ms; a third pause would pass 350 ms in all: the job stops.
+    let ms = |m: &[u64]| {
+        m.iter()
+            .map(|m| Duration::from_millis(*m))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(gaps(&sent()), ms(&[100, 200]));
+    assert!(matches!(pacer.stopped(), Some(Stop::Blocked(_))));
+    // Not failed: stopped, so the next run asks again.
+    assert!(result.failed.is_empty() && result.answers.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_9_pauses_a_window_and_lowers_the_rate() {
+    let limited = r#"{"error": "too many requests", "error_code": 9}"#;
+    let (pacer, sent) = scripted(
+        PacerBuilder::new(&provider("request_limit = \"20/2s\"\n")),
+        answers(limited, 1),
+    );
+    warm_up(&pacer).await;
+    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    assert_eq!(gaps(&sent()), secs(&[2]));
+    assert_eq!(result.answers.len(), 1);
+    // Lowered to 15 by the error, one back by the answer.
+    assert_eq!(*pacer.control.rate_cap.lock().unwrap(), 16);
+}
+
+/// Eight lookups at once against a provider that answers `body` to everything: the requests
+/// that went out, and why the job stopped.
+async fn eight_lookups_against(body: &str) -> (Vec<Duration>, Option<Stop>) {
+    let settings = "concurrency = 8\nretry_base_delay = \"1s\"\nretry_max_delay = \"1s\"\n";
+    let builder = PacerBuilder::new(&provider(settings)).without_jitter();
+    let (pacer, sent) = scripted(builder, (0..20).map(|_| Ok(json(body))).collect());
+    let pacer = Arc::new(pacer);
+    let lookups: Vec<_> = (0..8u64)
+        .map(|i| {
+            let pacer = pacer.clone();
+            tokio::spawn(async move { pacer.lookup(vec![E164(79161234560 + i)]).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert!(lookup.await.unwrap().answers.is_empty());
+    }
+    (sent(), pacer.stopped())
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_any_answer_two_requests_at_most_then_the_job_stops() {
+    // Wrong credentials: one request, whatever the concurrency.
+    let (sent, stop) =
+        eight_lookups_against(r#"{"error": "authorise error", "error_code": 2}"#).await;
+    assert_eq!(sent.len(), 1);
+    assert!(matches!(stop, Some(Stop::AuthRejected(_))), "{stop:?}");
+    // A page that is no answer: a second try after the back-off, then no more.
+    let (sent, stop) = eight_lookups_against("<html><body>Bad gateway</body></html>").await;
+    assert_eq!(sent, secs(&[0, 1]));
+    assert!(matches!(stop, Some(Stop::Unconfirmed(_))), "{stop:?}");
+    // Blocked from the start: the pause error 4 calls for, one more try, then no more.
+    let (sent, stop) = eight_lookups_against(r#"{"error": "blocked", "error_code": 4}"#).await;
+    assert_eq!(sent, secs(&[0, 300]));
+    assert!(matches!(stop, Some(Stop::Blocked(_))), "{stop:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn before_any_answer_the_second_try_is_one_number() {
+    // Every list is refused whole (one bad number in each), every number alone answered.
+    struct Lists(Arc<Mutex<Vec<usize>>>);
+    impl Client for Lists {
+        fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+            self.0.lock().unwrap().push(list.len());
+            let body = match list.len() {
+                1 => FOUND,
+                _ => r#"{"error": "parameters error", "error_code": 1}"#,
+            };
+            Box::pin(async move { Ok(json(body)) })
+        }
+    }
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let pacer = PacerBuilder::new(&provider("concurrency = 4\n")).build(Lists(sent.clone()));
+    let pacer = Arc::new(pacer);
+    let lookups: Vec<_> = (0..4u64)
+        .map(|l| {
+            let pacer = pacer.clone();
+            let list: Vec<E164> = (0..8).map(|i| E164(79161234500 + l * 10 + i)).collect();
+            tokio::spawn(async move { pacer.lookup(list).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert_eq!(lookup.await.unwrap().answers.len(), 8);
+    }
+    // A list of 8 refused; whichever lookup went next, it went with one number, answered.
+    assert_eq!(sent.lock().unwrap()[..2], [8, 1]);
+    assert!(pacer.stopped().is_none());
+}

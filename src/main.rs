@@ -16,7 +16,7 @@ use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::{run, ExitKind, RunOptions};
 use phone_enrich::progress::{LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
-use phone_enrich::state::{now_ms, StateStore};
+use phone_enrich::state::{self, now_ms, StateStore};
 
 /// Exit codes, as documented in the README.
 mod exit {
@@ -193,6 +193,23 @@ enum CacheAction {
         #[arg(long, value_parser = config::parse_duration)]
         older_than: Duration,
     },
+    /// Read every part of the store and report on each; exit 3 when any is damaged.
+    Verify {
+        /// A job file, whose `state.dir` is used (or give --state).
+        job: Option<PathBuf>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a damaged store from every answer still readable; say how many were lost.
+    Repair {
+        /// A job file, whose `state.dir` is used (or give --state).
+        job: Option<PathBuf>,
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 /// The state directory named by `--state`, or by the job file.
@@ -206,9 +223,10 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
 
 fn cache_command(action: CacheAction) -> u8 {
     let (job, state) = match &action {
-        CacheAction::Stats { job, state, .. } | CacheAction::Purge { job, state, .. } => {
-            (job.clone(), state.clone())
-        }
+        CacheAction::Stats { job, state, .. }
+        | CacheAction::Purge { job, state, .. }
+        | CacheAction::Verify { job, state, .. }
+        | CacheAction::Repair { job, state } => (job.clone(), state.clone()),
     };
     let dir = match state_dir(job, state) {
         Ok(d) => d,
@@ -217,10 +235,15 @@ fn cache_command(action: CacheAction) -> u8 {
             return exit::USAGE;
         }
     };
+    match action {
+        CacheAction::Verify { json, .. } => return cache_verify(&dir, json),
+        CacheAction::Repair { .. } => return cache_repair(&dir),
+        _ => {}
+    }
     let store = match StateStore::open(&dir) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("{:#}", anyhow::Error::new(e));
             return exit::INPUT;
         }
     };
@@ -257,12 +280,51 @@ fn cache_command(action: CacheAction) -> u8 {
                 );
             })
         }
+        CacheAction::Verify { .. } | CacheAction::Repair { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => exit::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!("{:#}", anyhow::Error::new(e));
             exit::INTERNAL
+        }
+    }
+}
+
+/// `cache verify`: exit 0 when every part is sound, 3 when any is damaged.
+fn cache_verify(dir: &std::path::Path, json: bool) -> u8 {
+    match state::verify(dir) {
+        Ok(report) => {
+            match json {
+                true => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                ),
+                false => println!("{report}"),
+            }
+            if report.sound {
+                exit::SUCCESS
+            } else {
+                exit::INPUT
+            }
+        }
+        Err(e) => {
+            tracing::error!("{:#}", anyhow::Error::new(e));
+            exit::INPUT
+        }
+    }
+}
+
+/// `cache repair`: exit 0 once the store is sound (repaired or already so).
+fn cache_repair(dir: &std::path::Path) -> u8 {
+    match state::repair(dir) {
+        Ok(report) => {
+            println!("{report}");
+            exit::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{:#}", anyhow::Error::new(e));
+            exit::INPUT
         }
     }
 }

@@ -6,3 +6,4 @@ mod enrich;
 mod jobs;
 mod operability;
 mod resilience;
+mod store;

@@ -2,7 +2,7 @@
 //! an exit code. No pipeline logic lives here.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use phone_enrich::job::{ExitKind, JobError, RunOptions};
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;
-use phone_enrich::state::{now_ms, StateError, StateStore};
+use phone_enrich::state::{self, now_ms, StateError, StateStore};
 
 #[derive(Parser)]
 #[command(
@@ -234,6 +234,30 @@ enum CacheAction {
         #[arg(long, value_parser = config::parse_duration)]
         older_than: Duration,
     },
+    /// Read every part of the store and report on each; exit 3 when any is damaged.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a damaged store from every answer still readable; say how many were lost.
+    Repair {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+impl CacheAction {
+    fn store(&self) -> &StoreArgs {
+        match self {
+            CacheAction::Stats { store, .. }
+            | CacheAction::Purge { store, .. }
+            | CacheAction::Verify { store, .. }
+            | CacheAction::Repair { store } => store,
+        }
+    }
 }
 
 /// What a command ends with: success, or a failure whose kind picks the exit code.
@@ -366,11 +390,8 @@ async fn plan_command(job: JobArgs, format: OutputFormat) -> Outcome {
         .await
         .map_err(|e| JobError::new(ExitKind::Internal, e.into()))??;
     match format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&figures).expect("figures serialize")
-        ),
-        OutputFormat::Text => print!("{}", report::plan_text(&figures)),
+        OutputFormat::Json => print_out(&pretty_json(&figures)),
+        OutputFormat::Text => print_out(&report::plan_text(&figures)),
     }
     Ok(())
 }
@@ -392,10 +413,11 @@ fn validate_command(job: JobArgs) -> Outcome {
             job.input.path.display()
         )));
     }
-    println!("{}: valid", job.name);
+    let mut text = format!("{}: valid\n", job.name);
     for (key, value) in job.settings() {
-        println!("  {key} = {value}");
+        text += &format!("  {key} = {value}\n");
     }
+    print_out(&text);
     Ok(())
 }
 
@@ -408,39 +430,72 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
     }
 }
 
-/// `cache stats` and `cache purge`.
+/// `cache stats|purge|verify|repair`.
 fn cache_command(action: CacheAction) -> Outcome {
-    let (job, state) = match &action {
-        CacheAction::Stats { store, .. } | CacheAction::Purge { store, .. } => {
-            (store.job.clone(), store.state.clone())
-        }
-    };
-    let dir = state_dir(job, state).map_err(usage)?;
-    let store = StateStore::open(&dir).map_err(|e| JobError::new(ExitKind::Input, e.into()))?;
-    let internal = |e: StateError| JobError::new(ExitKind::Internal, e.into());
+    let StoreArgs { job, state } = action.store();
+    let dir = state_dir(job.clone(), state.clone()).map_err(usage)?;
+    let input = |e: StateError| JobError::new(ExitKind::Input, e.into());
     match action {
         CacheAction::Stats { json, .. } => {
-            let stats = store.stats(now_ms()).map_err(internal)?;
+            let stats = open_store(&dir)?.stats(now_ms()).map_err(internal)?;
             match json {
-                true => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&stats).expect("stats serialize")
-                ),
-                false => print!("{}", report::cache_stats_text(&dir, &stats)),
+                true => print_out(&pretty_json(&stats)),
+                false => print_out(&report::cache_stats_text(&dir, &stats)),
             }
         }
         CacheAction::Purge { older_than, .. } => {
+            let store = open_store(&dir)?;
             let n = store
                 .purge_older_than(older_than, now_ms())
                 .map_err(internal)?;
-            println!(
-                "removed {} answers checked more than {} ago",
+            print_out(&format!(
+                "removed {} answers checked more than {} ago\n",
                 report::thousands(n),
                 humantime::format_duration(older_than)
-            );
+            ));
+        }
+        CacheAction::Verify { json, .. } => {
+            let verdict = state::verify(&dir).map_err(input)?;
+            match json {
+                true => print_out(&pretty_json(&verdict)),
+                false => print_out(&format!("{verdict}\n")),
+            }
+            if !verdict.sound {
+                return Err(JobError::new(
+                    ExitKind::Input,
+                    anyhow::anyhow!("the state store {} is damaged", dir.display()),
+                ));
+            }
+        }
+        CacheAction::Repair { .. } => {
+            let repaired = state::repair(&dir).map_err(input)?;
+            print_out(&format!("{repaired}\n"));
         }
     }
     Ok(())
+}
+
+fn open_store(dir: &Path) -> Result<StateStore, JobError> {
+    StateStore::open(dir).map_err(|e| JobError::new(ExitKind::Input, e.into()))
+}
+
+fn internal(e: StateError) -> JobError {
+    JobError::new(ExitKind::Internal, e.into())
+}
+
+fn pretty_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string_pretty(value).expect("figures serialize") + "\n"
+}
+
+/// Writes a command's result on stdout. A reader that went away (`| head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            tracing::error!("writing to stdout: {e}");
+        }
+    }
 }
 
 /// `generate`: a synthetic CRM export.

@@ -338,3 +338,26 @@ impl RunningJob {
         (status.code(), text)
     }
 }
+
+/// Waits until `condition` holds (a file the run writes, a line it logs), checking every 10 ms;
+/// fails the test after 60 s, naming `what` was awaited.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 60 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Runs `phone-enrich cache ARGS` in the workspace.
+pub fn cache(ws: &Workspace, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("cache")
+        .args(args)
+        .current_dir(ws.dir.path())
+        .output()
+        .expect("the binary runs")
+}

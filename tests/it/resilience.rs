@@ -398,10 +398,19 @@ fn a_state_directory_in_use_is_refused_naming_its_holder() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    // The first run holds the directory once its LOCK file names it.
+    let holder = format!("pid {} ", first.id());
+    wait_until("the first run to hold the state directory", || {
+        std::fs::read_to_string(ws.path("state/LOCK")).is_ok_and(|text| text.contains(&holder))
+    });
     let out = ws.run(&job, &["--output", "second.parquet"]);
+    let still_running = first.try_wait().unwrap().is_none();
     let _ = first.kill();
     let _ = first.wait();
+    assert!(
+        still_running,
+        "the first run ended before the second was refused"
+    );
     assert_exit(&out, 3);
     assert!(
         stderr(&out).contains("in use by another run")

@@ -359,7 +359,10 @@ async fn run_command(
     };
     let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
     let failure = outcome.as_ref().err();
+    // A run refused before it read anything has nothing to sum up but its error.
+    let refused = failure.is_some() && summary.plan.rows == 0 && summary.requests == 0;
     match progress {
+        _ if refused => {}
         ProgressMode::Bar => {
             print_above_bars(&report::closing_table(&summary, &job.output.path, failure))
         }

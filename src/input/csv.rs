@@ -213,8 +213,15 @@ impl CsvSource {
 }
 
 /// The column names in the header record `text`: trimmed, `column_N` for a blank one, each
-/// once.
+/// once. A header with NUL bytes is UTF-16 without its byte-order mark (UTF-16 with one is
+/// decoded), refused as such.
 fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    if memchr::memchr(0, text).is_some() {
+        bail!(
+            "{}: the header holds NUL bytes, as UTF-16 text without its byte-order mark does; save the file as UTF-8, or as UTF-16 with its byte-order mark",
+            cfg.path.display()
+        );
+    }
     let mut reader = csv_reader(delimiter, text);
     let mut headers = csv::ByteRecord::new();
     let has_header = reader
@@ -452,6 +459,16 @@ mod tests {
                 Compression::None,
             ),
             (
+                "utf16le.csv",
+                [0xFEFFu16]
+                    .into_iter()
+                    .chain(rows.encode_utf16())
+                    .flat_map(u16::to_le_bytes)
+                    .collect(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
                 "gz.csv.gz",
                 {
                     let mut e =
@@ -505,6 +522,11 @@ mod tests {
             ),
             ("dup.csv", b"phone,phone\n1,2\n", "twice"),
             ("empty.csv", b"", "no header"),
+            (
+                "utf16-no-bom.csv",
+                b"n\0a\0m\0e\0,\0p\0h\0o\0n\0e\0\n\0",
+                "UTF-16 text without its byte-order mark",
+            ),
         ];
         for (name, bytes, want) in cases {
             let path = dir.path().join(name);

@@ -6,7 +6,8 @@
 //! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
 //! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
 //! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
-//! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
+//! the header when not set), UTF-8 with or without BOM, UTF-16 with a BOM, or windows-1251,
+//! plain or gzip; every
 //! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
 //! columns are also offered as text by [`phone_text`] (integer and float columns converted).
 //! Every error names the file, and for CSV the line.
@@ -161,14 +162,47 @@ pub(crate) fn check_phone_columns<'a>(
     for wanted in &cfg.phone_columns {
         if !names.clone().any(|n| n == wanted) {
             let available: Vec<&str> = names.clone().collect();
+            let hint = closest_name(wanted, names.clone())
+                .map(|n| format!(" did you mean `{}`?", excerpt(n)))
+                .unwrap_or_default();
             bail!(
-                "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
+                "{}: no column `{wanted}` (input.phone_columns);{hint} the columns are: {}",
                 cfg.path.display(),
                 excerpt(&available.join(", "))
             );
         }
     }
     Ok(())
+}
+
+/// The name among `names` that `wanted` most likely meant: the same in another case, or
+/// else the nearest by edit distance, ignoring case, if at most a third of its letters (one
+/// for a short name) differ.
+fn closest_name<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = wanted.to_lowercase();
+    let limit = (wanted.chars().count() / 3).max(1);
+    names
+        .into_iter()
+        .map(|name| (edit_distance(&wanted, &name.to_lowercase()), name))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance in characters: insertions, deletions and substitutions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The file to open for an input path: `-` is standard input.
@@ -229,6 +263,29 @@ pub fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_name_suggests_the_closest() {
+        let names = ["id", "Phone", "phone_2", "mobile", "Имя"];
+        let cases: &[(&str, Option<&str>)] = &[
+            ("phone", Some("Phone")),
+            ("PHONE", Some("Phone")),
+            ("phone_3", Some("phone_2")),
+            ("mobil", Some("mobile")),
+            ("moblie", Some("mobile")),
+            ("имя", Some("Имя")),
+            ("tel", None),
+            ("ids", Some("id")),
+            ("email", None),
+        ];
+        for (wanted, want) in cases {
+            assert_eq!(closest_name(wanted, names), *want, "{wanted}");
+        }
+        let distances = [("", "ab", 2), ("kitten", "sitting", 3), ("ab", "ba", 2)];
+        for (a, b, d) in distances {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
 
     #[test]
     fn excerpts_are_bounded_and_one_line() {

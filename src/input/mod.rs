@@ -7,20 +7,23 @@
 //! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
 //! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
 //! the header when not set), UTF-8 with or without BOM, UTF-16 with a BOM, or windows-1251,
-//! plain or gzip; every
-//! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
-//! columns are also offered as text by [`phone_text`] (integer and float columns converted).
-//! Every error names the file, and for CSV the line.
+//! plain or gzip; each column is read as the [`ColumnTypes`] settled once before the first
+//! pass say (text unless the job declares or infers types), an empty field is null. Parquet:
+//! any schema, types kept. Phone columns are also offered as text by [`phone_text`] (integer
+//! and float columns converted). Every error names the file, and for CSV the line.
 //!
 //! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
-//! that text, `csv` cuts and parses CSV pieces, `parquet` streams Parquet batches, and
+//! that text, `csv` cuts and parses CSV pieces, `types` settles each CSV column's type and
+//! `convert` turns its fields into values of it, `parquet` streams Parquet batches, and
 //! `arrow_types` keeps a Parquet input's own types where polars reads others.
 
 mod arrow_types;
+mod convert;
 mod csv;
 mod decode;
 mod parquet;
 mod records;
+mod types;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -32,6 +35,7 @@ use self::csv::{CsvChunk, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
 pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
+pub use types::{column_type, toml_key, type_name, ColumnTypes, TypesError, COLUMN_TYPE_NAMES};
 
 /// The input file, open: its schema, and its pieces in file order.
 pub struct InputReader {
@@ -49,15 +53,17 @@ enum Source {
 pub enum Columns {
     /// Every column of the input.
     All,
-    /// The phone columns only (a pass that writes nothing).
+    /// The phone columns, and CSV columns of a type other than text, whose values are checked
+    /// (a pass that writes nothing).
     PhonesOnly,
 }
 
 impl InputReader {
     /// Opens the input named by `cfg`, checking its header or schema, for pieces of at most
-    /// `batch_rows` rows.
+    /// `batch_rows` rows whose CSV columns have the `types` settled for this input.
     pub fn open(
         cfg: &InputConfig,
+        types: &ColumnTypes,
         columns: Columns,
         batch_rows: NonZeroUsize,
     ) -> Result<InputReader> {
@@ -67,7 +73,7 @@ impl InputReader {
         };
         check_regular_file(&cfg.path)?;
         match cfg.format {
-            InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
+            InputFormat::Csv => CsvSource::open(cfg, types, columns, batch_rows.get()),
             InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
         }
     }

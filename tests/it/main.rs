@@ -8,3 +8,4 @@ mod input;
 mod jobs;
 mod operability;
 mod resilience;
+mod typed;

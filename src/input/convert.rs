@@ -32,6 +32,7 @@ pub struct Misfit {
     pub value: String,
     /// The column's type.
     pub expected: String,
+    /// Where the column's type came from.
     pub origin: Origin,
     /// The type that reads this value and the column's others.
     pub fits: String,

@@ -186,9 +186,12 @@ pub(crate) fn check_phone_columns<'a>(
 /// for a short name) differ.
 fn closest_name<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let wanted = wanted.to_lowercase();
-    let limit = (wanted.chars().count() / 3).max(1);
+    let length = wanted.chars().count();
+    let limit = (length / 3).max(1);
     names
         .into_iter()
+        // Longer than that in bytes, a name is more than `limit` edits away (a 50 MB header).
+        .filter(|name| name.len() <= 4 * (length + limit))
         .map(|name| (edit_distance(&wanted, &name.to_lowercase()), name))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)

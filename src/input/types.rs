@@ -97,7 +97,9 @@ impl std::fmt::Display for Origin {
 /// The type one CSV column is read as, and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ColumnType {
+    /// The column's values are of this type (`String` for text).
     pub dtype: DataType,
+    /// Declared, inferred, or text.
     pub origin: Origin,
 }
 
@@ -132,6 +134,7 @@ pub enum TypesError {
         key: String,
         /// The column as a message quotes it.
         column: String,
+        /// The input file, as a message names it.
         file: String,
         /// `; did you mean ...?` when a column is close, else empty.
         hint: String,

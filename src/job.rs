@@ -22,7 +22,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 use crate::config::{Credentials, Job, ProviderKind};
-use crate::input::{Columns, InputReader};
+use crate::input::{ColumnTypes, Columns, InputReader, TypesError};
 use crate::normalize::E164;
 use crate::output::{output_schema, refuse_writing_input, OutputFile};
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
@@ -201,6 +201,8 @@ struct Prepared {
     first: PassOutcome,
     plan: Plan,
     figures: PlanFigures,
+    /// The CSV column types every pass reads.
+    types: ColumnTypes,
     schema: Schema,
     stages: StageTimes,
 }
@@ -225,6 +227,26 @@ fn pass_error(job: &Job, e: PassError, first: bool) -> JobError {
     }
 }
 
+/// Everything that can be refused before any request, and before the data is read: the CSV
+/// column types (settled here, once, for every pass), the input's schema, the output's names
+/// and location. Returns the types and the output's schema.
+fn check_before_reading(job: &Job) -> Result<(ColumnTypes, Schema), JobError> {
+    let types = ColumnTypes::settle(&job.input).map_err(|e| match e {
+        TypesError::UnknownColumn { .. } => JobError::new(ExitKind::Usage, e.into()),
+        TypesError::Input(e) => JobError::new(ExitKind::Input, e),
+    })?;
+    let input_schema =
+        InputReader::open(&job.input, &types, Columns::All, job.output.row_group_size)
+            .or_kind(ExitKind::Input)?
+            .schema()
+            .clone();
+    let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
+    refuse_writing_input(&job.input.path, &job.output.path, &job.state.dir)
+        .or_kind(ExitKind::Usage)?;
+    check_output_location(job).or_kind(ExitKind::Usage)?;
+    Ok((types, schema))
+}
+
 /// `write`: whether the first pass writes the output (a run) or only counts (a plan).
 fn prepare(
     job: &Job,
@@ -233,15 +255,7 @@ fn prepare(
     progress: ProgressMode,
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Prepared, JobError> {
-    // Everything that can be refused is refused before any request: the schema, the names.
-    let input_schema = InputReader::open(&job.input, Columns::All, job.output.row_group_size)
-        .or_kind(ExitKind::Input)?
-        .schema()
-        .clone();
-    let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
-    refuse_writing_input(&job.input.path, &job.output.path, &job.state.dir)
-        .or_kind(ExitKind::Usage)?;
-    check_output_location(job).or_kind(ExitKind::Usage)?;
+    let (types, schema) = check_before_reading(job)?;
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();
     let ttl = Ttl {
@@ -263,6 +277,7 @@ fn prepare(
     let output = (write && !book.is_empty()).then_some(&schema);
     let mut first = Pass {
         job,
+        types: &types,
         book: &book,
         unknown: Unknown::Collect,
         output,
@@ -297,6 +312,7 @@ fn prepare(
         first,
         plan,
         figures,
+        types,
         schema,
         stages,
     })
@@ -382,6 +398,7 @@ async fn run_stages(
         state,
         first,
         plan,
+        types,
         schema,
         ..
     } = prepared;
@@ -404,7 +421,7 @@ async fn run_stages(
     let (tally, output, book) = match first.output {
         // The first pass found an answer for every number and wrote the output already.
         Some(output) => (first.tally, output, book),
-        None => second_pass(job, options, schema, book, summary.plan.rows).await?,
+        None => second_pass(job, options, types, schema, book, summary.plan.rows).await?,
     };
     summary.failed_numbers = tally.unknown.len() as u64;
     (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
@@ -426,6 +443,7 @@ async fn run_stages(
 async fn second_pass(
     job: &Job,
     options: &RunOptions,
+    types: ColumnTypes,
     schema: Schema,
     book: AnswerBook,
     rows: u64,
@@ -434,6 +452,7 @@ async fn second_pass(
     tokio::task::spawn_blocking(move || {
         let second = Pass {
             job: &job,
+            types: &types,
             book: &book,
             unknown: Unknown::Fail,
             output: Some(&schema),

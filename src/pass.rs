@@ -19,7 +19,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use polars::prelude::*;
 
 use crate::config::Job;
-use crate::input::{phone_text, Columns, InputReader, Piece};
+use crate::input::{phone_text, ColumnTypes, Columns, InputReader, Piece};
 use crate::normalize::{Normalized, Normalizer, E164};
 use crate::output::{
     enrichment_columns, EncodedRowGroup, Enrichment, OutputFile, RowGroupEncoder, Status,
@@ -306,6 +306,8 @@ fn pieces_in_flight(workers: usize) -> usize {
 /// whether it writes the output.
 pub struct Pass<'a> {
     pub job: &'a Job,
+    /// The CSV column types settled before the first pass, the same for every pass.
+    pub types: &'a ColumnTypes,
     pub book: &'a AnswerBook,
     pub unknown: Unknown,
     /// The output's schema, when this pass writes the output.
@@ -330,7 +332,7 @@ impl Pass<'_> {
             Some(_) => Columns::All,
             None => Columns::PhonesOnly,
         };
-        let reader = InputReader::open(&job.input, columns, job.output.row_group_size)
+        let reader = InputReader::open(&job.input, self.types, columns, job.output.row_group_size)
             .map_err(PassError::Input)?;
         let mut out = match self.output {
             Some(schema) => Some(

@@ -41,6 +41,10 @@ pub(super) struct InputSection {
     pub encoding: String,
     pub compression: Option<String>,
     pub default_region: String,
+    pub infer_types: bool,
+    pub infer_rows: NonZeroUsize,
+    /// Column name to type name (`decimal(12,2)`), as written.
+    pub types: BTreeMap<String, String>,
 }
 
 impl Default for InputSection {
@@ -53,6 +57,9 @@ impl Default for InputSection {
             encoding: "utf-8".into(),
             compression: None,
             default_region: "RU".into(),
+            infer_types: false,
+            infer_rows: NonZeroUsize::new(10_000).unwrap(),
+            types: BTreeMap::new(),
         }
     }
 }

@@ -95,6 +95,12 @@ pub struct InputConfig {
     pub compression: Compression,
     /// How numbers without a country code are read.
     pub default_region: phonenumber::country::Id,
+    /// CSV only: the columns `input.types` declares, none of them a phone column, with the type
+    /// each is read as (a name the header must have, checked when the input is opened).
+    pub types: Vec<(String, polars::prelude::DataType)>,
+    /// CSV only, `input.infer_types`: the other columns' types are inferred from this many
+    /// first rows (`input.infer_rows`); `None` reads them as text.
+    pub infer_rows: Option<NonZeroUsize>,
 }
 
 /// The enriched Parquet file.
@@ -221,6 +227,22 @@ impl Job {
                 format!("{:?}", self.input.default_region),
             ),
             (
+                "input.infer_types".into(),
+                match self.input.infer_rows {
+                    Some(rows) => format!("first {rows} rows"),
+                    None => "false".into(),
+                },
+            ),
+            (
+                "input.types".into(),
+                self.input
+                    .types
+                    .iter()
+                    .map(|(column, dtype)| format!("{column}={}", crate::input::type_name(dtype)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            (
                 "provider.kind".into(),
                 format!("{:?}", p.kind).to_lowercase(),
             ),
@@ -289,6 +311,9 @@ kind = "sandbox"
         assert_eq!(input.encoding, TextEncoding::Utf8);
         assert_eq!(input.compression, Compression::None);
         assert_eq!(input.default_region, phonenumber::country::Id::RU);
+        assert_eq!((input.types.len(), input.infer_rows), (0, None));
+        let inferred = parse(&MINIMAL.replace("[output]", "infer_types = true\n[output]")).unwrap();
+        assert_eq!(inferred.input.infer_rows.map(|r| r.get()), Some(10_000));
         assert_eq!(output.row_group_size.get(), 65_536);
         assert_eq!(output.max_failed_ratio, 0.01);
         assert_eq!(p.base_url, None);
@@ -407,6 +432,31 @@ kind = "sandbox"
                 "output.path",
             ),
             ("path = \"out.parquet\"", "path = \"in.csv\"", "output.path"),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ntypes = { amount = \"money\" }",
+                "input.types.amount",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ntypes = { \"first name\" = \"decimal(40,2)\" }",
+                "input.types.\"first name\"",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ntypes = { phone = \"int64\" }",
+                "input.types.phone",
+            ),
+            (
+                "path = \"in.csv\"",
+                "path = \"in.parquet\"\ninfer_types = true",
+                "apply to CSV only",
+            ),
+            (
+                "phone_columns = [\"phone\"]",
+                "phone_columns = [\"phone\"]\ninfer_rows = 0",
+                "input.infer_rows",
+            ),
             // Refused by serde while reading the file: the key path is toml's.
             (
                 K,
@@ -475,8 +525,14 @@ kind = "sandbox"
             "provider.request_limit=20/2s",
             "state.ttl_ok=\"1d\"",
             "input.phone_columns=[\"tel\"]",
+            "input.types.amount=decimal(12,2)",
         ])
         .unwrap();
+        let amount = (
+            "amount".to_string(),
+            polars::prelude::DataType::Decimal(12, 2),
+        );
+        assert_eq!(job.input.types, vec![amount]);
         assert_eq!(job.provider.batch_size.get(), 50);
         assert_eq!(job.provider.request_limit, "20/2s".parse().unwrap());
         assert_eq!(job.state.ttl_ok, Duration::from_secs(86400));

@@ -9,12 +9,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
+use polars::prelude::DataType;
 
 use super::file::{InputSection, JobFile, OutputSection, ProviderSection, StateSection};
 use super::{
     Compression, Faults, InputConfig, InputFormat, Job, OutputConfig, Overrides, ProviderConfig,
     ProviderKind, SandboxConfig, StateConfig, TextEncoding, MAX_CONCURRENCY,
 };
+use crate::input::{column_type, toml_key, COLUMN_TYPE_NAMES};
 
 /// Turns a job file located at `path` into a [`Job`], with the command line's path overrides.
 pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<Job> {
@@ -65,7 +67,7 @@ fn input(
     path_override: Option<PathBuf>,
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<InputConfig> {
-    let path = path_of(f.path, "input.path", path_override, resolve)?;
+    let path = path_of(f.path.clone(), "input.path", path_override, resolve)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_lowercase())
@@ -116,6 +118,7 @@ fn input(
     if format == InputFormat::Parquet && (compression == Compression::Gzip || delimiter.is_some()) {
         bail!("input: `delimiter` and `compression` apply to CSV only");
     }
+    let types = declared_types(&f, format)?;
     let default_region = f
         .default_region
         .to_uppercase()
@@ -134,7 +137,31 @@ fn input(
         encoding,
         compression,
         default_region,
+        types,
+        infer_rows: f.infer_types.then_some(f.infer_rows),
     })
+}
+
+/// `input.types` as real types: every type name known, no phone column among the columns, and
+/// typing asked of a CSV input only.
+fn declared_types(f: &InputSection, format: InputFormat) -> Result<Vec<(String, DataType)>> {
+    if format == InputFormat::Parquet && (f.infer_types || !f.types.is_empty()) {
+        bail!("input: `types` and `infer_types` apply to CSV only (a Parquet file's columns keep their own types)");
+    }
+    let phone_columns = &f.phone_columns;
+    f.types
+        .iter()
+        .map(|(column, name)| {
+            let key = format!("input.types.{}", toml_key(column));
+            if phone_columns.contains(column) {
+                bail!("{key}: `{column}` is a phone column, and phone columns are always read as they were written");
+            }
+            let dtype = column_type(name).ok_or_else(|| {
+                anyhow!("{key}: `{name}` is not a column type; use one of {COLUMN_TYPE_NAMES}")
+            })?;
+            Ok((column.clone(), dtype))
+        })
+        .collect()
 }
 
 fn output(

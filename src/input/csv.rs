@@ -1,5 +1,5 @@
 //! CSV pieces: the reader cuts the decoded text into runs of whole records on its thread, and
-//! any thread parses a run into a batch of text columns.
+//! any thread parses a run into a batch, each column of its settled type (`types`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,8 +8,10 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use polars::prelude::*;
 
+use super::convert::ColumnParser;
 use super::decode::{open_text, sniff_delimiter};
 use super::records::{line_ends, split_records, OpenQuote, Split};
+use super::types::{ColumnType, ColumnTypes};
 use super::{check_phone_columns, excerpt, Columns, InputReader, Source};
 use crate::config::InputConfig;
 
@@ -42,6 +44,16 @@ pub struct CsvLayout {
     wanted: Vec<Option<PlSmallStr>>,
     /// For each header column: whether it is a phone column.
     phones: Vec<bool>,
+    /// For each header column: the type it is read as.
+    types: Vec<ColumnType>,
+}
+
+impl CsvLayout {
+    /// Whether a batch of `columns` holds header column `i`: every column, or the phone
+    /// columns and those whose values are checked against a type.
+    fn holds(&self, columns: Columns, i: usize) -> bool {
+        columns == Columns::All || self.phones[i] || !self.types[i].is_text()
+    }
 }
 
 fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Result<&'a str> {
@@ -81,11 +93,12 @@ fn open_quote_error(path: &Path, line: u64) -> anyhow::Error {
 impl CsvSource {
     pub(super) fn open(
         cfg: &InputConfig,
+        types: &ColumnTypes,
         columns: Columns,
         batch_rows: usize,
     ) -> Result<InputReader> {
         let text = open_text(cfg)?;
-        Self::from_text(cfg, text, columns, batch_rows, READ_SIZE)
+        Self::from_text(cfg, text, types, columns, batch_rows, READ_SIZE)
     }
 
     /// Reads the header from `text` (decoded, without BOM), sniffing the delimiter from what
@@ -93,6 +106,7 @@ impl CsvSource {
     fn from_text(
         cfg: &InputConfig,
         mut text: Box<dyn Read + Send>,
+        types: &ColumnTypes,
         columns: Columns,
         batch_rows: usize,
         read_size: usize,
@@ -127,30 +141,26 @@ impl CsvSource {
         };
         let names = header_names(cfg, &buffer[..header.end], delimiter)?;
         check_phone_columns(cfg, names.iter().map(String::as_str))?;
-        let wanted: Vec<Option<PlSmallStr>> = names
-            .iter()
-            .map(|n| match columns {
-                Columns::PhonesOnly if !cfg.phone_columns.contains(n) => None,
-                _ => Some(PlSmallStr::from(n.as_str())),
-            })
+        let mut layout = CsvLayout {
+            path: cfg.path.clone(),
+            delimiter,
+            width: names.len(),
+            phones: names
+                .iter()
+                .map(|n| cfg.phone_columns.contains(n))
+                .collect(),
+            types: types.of_header(&cfg.path, &names)?,
+            wanted: Vec::new(),
+        };
+        layout.wanted = (0..names.len())
+            .map(|i| layout.holds(columns, i).then(|| names[i].as_str().into()))
             .collect();
-        let schema: Schema = wanted
-            .iter()
-            .flatten()
-            .map(|n| Field::new(n.clone(), DataType::String))
+        let schema: Schema = (layout.wanted.iter().zip(&layout.types))
+            .filter_map(|(n, t)| n.as_ref().map(|n| Field::new(n.clone(), t.dtype.clone())))
             .collect();
         buffer.drain(..header.end);
         let source = CsvSource {
-            layout: Arc::new(CsvLayout {
-                path: cfg.path.clone(),
-                delimiter,
-                width: names.len(),
-                phones: names
-                    .iter()
-                    .map(|n| cfg.phone_columns.contains(n))
-                    .collect(),
-                wanted,
-            }),
+            layout: Arc::new(layout),
             text,
             batch_rows,
             read_size,
@@ -213,8 +223,15 @@ impl CsvSource {
 }
 
 /// The column names in the header record `text`: trimmed, `column_N` for a blank one, each
-/// once.
+/// once. A header with NUL bytes is UTF-16 without its byte-order mark (UTF-16 with one is
+/// decoded), refused as such.
 fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<String>> {
+    if memchr::memchr(0, text).is_some() {
+        bail!(
+            "{}: the header holds NUL bytes, as UTF-16 text without its byte-order mark does; save the file as UTF-8, or as UTF-16 with its byte-order mark",
+            cfg.path.display()
+        );
+    }
     let mut reader = csv_reader(delimiter, text);
     let mut headers = csv::ByteRecord::new();
     let has_header = reader
@@ -291,23 +308,24 @@ fn read_more(text: &mut dyn Read, buffer: &mut Vec<u8>, at_least: usize) -> std:
 }
 
 impl CsvChunk {
-    /// Parses the chunk's records into a batch of the reader's columns (only its phone columns
-    /// with [`Columns::PhonesOnly`]), as text; an empty field is null. Errors name the file
-    /// and line.
+    /// Parses the chunk's records into a batch of the reader's columns (with
+    /// [`Columns::PhonesOnly`], only its phone columns and those of a type other than text),
+    /// each of its type; an empty field is null. Errors name the file and line.
     pub fn parse(&self, columns: Columns) -> Result<DataFrame> {
         let layout = &*self.layout;
         // Text is checked once for the whole chunk; a field of valid text is valid text (fields
         // are cut at ASCII bytes). Only a chunk that fails is checked field by field, to name it.
         let all_utf8 = simdutf8::basic::from_utf8(&self.bytes).is_ok();
         let mut reader = csv_reader(layout.delimiter, &self.bytes);
-        let mut builders: Vec<(usize, StringChunkedBuilder)> = layout
+        let mut parsers: Vec<(usize, ColumnParser)> = layout
             .wanted
             .iter()
             .enumerate()
-            .filter(|(i, _)| columns == Columns::All || layout.phones[*i])
+            .filter(|(i, _)| layout.holds(columns, *i))
             .filter_map(|(i, w)| {
-                w.as_ref()
-                    .map(|n| (i, StringChunkedBuilder::new(n.clone(), self.records)))
+                let parser =
+                    |n: &PlSmallStr| ColumnParser::new(n.clone(), &layout.types[i], self.records);
+                w.as_ref().map(|n| (i, parser(n)))
             })
             .collect();
         let mut record = csv::ByteRecord::new();
@@ -328,24 +346,26 @@ impl CsvChunk {
                     layout.width
                 );
             }
-            for (i, builder) in builders.iter_mut() {
+            for (i, parser) in parsers.iter_mut() {
                 let field = &record[*i];
-                if field.is_empty() {
-                    builder.append_null();
-                } else if all_utf8 {
+                let text = if all_utf8 {
                     // SAFETY: checked above, for the whole chunk this field was cut from.
-                    builder.append_value(unsafe { std::str::from_utf8_unchecked(field) });
+                    unsafe { std::str::from_utf8_unchecked(field) }
                 } else {
                     let name = layout.wanted[*i].as_deref().unwrap_or("");
-                    builder.append_value(utf8_field(field, &layout.path, line_of(&record), name)?);
-                }
+                    utf8_field(field, &layout.path, line_of(&record), name)?
+                };
+                parser.push(text).map_err(|misfit| {
+                    anyhow!(
+                        "{}: line {}, {misfit}",
+                        layout.path.display(),
+                        line_of(&record)
+                    )
+                })?;
             }
             rows += 1;
         }
-        let columns: Vec<Column> = builders
-            .into_iter()
-            .map(|(_, b)| b.finish().into_column())
-            .collect();
+        let columns: Vec<Column> = parsers.into_iter().map(|(_, p)| p.finish()).collect();
         Ok(DataFrame::new(rows, columns)?)
     }
 }
@@ -385,11 +405,15 @@ mod tests {
             encoding,
             compression,
             default_region: phonenumber::country::Id::RU,
+            types: Vec::new(),
+            infer_rows: None,
         }
     }
 
     fn read_all(cfg: &InputConfig, batch: usize) -> Result<DataFrame> {
-        let mut r = InputReader::open(cfg, Columns::All, NonZeroUsize::new(batch).unwrap())?;
+        let types = ColumnTypes::default();
+        let batch = NonZeroUsize::new(batch).unwrap();
+        let mut r = InputReader::open(cfg, &types, Columns::All, batch)?;
         let mut out: Option<DataFrame> = None;
         while let Some(b) = r.next_batch()? {
             out = Some(match out {
@@ -452,6 +476,16 @@ mod tests {
                 Compression::None,
             ),
             (
+                "utf16le.csv",
+                [0xFEFFu16]
+                    .into_iter()
+                    .chain(rows.encode_utf16())
+                    .flat_map(u16::to_le_bytes)
+                    .collect(),
+                TextEncoding::Utf8,
+                Compression::None,
+            ),
+            (
                 "gz.csv.gz",
                 {
                     let mut e =
@@ -505,6 +539,11 @@ mod tests {
             ),
             ("dup.csv", b"phone,phone\n1,2\n", "twice"),
             ("empty.csv", b"", "no header"),
+            (
+                "utf16-no-bom.csv",
+                b"n\0a\0m\0e\0,\0p\0h\0o\0n\0e\0\n\0",
+                "UTF-16 text without its byte-order mark",
+            ),
         ];
         for (name, bytes, want) in cases {
             let path = dir.path().join(name);
@@ -557,7 +596,8 @@ mod tests {
             step: 0,
         };
         let text = super::super::decode::decode_text(Box::new(raw), &cfg)?;
-        let mut reader = CsvSource::from_text(&cfg, text, Columns::All, rows, read_size)?;
+        let types = ColumnTypes::default();
+        let mut reader = CsvSource::from_text(&cfg, text, &types, Columns::All, rows, read_size)?;
         let mut pieces = Vec::new();
         let cut = loop {
             match reader.next_piece() {

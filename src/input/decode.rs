@@ -1,6 +1,8 @@
-//! The CSV file's bytes as UTF-8 text: gzip undone, windows-1251 decoded, a BOM dropped; and
-//! the delimiter, when not set, sniffed from the header line as first read (never by reading
-//! the file again: a pipe could not give it twice).
+//! The CSV file's bytes as UTF-8 text: gzip undone, windows-1251 decoded, a BOM dropped, a
+//! file that starts with a UTF-16 BOM (Excel's "Unicode text") decoded from UTF-16 whatever
+//! `input.encoding` says (a BOM cannot be mistaken); and the delimiter, when not set, sniffed
+//! from the header line as first read (never by reading the file again: a pipe could not give
+//! it twice).
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -9,7 +11,8 @@ use anyhow::{Context, Result};
 
 use crate::config::{Compression, InputConfig, TextEncoding};
 
-/// The decoded text of the file: gzip undone, windows-1251 turned into UTF-8, BOM dropped.
+/// The decoded text of the file: gzip undone, windows-1251 or UTF-16 turned into UTF-8, BOM
+/// dropped.
 pub(super) fn open_text(cfg: &InputConfig) -> Result<Box<dyn Read + Send>> {
     let file = File::open(&cfg.path).with_context(|| format!("opening {}", cfg.path.display()))?;
     decode_text(Box::new(BufReader::with_capacity(1 << 20, file)), cfg)
@@ -24,27 +27,30 @@ pub(super) fn decode_text(
         Compression::None => raw,
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
     };
-    match cfg.encoding {
+    let mut head = Vec::with_capacity(3);
+    raw.by_ref()
+        .take(3)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading {}", cfg.path.display()))?;
+    let encoding = match (head.get(..2), cfg.encoding) {
+        (Some(b"\xFF\xFE"), _) => encoding_rs::UTF_16LE,
+        (Some(b"\xFE\xFF"), _) => encoding_rs::UTF_16BE,
         // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
-        TextEncoding::Utf8 => {
-            let mut head = Vec::with_capacity(3);
-            raw.by_ref()
-                .take(3)
-                .read_to_end(&mut head)
-                .with_context(|| format!("reading {}", cfg.path.display()))?;
+        (_, TextEncoding::Utf8) => {
             if head == b"\xEF\xBB\xBF" {
                 head.clear();
             }
-            Ok(Box::new(std::io::Cursor::new(head).chain(raw)))
+            return Ok(Box::new(std::io::Cursor::new(head).chain(raw)));
         }
-        TextEncoding::Windows1251 => Ok(Box::new(
-            encoding_rs_io::DecodeReaderBytesBuilder::new()
-                .encoding(Some(cfg.encoding.encoding()))
-                .bom_override(true)
-                .strip_bom(true)
-                .build(raw),
-        )),
-    }
+        (_, other) => other.encoding(),
+    };
+    Ok(Box::new(
+        encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .encoding(Some(encoding))
+            .bom_override(true)
+            .strip_bom(true)
+            .build(std::io::Cursor::new(head).chain(raw)),
+    ))
 }
 
 /// Picks the delimiter that splits the header line (the first line of `head`) into the most

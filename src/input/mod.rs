@@ -6,20 +6,24 @@
 //! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
 //! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
 //! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
-//! the header when not set), UTF-8 with or without BOM or windows-1251, plain or gzip; every
-//! column is read as text, an empty field is null. Parquet: any schema, types kept. Phone
-//! columns are also offered as text by [`phone_text`] (integer and float columns converted).
-//! Every error names the file, and for CSV the line.
+//! the header when not set), UTF-8 with or without BOM, UTF-16 with a BOM, or windows-1251,
+//! plain or gzip; each column is read as the [`ColumnTypes`] settled once before the first
+//! pass say (text unless the job declares or infers types), an empty field is null. Parquet:
+//! any schema, types kept. Phone columns are also offered as text by [`phone_text`] (integer
+//! and float columns converted). Every error names the file, and for CSV the line.
 //!
 //! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
-//! that text, `csv` cuts and parses CSV pieces, `parquet` streams Parquet batches, and
+//! that text, `csv` cuts and parses CSV pieces, `types` settles each CSV column's type and
+//! `convert` turns its fields into values of it, `parquet` streams Parquet batches, and
 //! `arrow_types` keeps a Parquet input's own types where polars reads others.
 
 mod arrow_types;
+mod convert;
 mod csv;
 mod decode;
 mod parquet;
 mod records;
+mod types;
 
 use std::num::NonZeroUsize;
 use std::path::Path;
@@ -31,6 +35,7 @@ use self::csv::{CsvChunk, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
 pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
+pub use types::{column_type, toml_key, type_name, ColumnTypes, TypesError, COLUMN_TYPE_NAMES};
 
 /// The input file, open: its schema, and its pieces in file order.
 pub struct InputReader {
@@ -48,15 +53,17 @@ enum Source {
 pub enum Columns {
     /// Every column of the input.
     All,
-    /// The phone columns only (a pass that writes nothing).
+    /// The phone columns, and CSV columns of a type other than text, whose values are checked
+    /// (a pass that writes nothing).
     PhonesOnly,
 }
 
 impl InputReader {
     /// Opens the input named by `cfg`, checking its header or schema, for pieces of at most
-    /// `batch_rows` rows.
+    /// `batch_rows` rows whose CSV columns have the `types` settled for this input.
     pub fn open(
         cfg: &InputConfig,
+        types: &ColumnTypes,
         columns: Columns,
         batch_rows: NonZeroUsize,
     ) -> Result<InputReader> {
@@ -66,7 +73,7 @@ impl InputReader {
         };
         check_regular_file(&cfg.path)?;
         match cfg.format {
-            InputFormat::Csv => CsvSource::open(cfg, columns, batch_rows.get()),
+            InputFormat::Csv => CsvSource::open(cfg, types, columns, batch_rows.get()),
             InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
         }
     }
@@ -161,14 +168,50 @@ pub(crate) fn check_phone_columns<'a>(
     for wanted in &cfg.phone_columns {
         if !names.clone().any(|n| n == wanted) {
             let available: Vec<&str> = names.clone().collect();
+            let hint = closest_name(wanted, names.clone())
+                .map(|n| format!(" did you mean `{}`?", excerpt(n)))
+                .unwrap_or_default();
             bail!(
-                "{}: no column `{wanted}` (input.phone_columns); the columns are: {}",
+                "{}: no column `{wanted}` (input.phone_columns);{hint} the columns are: {}",
                 cfg.path.display(),
                 excerpt(&available.join(", "))
             );
         }
     }
     Ok(())
+}
+
+/// The name among `names` that `wanted` most likely meant: the same in another case, or
+/// else the nearest by edit distance, ignoring case, if at most a third of its letters (one
+/// for a short name) differ.
+fn closest_name<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted = wanted.to_lowercase();
+    let length = wanted.chars().count();
+    let limit = (length / 3).max(1);
+    names
+        .into_iter()
+        // Longer than that in bytes, a name is more than `limit` edits away (a 50 MB header).
+        .filter(|name| name.len() <= 4 * (length + limit))
+        .map(|name| (edit_distance(&wanted, &name.to_lowercase()), name))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, name)| name)
+}
+
+/// Levenshtein distance in characters: insertions, deletions and substitutions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substituted = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substituted.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The file to open for an input path: `-` is standard input.
@@ -229,6 +272,29 @@ pub fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_name_suggests_the_closest() {
+        let names = ["id", "Phone", "phone_2", "mobile", "Имя"];
+        let cases: &[(&str, Option<&str>)] = &[
+            ("phone", Some("Phone")),
+            ("PHONE", Some("Phone")),
+            ("phone_3", Some("phone_2")),
+            ("mobil", Some("mobile")),
+            ("moblie", Some("mobile")),
+            ("имя", Some("Имя")),
+            ("tel", None),
+            ("ids", Some("id")),
+            ("email", None),
+        ];
+        for (wanted, want) in cases {
+            assert_eq!(closest_name(wanted, names), *want, "{wanted}");
+        }
+        let distances = [("", "ab", 2), ("kitten", "sitting", 3), ("ab", "ba", 2)];
+        for (a, b, d) in distances {
+            assert_eq!(edit_distance(a, b), d, "{a} {b}");
+        }
+    }
 
     #[test]
     fn excerpts_are_bounded_and_one_line() {

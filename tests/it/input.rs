@@ -458,6 +458,63 @@ fn every_line_end_gives_every_row_and_an_open_quote_is_refused() {
     assert!(!ws.path("out.parquet").exists());
 }
 
+/// `text` in UTF-16 with its byte-order mark, little- or big-endian.
+fn utf16(text: &str, little_endian: bool) -> Vec<u8> {
+    let units = std::iter::once(0xFEFF).chain(text.encode_utf16());
+    match little_endian {
+        true => units.flat_map(u16::to_le_bytes).collect(),
+        false => units.flat_map(u16::to_be_bytes).collect(),
+    }
+}
+
+#[test]
+fn a_utf16_export_is_read_by_its_byte_order_mark() {
+    let ws = Workspace::new();
+    // Excel's "Unicode text": UTF-16LE with a BOM, tab-separated.
+    let text = ten_rows("\r\n", "\r\n").replace(',', "\t");
+    let cases = [
+        ("le.txt", utf16(&text, true), ""),
+        ("be.csv", utf16(&ten_rows("\n", "\n"), false), ""),
+        (
+            "le-1251.csv",
+            utf16(&ten_rows("\n", "\n"), true),
+            "encoding = \"windows-1251\"",
+        ),
+    ];
+    for (name, bytes, extra) in cases {
+        ws.write(name, bytes);
+        let out = ws.run(&ws.job("job.toml", name, extra, "kind = \"sandbox\""), &[]);
+        assert_exit(&out, 0);
+        let df = ws.read_output();
+        let ids: Vec<Option<String>> = (0..10).map(|i| Some(i.to_string())).collect();
+        assert_eq!(strings(&df, "id"), ids, "{name}");
+        assert_eq!(
+            strings(&df, "phone_e164")[3].as_deref(),
+            Some("+79160000003")
+        );
+    }
+}
+
+#[test]
+fn a_missing_phone_column_suggests_the_closest_name() {
+    let ws = Workspace::new();
+    let cases = [
+        ("id,Phone\n1,89161234567\n", " did you mean `Phone`?"),
+        ("id,phones\n1,89161234567\n", " did you mean `phones`?"),
+        ("id,tel\n1,89161234567\n", " the columns are: id, tel"),
+    ];
+    for (text, want) in cases {
+        ws.write("in.csv", text);
+        let out = ws.run(&ws.job("job.toml", "in.csv", "", "kind = \"sandbox\""), &[]);
+        assert_exit(&out, 3);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("no column `phone` (input.phone_columns);{want}")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn an_output_or_state_that_is_the_input_is_refused_and_the_input_kept() {
     let ws = Workspace::new();

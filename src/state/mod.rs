@@ -28,6 +28,7 @@
 mod book;
 mod checksum;
 mod error;
+mod list_limit;
 mod lock;
 mod log;
 mod manifest;
@@ -45,6 +46,7 @@ use std::sync::Mutex;
 
 pub use book::{now_ms, AnswerBook, Known, StoredAnswer, Ttl};
 pub use error::{Damage, Part, StateError};
+pub use list_limit::ListLimit;
 pub use repair::{repair, HostRepair, Repair};
 pub use stats::{AgeBuckets, CacheStats, HostStats};
 pub use table::NumberTable;

@@ -127,7 +127,7 @@ impl Lookups<'_> {
         let mut first_error = None;
         loop {
             // Enough lists queued to keep every slot of the live accounts busy, no more.
-            while in_flight.len() < pacer.concurrency() * 2 && pacer.stopped().is_none() {
+            while in_flight.len() < pacer.lists_ahead() && pacer.stopped().is_none() {
                 let Some(batch) = pacer.next_batch(&mut plan) else {
                     break;
                 };

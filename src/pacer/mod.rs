@@ -260,6 +260,16 @@ impl Pacer {
         self.accounts.concurrency()
     }
 
+    /// How many lists to keep cut and waiting for a slot: twice the slots, so none waits for
+    /// the next list, but only one more than the slots while `auto` is still finding its
+    /// length, so few lists are cut at a length the next answer outgrows.
+    pub fn lists_ahead(&self) -> usize {
+        match self.sizer.settled() {
+            true => self.concurrency() * 2,
+            false => self.concurrency() + 1,
+        }
+    }
+
     /// Each account's figures so far.
     pub fn accounts(&self) -> Vec<AccountFigures> {
         self.accounts.figures()

@@ -15,57 +15,63 @@ use crate::provider::{ErrorClass, ProviderError};
 impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
     /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping).
+    /// A request whose login is dropped while it waits starts over, with another (the loop).
     pub(super) async fn send(&self, list: &[E164]) -> Option<Sent> {
-        // 1. Account: a free slot of whichever account has one (`concurrency` requests out at
-        //    once per login), through that account's first-request gate: until the provider
-        //    has answered the login, one at a time, two at most, the second for the first
-        //    number of its list only.
-        let (slot, turn) = self.turn().await?;
-        let account = slot.account();
-        let list = match turn {
-            Turn::Alone {
-                one_number: true, ..
-            } => &list[..1],
-            _ => list,
-        };
-        // 2. Identical-request guard: `identical_limit` sends of this very list per window, per
-        //    login.
-        let same_list = account.limits.identical.window(list);
-        let _same = same_list.acquire(u32::MAX).await;
-        // 3. Numbers limiter, with `number_limit`: the list's length per window, per login.
-        let _numbers = match &account.limits.numbers {
-            Some(w) => Some(w.acquire_weighted(list.len() as u32, u32::MAX).await),
-            None => None,
-        };
-        // 4. Request-rate limiter, at the login's rate, lowered after error 9.
-        let cap = *account.rate_cap.lock().unwrap();
-        let _rate = account.limits.requests.acquire(cap).await;
-        // 5. Pauses: every account's after error 4, the login's after error 9 (or a back-off
-        //    before its first answer). Waited last, so that a pause that began while this
-        //    request waited above still holds it back.
-        self.wait_out_pauses(account).await;
-        if self.is_stopping() {
-            return None;
+        loop {
+            // 1. Account: a free slot of whichever account has one (`concurrency` requests out
+            //    at once per login), through that account's first-request gate: until the
+            //    provider has answered the login, one at a time, two at most, the second for
+            //    the first number of its list only.
+            let (slot, turn) = self.turn().await?;
+            let account = slot.account();
+            let asked = match turn {
+                Turn::Alone {
+                    one_number: true, ..
+                } => &list[..1],
+                _ => list,
+            };
+            // 2. Identical-request guard: `identical_limit` sends of this very list per
+            //    window, per login.
+            let same_list = account.limits.identical.window(asked);
+            let _same = same_list.acquire(u32::MAX).await;
+            // 3. Numbers limiter, with `number_limit`: the list's length per window, per login.
+            let _numbers = match &account.limits.numbers {
+                Some(w) => Some(w.acquire_weighted(asked.len() as u32, u32::MAX).await),
+                None => None,
+            };
+            // 4. Request-rate limiter, at the login's rate, lowered after error 9.
+            let cap = *account.rate_cap.lock().unwrap();
+            let _rate = account.limits.requests.acquire(cap).await;
+            // 5. Pauses: every account's after error 4, the login's after error 9 (or a
+            //    back-off before its first answer). Waited last, so that a pause that began
+            //    while this request waited above still holds it back.
+            self.wait_out_pauses(account).await;
+            if self.is_stopping() {
+                return None;
+            }
+            if account.is_dropped() {
+                continue;
+            }
+            // 6. Timeout, around the request itself.
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            account.sent();
+            let timeout = self.policy.timeout;
+            let raw = match tokio::time::timeout(timeout, account.client.send(asked)).await {
+                Ok(raw) => raw,
+                Err(_) => Err(ProviderError::Timeout(timeout)),
+            };
+            let result = raw.clone().and_then(|raw| answer::read(&raw, asked));
+            let sent = Sent {
+                login: account.login.clone(),
+                account: slot.index(),
+                asked: asked.len(),
+                raw: raw.ok(),
+                result,
+            };
+            self.learn(slot.index(), asked, &sent);
+            drop(turn);
+            return Some(sent);
         }
-        // 6. Timeout, around the request itself.
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        account.sent();
-        let timeout = self.policy.timeout;
-        let raw = match tokio::time::timeout(timeout, account.client.send(list)).await {
-            Ok(raw) => raw,
-            Err(_) => Err(ProviderError::Timeout(timeout)),
-        };
-        let result = raw.clone().and_then(|raw| answer::read(&raw, list));
-        let sent = Sent {
-            login: account.login.clone(),
-            account: slot.index(),
-            asked: list.len(),
-            raw: raw.ok(),
-            result,
-        };
-        self.learn(slot.index(), list, &sent);
-        drop(turn);
-        Some(sent)
     }
 
     /// Stage 1: a free slot of a live account whose gate lets the request go. A gate that lets
@@ -76,6 +82,8 @@ impl Pacer {
             let slot = self.accounts.take().await?;
             match slot.account().gate.enter().await {
                 Turn::Closed => continue,
+                // Dropped while this request waited for its gate.
+                _ if slot.account().is_dropped() => continue,
                 turn => return Some((slot, turn)),
             }
         }

@@ -114,6 +114,13 @@ impl BatchSizer {
         }
     }
 
+    /// Whether the length is found: fixed, or no longer length is worth a probe. Until then
+    /// lists cut ahead keep a length the next answer may outgrow.
+    pub fn settled(&self) -> bool {
+        let found = self.found.lock().unwrap();
+        self.fixed.is_some() || (found.taken > 0 && found.probe(self.max).is_none())
+    }
+
     /// The probe's list has every number answered or given up on.
     pub fn probe_done(&self) {
         self.found.lock().unwrap().probing = false;
@@ -230,6 +237,7 @@ mod tests {
             let sizer = BatchSizer::new(BatchSize::Auto, max(most), None);
             assert_eq!(sizer.next().len, AUTO_START.min(most), "{limit}");
             let (len, refused) = settle(&sizer, limit);
+            assert!(sizer.settled(), "{limit}/{most}");
             assert!(
                 len <= limit.min(most) && len >= least,
                 "{limit}/{most}: {len}"
@@ -244,6 +252,7 @@ mod tests {
     #[test]
     fn one_probe_at_a_time_and_a_fixed_size_never_moves() {
         let sizer = BatchSizer::new(BatchSize::Auto, max(1000), None);
+        assert!(!sizer.settled());
         sizer.taken(100);
         let first = sizer.next();
         assert_eq!(
@@ -272,6 +281,7 @@ mod tests {
         );
 
         let fixed = BatchSizer::new(BatchSize::Fixed(max(50)), max(1000), None);
+        assert!(fixed.settled());
         fixed.taken(50);
         fixed.too_long(50);
         assert_eq!(

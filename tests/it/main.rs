@@ -9,3 +9,4 @@ mod jobs;
 mod operability;
 mod resilience;
 mod store;
+mod throughput;

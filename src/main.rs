@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use phone_enrich::config::{self, Job, Overrides, TextEncoding};
+use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::{ExitKind, JobError, RunOptions};
 use phone_enrich::plan::Shard;
@@ -256,15 +257,43 @@ enum CacheAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write every stored answer (host, number, status, operator fields, checked-at) as Parquet.
+    Export {
+        /// Where to write (a `.parquet` file).
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Merge files `cache export` wrote into a store: per number, the newer answer wins.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+/// The state directory of `cache export` and `cache import`, whose files are the arguments.
+#[derive(clap::Args)]
+struct StoreFlags {
+    /// A job file, whose `state.dir` is used (or give --state).
+    #[arg(long)]
+    job: Option<PathBuf>,
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 impl CacheAction {
-    fn store(&self) -> &StoreArgs {
+    /// The job file and the state directory given, if any.
+    fn store(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         match self {
             CacheAction::Stats { store, .. }
             | CacheAction::Purge { store, .. }
             | CacheAction::Verify { store, .. }
-            | CacheAction::Repair { store } => store,
+            | CacheAction::Repair { store } => (store.job.clone(), store.state.clone()),
+            CacheAction::Export { store, .. } | CacheAction::Import { store, .. } => {
+                (store.job.clone(), store.state.clone())
+            }
         }
     }
 }
@@ -447,8 +476,8 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
 
 /// `cache stats|purge|verify|repair`.
 fn cache_command(action: CacheAction) -> Outcome {
-    let StoreArgs { job, state } = action.store();
-    let dir = state_dir(job.clone(), state.clone()).map_err(usage)?;
+    let (job, state) = action.store();
+    let dir = state_dir(job, state).map_err(usage)?;
     let input = |e: StateError| JobError::new(ExitKind::Input, e.into());
     match action {
         CacheAction::Stats { json, .. } => {
@@ -486,8 +515,38 @@ fn cache_command(action: CacheAction) -> Outcome {
             let repaired = state::repair(&dir).map_err(input)?;
             print_out(&format!("{repaired}\n"));
         }
+        CacheAction::Export { file, .. } => {
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|p| !p.is_dir()) {
+                return Err(usage(anyhow::anyhow!(
+                    "cache export: the directory of {} does not exist",
+                    file.display()
+                )));
+            }
+            let exported = exchange::export(&open_store(&dir)?, &file).map_err(exchanging)?;
+            print_out(&format!("{exported}\nto {}\n", file.display()));
+        }
+        CacheAction::Import { files, .. } => {
+            let imported = exchange::import(&open_store(&dir)?, &files).map_err(exchanging)?;
+            print_out(&format!("{imported}\ninto {}\n", dir.display()));
+        }
     }
     Ok(())
+}
+
+/// A failed export or import: a file or row that is no export's is the input's fault (exit 3),
+/// the rest the environment's (exit 1).
+fn exchanging(e: ExchangeError) -> JobError {
+    let kind = match &e {
+        ExchangeError::Columns { .. } | ExchangeError::Row { .. } => ExitKind::Input,
+        ExchangeError::File {
+            doing: "opening" | "reading",
+            ..
+        } => ExitKind::Input,
+        ExchangeError::Store(StateError::Damaged { .. }) => ExitKind::Input,
+        ExchangeError::File { .. } | ExchangeError::Store(_) => ExitKind::Internal,
+    };
+    JobError::new(kind, e.into())
 }
 
 fn open_store(dir: &Path) -> Result<StateStore, JobError> {

@@ -1,5 +1,6 @@
-//! What the commands print for people and orchestrators: the end-of-run summary (a `summary`
-//! log event, a table on a terminal, the `--report` JSON), `plan`'s figures and `cache stats`.
+//! What the commands print for people and orchestrators: the plan (a `plan` log event, `plan`'s
+//! text), the end-of-run summary (a `summary` log event, a table on a terminal, the `--report`
+//! JSON) and `cache stats`.
 //!
 //! Contract: every function here only formats figures it is given; none computes one. Text for
 //! people is aligned and ends with a newline; the JSON forms are the stable interface for
@@ -40,6 +41,23 @@ pub fn human_seconds(seconds: f64) -> String {
             ((s % 3600.0) / 60.0) as u64
         ),
     }
+}
+
+/// A plan's figures as one `plan` log event, before the lookups.
+pub fn log_plan(f: &PlanFigures) {
+    tracing::info!(
+        rows = f.rows,
+        distinct_numbers = f.distinct_numbers,
+        cached = f.cached,
+        to_look_up = f.to_look_up,
+        requests = f.requests,
+        least_time_s = f.least_time_s,
+        accounts = f.accounts,
+        batch_size = f.batch_size,
+        batch_size_reason = %f.batch_size_reason,
+        shard = f.shard,
+        "plan"
+    );
 }
 
 /// The end of a run as one `summary` log event (and a `sandbox` event with its counters), for

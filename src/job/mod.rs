@@ -230,7 +230,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     let figures = plan_figures(&first.tally, &plan, &lookup);
     // The plan holds the numbers now; the second pass counts them again.
     first.tally.unknown = Default::default();
-    log_plan(&figures);
+    crate::report::log_plan(&figures);
     Ok(Prepared {
         book,
         state,
@@ -241,23 +241,6 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
         stages,
         remembered,
     })
-}
-
-/// The plan as one log event.
-fn log_plan(figures: &PlanFigures) {
-    tracing::info!(
-        rows = figures.rows,
-        distinct_numbers = figures.distinct_numbers,
-        cached = figures.cached,
-        to_look_up = figures.to_look_up,
-        requests = figures.requests,
-        least_time_s = figures.least_time_s,
-        accounts = figures.accounts,
-        batch_size = figures.batch_size,
-        batch_size_reason = %figures.batch_size_reason,
-        shard = figures.shard,
-        "plan"
-    );
 }
 
 /// The output's directory must exist or be creatable, and be writable, before any request.

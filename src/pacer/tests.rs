@@ -85,17 +85,25 @@ fn logins(settings: &str, names: &[&'static str], refused: &[&str]) -> (Arc<Pace
     (Arc::new(pacer), sent)
 }
 
-/// `lists` lookups of one number each at once, each answered.
-async fn look_up_at_once(pacer: &Arc<Pacer>, lists: u64) {
+/// `lists` lookups at once, of one number each from `first` on: what became of each.
+async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<BatchResult> {
     let lookups: Vec<_> = (0..lists)
         .map(|i| {
             let pacer = pacer.clone();
-            tokio::spawn(async move { pacer.lookup(vec![E164(79161230000 + i)]).await })
+            tokio::spawn(async move { pacer.lookup(vec![E164(first + i)]).await })
         })
         .collect();
+    let mut results = Vec::new();
     for lookup in lookups {
-        assert_eq!(lookup.await.unwrap().answers.len(), 1);
+        results.push(lookup.await.unwrap());
     }
+    results
+}
+
+/// `lists` lookups at once, each of which must be answered.
+async fn all_answered(pacer: &Arc<Pacer>, lists: u64) {
+    let results = look_up_at_once(pacer, 79161230000, lists).await;
+    assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
 }
 
 const FOUND: &str = r#"{"country": "Россия", "operator": "МТС", "region": "Москва", "mcc": "250", "mnc": "01", "tz": "3"}"#;
@@ -250,15 +258,8 @@ async fn eight_lookups_against(body: &str) -> (Vec<Duration>, Option<Stop>) {
     let builder = PacerBuilder::new(&provider(settings)).without_jitter();
     let (pacer, sent) = scripted(builder, (0..20).map(|_| Ok(json(body))).collect());
     let pacer = Arc::new(pacer);
-    let lookups: Vec<_> = (0..8u64)
-        .map(|i| {
-            let pacer = pacer.clone();
-            tokio::spawn(async move { pacer.lookup(vec![E164(79161234560 + i)]).await })
-        })
-        .collect();
-    for lookup in lookups {
-        assert!(lookup.await.unwrap().answers.is_empty());
-    }
+    let results = look_up_at_once(&pacer, 79161234560, 8).await;
+    assert!(results.iter().all(|r| r.answers.is_empty()), "{results:?}");
     (sent(), pacer.stopped())
 }
 
@@ -338,9 +339,9 @@ async fn three_accounts_take_a_third_of_the_windows_of_one() {
     let settings = "request_limit = \"20/2s\"\nconcurrency = 4\n";
     let window = Duration::from_secs(2);
     let (one, sent_one) = logins(settings, &["a"], &[]);
-    look_up_at_once(&one, 120).await;
+    all_answered(&one, 120).await;
     let (three, sent_three) = logins(settings, &["a", "b", "c"], &[]);
-    look_up_at_once(&three, 120).await;
+    all_answered(&three, 120).await;
     let (took_one, fullest_one) = windows_used(&sent_one, window);
     let (took_three, fullest_three) = windows_used(&sent_three, window);
     // 120 requests at 20 per window: 6 windows for one login, 2 for three.
@@ -363,7 +364,7 @@ async fn three_accounts_take_a_third_of_the_windows_of_one() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_account_is_dropped_after_one_request_and_the_others_carry_on() {
     let (pacer, sent) = logins("concurrency = 4\n", &["a", "b", "c"], &["b"]);
-    look_up_at_once(&pacer, 30).await;
+    all_answered(&pacer, 30).await;
     assert!(pacer.stopped().is_none(), "{:?}", pacer.stopped());
     let by_b = sent
         .lock()
@@ -433,7 +434,7 @@ async fn error_4_pauses_every_account_not_only_the_one_that_got_it() {
     let settings = "blocked_pause = \"100s\"\nconcurrency = 1\n";
     let pacer = Arc::new(PacerBuilder::new(&provider(settings)).build(clients));
     let start = Instant::now();
-    look_up_at_once(&pacer, 6).await;
+    all_answered(&pacer, 6).await;
     // Both logins answered their first request at 1 s; `a`'s second got error 4 at once;
     // `b`'s second, sent as its first ended, went out only after the pause.
     let sent = sent.lock().unwrap().clone();

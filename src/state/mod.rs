@@ -106,7 +106,7 @@ impl StateStore {
     }
 
     /// The hosts the store holds answers for.
-    fn hosts(&self) -> Vec<String> {
+    pub fn hosts(&self) -> Vec<String> {
         let manifest = self.manifest.lock().unwrap();
         manifest.current().hosts.keys().cloned().collect()
     }

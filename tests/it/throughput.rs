@@ -168,3 +168,112 @@ fn auto_lists_settle_under_the_providers_longest_and_the_next_run_starts_there()
     assert!(why.contains("remembered from an earlier run"), "{why}");
     eprintln!("auto: settled at {settled} with {requests} requests ({fixed} in lists of 250), {refused} refused: {why}");
 }
+
+/// `phone-enrich cache ARGS...` in the workspace.
+fn cache(ws: &Workspace, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("cache")
+        .args(args)
+        .current_dir(ws.dir.path())
+        .output()
+        .expect("the binary runs")
+}
+
+/// The numbers an export holds.
+fn exported_numbers(ws: &Workspace, name: &str) -> std::collections::BTreeSet<String> {
+    let df = read_parquet(&ws.path(name));
+    strings(&df, "e164").into_iter().flatten().collect()
+}
+
+#[test]
+fn three_shards_exported_and_imported_give_a_single_runs_output_without_a_request_more() {
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 1500, 14);
+    let sandbox = SandboxProcess::start(ws.dir.path(), &with_defaults(FAST_SANDBOX, THREE_LOGINS));
+    let job = ws.job(
+        "job.toml",
+        "in.csv",
+        "",
+        &provider_for(&sandbox, "batch_size = 20\n"),
+    );
+    let single = ws.run(&job, &["--state", "single", "--output", "single.parquet"]);
+    assert_exit(&single, 0);
+    let asked_once = sandbox.stats().logins["sandbox"].numbers_answered;
+
+    // Fan out: each shard with its own login and state, writing no output; then its export.
+    for (shard, login) in [("1/3", "a"), ("2/3", "b"), ("3/3", "c")] {
+        let state = format!("shard-{login}");
+        let report = format!("{login}.json");
+        let args = ["--shard", shard, "--state", &state, "--report", &report];
+        let password = format!("p{login}");
+        let env = [("SMSC_LOGIN", login), ("SMSC_PASSWORD", password.as_str())];
+        assert_exit(&ws.run_env(&job, &args, &env), 0);
+        let report = ws.report(&report);
+        assert_eq!(report["output"], serde_json::Value::Null, "{report}");
+        assert_eq!(report["summary"]["plan"]["shard"], shard);
+        let export = format!("{login}.parquet");
+        assert_exit(&cache(&ws, &["export", &export, "--state", &state]), 0);
+    }
+    assert!(!ws.path("out.parquet").exists(), "a shard wrote the output");
+
+    // No number was asked by two shards, and together they asked every number once.
+    let stats = sandbox.stats();
+    let by_shard: u64 = ["a", "b", "c"]
+        .map(|l| stats.logins[l].numbers_answered)
+        .iter()
+        .sum();
+    assert_eq!(by_shard, asked_once);
+    let shards = ["a", "b", "c"].map(|l| exported_numbers(&ws, &format!("{l}.parquet")));
+    assert!(shards.iter().all(|s| !s.is_empty()), "an empty shard");
+    let all: std::collections::BTreeSet<String> = shards.iter().flatten().cloned().collect();
+    assert_eq!(
+        all.len(),
+        shards.iter().map(|s| s.len()).sum::<usize>(),
+        "shards overlap"
+    );
+    // The plan of the fan-out says as much before it.
+    let plan = ws.command("plan", &job, &["--shards", "3", "--format", "json"], &[]);
+    assert_exit(&plan, 0);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let largest = shards.iter().map(|s| s.len()).max().unwrap() as u64;
+    assert_eq!(
+        plan["sharded"]["largest_shard"].as_u64(),
+        Some(largest),
+        "{plan}"
+    );
+    let least = |v: &serde_json::Value| v["least_time_s"].as_f64().unwrap();
+    assert!(least(&plan["sharded"]) < least(&plan), "{plan}");
+
+    // Fan in: every export imported into one state; the last run asks nothing.
+    let out = cache(
+        &ws,
+        &[
+            "import",
+            "a.parquet",
+            "b.parquet",
+            "c.parquet",
+            "--state",
+            "final",
+        ],
+    );
+    assert_exit(&out, 0);
+    let requests_before = sandbox.stats().requests;
+    assert_exit(
+        &ws.run(&job, &["--state", "final", "--report", "final.json"]),
+        0,
+    );
+    assert_eq!(
+        sandbox.stats().requests,
+        requests_before,
+        "the last run sent requests"
+    );
+    assert_eq!(ws.report("final.json")["summary"]["requests"], 0);
+    let merged = enrichment(&ws.read_output());
+    let reference = enrichment(&read_parquet(&ws.path("single.parquet")));
+    assert!(merged.equals_missing(&reference), "the outputs differ");
+    eprintln!(
+        "shards: {:?} numbers, {} in all, {asked_once} asked by one run",
+        shards.map(|s| s.len()),
+        all.len()
+    );
+}

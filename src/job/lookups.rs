@@ -126,7 +126,8 @@ impl Lookups<'_> {
         let watcher = watch_interrupt(pacer.clone(), self.options.interrupted.clone());
         let mut first_error = None;
         loop {
-            // Enough lists queued to keep every slot of the live accounts busy, no more.
+            // Enough lists queued to keep every slot of the live accounts busy, no more (see
+            // `Pacer::lists_ahead`).
             while in_flight.len() < pacer.lists_ahead() && pacer.stopped().is_none() {
                 let Some(batch) = pacer.next_batch(&mut plan) else {
                     break;

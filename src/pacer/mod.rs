@@ -260,13 +260,13 @@ impl Pacer {
         self.accounts.concurrency()
     }
 
-    /// How many lists to keep cut and waiting for a slot: twice the slots, so none waits for
-    /// the next list, but only one more than the slots while `auto` is still finding its
-    /// length, so few lists are cut at a length the next answer outgrows.
+    /// How many lists to keep cut, out or waiting for a slot: twice the slots, so no slot waits
+    /// for a list; but one at a time while `auto` is still finding its length, so that no list
+    /// is cut at a length the next answer outgrows (a few lists in a row, once per host).
     pub fn lists_ahead(&self) -> usize {
         match self.sizer.settled() {
             true => self.concurrency() * 2,
-            false => self.concurrency() + 1,
+            false => 1,
         }
     }
 

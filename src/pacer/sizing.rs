@@ -115,7 +115,7 @@ impl BatchSizer {
     }
 
     /// Whether the length is found: fixed, or no longer length is worth a probe. Until then
-    /// lists cut ahead keep a length the next answer may outgrow.
+    /// a list cut ahead may have a length the next answer outgrows.
     pub fn settled(&self) -> bool {
         let found = self.found.lock().unwrap();
         self.fixed.is_some() || (found.taken > 0 && found.probe(self.max).is_none())

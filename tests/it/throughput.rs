@@ -124,7 +124,7 @@ fn an_accounts_file_others_can_read_or_beside_smsc_login_is_refused() {
 #[test]
 fn auto_lists_settle_under_the_providers_longest_and_the_next_run_starts_there() {
     let ws = Workspace::new();
-    generate(&ws, "in.csv", 150_000, 13);
+    generate(&ws, "in.csv", 90_000, 13);
     let fast = "request_limit = \"1000/1s\"\nidentical_limit = \"3/1s\"\n";
     let sandbox = SandboxProcess::start(
         ws.dir.path(),

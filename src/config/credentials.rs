@@ -101,7 +101,8 @@ fn parse_accounts(text: &str) -> Result<Vec<Credentials>> {
 
 impl ProviderConfig {
     /// Every account a run sends through: an accounts file's (`SMSC_ACCOUNTS_FILE`, else
-    /// `provider.accounts_file`), or the one of [`Self::credentials`].
+    /// `provider.accounts_file`), or the one of `SMSC_LOGIN` and `SMSC_PASSWORD` (or the password
+    /// file).
     pub fn accounts(&self) -> Result<Vec<Credentials>> {
         let Some((path, key)) = self.accounts_file() else {
             return Ok(vec![self.credentials()?]);

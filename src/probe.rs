@@ -100,7 +100,7 @@ fn show_raw(raw: &RawAnswer, redactor: &Redactor) {
     }
 }
 
-fn show_reading(sent: &Sent, redactor: &Redactor) {
+fn show_reading(sent: &Sent<'_>, redactor: &Redactor) {
     let answered = match &sent.result {
         Ok(answered) => answered,
         Err(e) => return println!("parsed    {}", redactor.text(&e.to_string())),
@@ -133,7 +133,7 @@ fn show_reading(sent: &Sent, redactor: &Redactor) {
 }
 
 /// Whether a run would accept the answer, printed, and how a run would end on it.
-fn verdict(sent: &Sent, numbers: &[E164]) -> Result<(), JobError> {
+fn verdict(sent: &Sent<'_>, numbers: &[E164]) -> Result<(), JobError> {
     let (kind, says) = match &sent.result {
         Ok(answered) => return accepted(answered, numbers),
         Err(e) => match e.class() {

@@ -58,11 +58,14 @@ pub enum Stop {
 
 /// One request as it went: the answer as it came off the wire, if any came, and what it said.
 #[derive(Debug)]
-pub struct Sent {
+pub struct Sent<'a> {
     /// The login it was sent with.
     pub login: String,
     /// The index of that login's account.
     account: usize,
+    /// The login's first-request gate, held (before its first answer) until the caller has
+    /// acted on this answer: the pause it calls for is set before the login's next try goes.
+    turn: gate::Turn<'a>,
     /// How many numbers of the list were asked: all, except on the last try before any answer,
     /// which asks for the first alone.
     pub asked: usize,
@@ -204,8 +207,14 @@ impl PacerBuilder {
 
     /// Back-off delays exactly on the exponential schedule, for tests of the schedule.
     #[cfg(test)]
-    fn without_jitter(mut self) -> Self {
-        self.jitter = |d| d;
+    fn without_jitter(self) -> Self {
+        self.jitter(|d| d)
+    }
+
+    /// Back-off delays through `jitter` instead of [`full_jitter`], for tests.
+    #[cfg(test)]
+    fn jitter(mut self, jitter: fn(Duration) -> Duration) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -322,7 +331,7 @@ impl Pacer {
 
     /// Sends one request for `numbers` through every stage, without retrying: what
     /// `phone-enrich probe` shows. `None` when nothing could be sent.
-    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent> {
+    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent<'_>> {
         self.send(numbers).await
     }
 
@@ -459,16 +468,22 @@ impl Pacer {
         let mut backoff = self.policy.backoff.build();
         let mut blocked_pause = self.policy.blocked_pause;
         loop {
-            let sent = self.send(list).await?;
-            let error = match sent.result {
-                Ok(answered) => return Some((sent.asked, Ok(answered))),
+            let Sent {
+                asked,
+                result,
+                account,
+                turn,
+                ..
+            } = self.send(list).await?;
+            let error = match result {
+                Ok(answered) => return Some((asked, Ok(answered))),
                 Err(e) => e,
             };
-            let failed = Some((sent.asked, Err(error.clone())));
+            let failed = Some((asked, Err(error.clone())));
             if self.is_stopping() {
                 return failed;
             }
-            let account = self.accounts.get(sent.account);
+            let account = self.accounts.get(account);
             match error.class() {
                 ErrorClass::Transient => {
                     let Some(delay) = backoff.next() else {
@@ -503,6 +518,8 @@ impl Pacer {
                 ErrorClass::Auth => {}
                 ErrorClass::Settings | ErrorClass::BadRequest | ErrorClass::Fatal => return failed,
             }
+            // Only now may the login's next try (before its first answer) go: after the pause.
+            drop(turn);
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
         }
     }

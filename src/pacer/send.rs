@@ -16,7 +16,8 @@ impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
     /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping).
     /// A request whose login is dropped while it waits starts over, with another (the loop).
-    pub(super) async fn send(&self, list: &[E164]) -> Option<Sent> {
+    /// The sent request keeps its login's gate until the caller drops it ([`Sent`]).
+    pub(super) async fn send(&self, list: &[E164]) -> Option<Sent<'_>> {
         loop {
             // 1. Account: a free slot of whichever account has one (`concurrency` requests out
             //    at once per login), through that account's first-request gate: until the
@@ -64,12 +65,12 @@ impl Pacer {
             let sent = Sent {
                 login: account.login.clone(),
                 account: slot.index(),
+                turn,
                 asked: asked.len(),
                 raw: raw.ok(),
                 result,
             };
             self.learn(slot.index(), asked, &sent);
-            drop(turn);
             return Some(sent);
         }
     }
@@ -92,7 +93,7 @@ impl Pacer {
     /// What every answer teaches the run, before the policy acts on it: whether the login is
     /// answered (or refused, or spent its tries), the rate may recover, a rejected body is
     /// worth keeping, a value could not be read, the provider's address redirects.
-    fn learn(&self, index: usize, list: &[E164], sent: &Sent) {
+    fn learn(&self, index: usize, list: &[E164], sent: &Sent<'_>) {
         let account = self.accounts.get(index);
         let last_try_failed = account.gate.record(sent.result.is_ok());
         let error = match &sent.result {

@@ -491,3 +491,29 @@ async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() 
     let learned = pacer.list_limit().unwrap();
     assert_eq!((learned.taken, learned.refused.is_some()), (size, true));
 }
+
+/// On every runtime, the multi-threaded one too: a login's second try waits out the back-off
+/// its first answer called for, whichever lookup sends it; the gate is held until the pause is
+/// set, however long setting it takes (here a jitter that takes 30 ms of a thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn before_any_answer_the_second_try_waits_the_first_answers_pause_on_any_thread() {
+    fn slow_jitter(delay: Duration) -> Duration {
+        std::thread::sleep(Duration::from_millis(30));
+        delay
+    }
+    let settings = "retry_base_delay = \"100ms\"\nretry_max_delay = \"100ms\"\nconcurrency = 8\n";
+    for _ in 0..3 {
+        let builder = PacerBuilder::new(&provider(settings)).jitter(slow_jitter);
+        let page = Ok(json("<html><body>Bad gateway</body></html>"));
+        let (pacer, sent) = scripted(builder, vec![page]);
+        let pacer = Arc::new(pacer);
+        let results = look_up_at_once(&pacer, 79161234560, 8).await;
+        assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
+        let sent = sent();
+        assert!(
+            sent[1] - sent[0] >= Duration::from_millis(100),
+            "the second try went {:?} after the first failed",
+            sent[1] - sent[0]
+        );
+    }
+}

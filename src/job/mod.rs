@@ -375,13 +375,16 @@ async fn write_output(
     };
     summary.failed_numbers = tally.unknown.len() as u64;
     (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
+    // The footer's copy of the summary says written: whoever reads it, reads the file.
     summary.output_written = true;
     let mut metadata = job.settings();
     metadata.push((
         "phone_enrich.summary".into(),
         serde_json::to_string(&*summary).expect("a summary serializes"),
     ));
-    finish_output(job, output, metadata).await
+    let finished = finish_output(job, output, metadata).await;
+    summary.output_written = finished.is_ok();
+    finished
 }
 
 /// The pass that writes the output after the lookups; numbers still without an answer are

@@ -3,11 +3,12 @@
 //! The pipeline, one module per stage: [`config`] (the validated job) → [`input`] (batches of
 //! rows) → [`normalize`] (E.164) → [`plan`] (what to ask) → [`pacer`] + [`provider`] (the
 //! requests) → [`state`] (the checkpoint and cache) → [`output`] (the enriched Parquet).
-//! [`job`] runs the stages in order, [`probe`] shows one request whole; `main.rs` only parses
-//! the command line.
+//! [`job`] runs the stages in order, [`probe`] shows one request whole, [`exchange`] moves a
+//! store's answers in and out as Parquet (shards); `main.rs` only parses the command line.
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod config;
+pub mod exchange;
 pub mod generate;
 pub mod input;
 pub mod job;

@@ -2,6 +2,7 @@
 //! an exit code. No pipeline logic lives here.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +13,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use phone_enrich::config::{self, Job, Overrides, TextEncoding};
+use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::{ExitKind, JobError, RunOptions};
+use phone_enrich::plan::Shard;
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;
@@ -111,6 +114,10 @@ enum Command {
         /// Also write the end-of-run summary as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Ask only the numbers of shard I of N (by a stable hash of each number) and write no
+        /// output: the state keeps the answers, for `cache export`.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<Shard>,
     },
     /// Read, normalize, deduplicate and check the cache; send nothing; print what a run would do.
     Plan {
@@ -118,6 +125,9 @@ enum Command {
         job: JobArgs,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Also the least time with the work split over N shards, each with this job's accounts.
+        #[arg(long, value_name = "N")]
+        shards: Option<NonZeroU32>,
     },
     /// Send one request with the job's credentials; show the raw answer (password redacted),
     /// what the parser made of it, and whether a run would accept it.
@@ -247,15 +257,43 @@ enum CacheAction {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write every stored answer (host, number, status, operator fields, checked-at) as Parquet.
+    Export {
+        /// Where to write (a `.parquet` file).
+        file: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Merge files `cache export` wrote into a store: per number, the newer answer wins.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+/// The state directory of `cache export` and `cache import`, whose files are the arguments.
+#[derive(clap::Args)]
+struct StoreFlags {
+    /// A job file, whose `state.dir` is used (or give --state).
+    #[arg(long)]
+    job: Option<PathBuf>,
+    #[arg(long)]
+    state: Option<PathBuf>,
 }
 
 impl CacheAction {
-    fn store(&self) -> &StoreArgs {
+    /// The job file and the state directory given, if any.
+    fn store(&self) -> (Option<PathBuf>, Option<PathBuf>) {
         match self {
             CacheAction::Stats { store, .. }
             | CacheAction::Purge { store, .. }
             | CacheAction::Verify { store, .. }
-            | CacheAction::Repair { store } => store,
+            | CacheAction::Repair { store } => (store.job.clone(), store.state.clone()),
+            CacheAction::Export { store, .. } | CacheAction::Import { store, .. } => {
+                (store.job.clone(), store.state.clone())
+            }
         }
     }
 }
@@ -331,8 +369,21 @@ async fn dispatch(command: Command) -> Outcome {
             progress,
             progress_every,
             report,
-        } => run_command(job, refresh, progress.mode(progress_every), report).await,
-        Command::Plan { job, format } => plan_command(job, format).await,
+            shard,
+        } => {
+            let options = RunOptions {
+                refresh,
+                progress: progress.mode(progress_every),
+                interrupted: Arc::new(AtomicBool::new(false)),
+                shard,
+            };
+            run_command(job, options, report).await
+        }
+        Command::Plan {
+            job,
+            format,
+            shards,
+        } => plan_command(job, format, shards).await,
         Command::Probe { job, phones } => probe_command(job, phones).await,
         Command::Validate { job } => validate_command(job),
         Command::Cache { action } => cache_command(action),
@@ -343,25 +394,14 @@ async fn dispatch(command: Command) -> Outcome {
 
 /// `run`: the job, then the summary (a table on a terminal, a log event otherwise) and the
 /// report, whatever the outcome.
-async fn run_command(
-    job: JobArgs,
-    refresh: bool,
-    progress: ProgressMode,
-    report: Option<PathBuf>,
-) -> Outcome {
+async fn run_command(job: JobArgs, options: RunOptions, report: Option<PathBuf>) -> Outcome {
     let job = job.load().map_err(usage)?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    spawn_signal_watch(interrupted.clone());
-    let options = RunOptions {
-        refresh,
-        progress,
-        interrupted,
-    };
+    spawn_signal_watch(options.interrupted.clone());
     let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
     let failure = outcome.as_ref().err();
     // A run refused before it read anything has nothing to sum up but its error.
     let refused = failure.is_some() && summary.plan.rows == 0 && summary.requests == 0;
-    match progress {
+    match options.progress {
         _ if refused => {}
         ProgressMode::Bar => {
             print_above_bars(&report::closing_table(&summary, &job.output.path, failure))
@@ -386,12 +426,13 @@ async fn run_command(
 }
 
 /// `plan`: the run's first stages, then its figures on stdout.
-async fn plan_command(job: JobArgs, format: OutputFormat) -> Outcome {
+async fn plan_command(job: JobArgs, format: OutputFormat, shards: Option<NonZeroU32>) -> Outcome {
     let job = job.load().map_err(usage)?;
     let progress = ProgressMode::detect(Duration::from_secs(10));
-    let figures = tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress))
-        .await
-        .map_err(|e| JobError::new(ExitKind::Internal, e.into()))??;
+    let figures =
+        tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress, shards))
+            .await
+            .map_err(|e| JobError::new(ExitKind::Internal, e.into()))??;
     match format {
         OutputFormat::Json => print_out(&pretty_json(&figures)),
         OutputFormat::Text => print_out(&report::plan_text(&figures)),
@@ -409,7 +450,7 @@ async fn probe_command(job: JobArgs, phones: Vec<String>) -> Outcome {
 /// `validate`: the job and its credentials, without reading data or sending anything.
 fn validate_command(job: JobArgs) -> Outcome {
     let job = job.load().map_err(usage)?;
-    job.provider.credentials().map_err(usage)?;
+    job.provider.accounts().map_err(usage)?;
     if !job.input.path.exists() {
         return Err(usage(anyhow::anyhow!(
             "input.path {} does not exist",
@@ -435,8 +476,8 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
 
 /// `cache stats|purge|verify|repair`.
 fn cache_command(action: CacheAction) -> Outcome {
-    let StoreArgs { job, state } = action.store();
-    let dir = state_dir(job.clone(), state.clone()).map_err(usage)?;
+    let (job, state) = action.store();
+    let dir = state_dir(job, state).map_err(usage)?;
     let input = |e: StateError| JobError::new(ExitKind::Input, e.into());
     match action {
         CacheAction::Stats { json, .. } => {
@@ -474,8 +515,38 @@ fn cache_command(action: CacheAction) -> Outcome {
             let repaired = state::repair(&dir).map_err(input)?;
             print_out(&format!("{repaired}\n"));
         }
+        CacheAction::Export { file, .. } => {
+            let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+            if parent.is_some_and(|p| !p.is_dir()) {
+                return Err(usage(anyhow::anyhow!(
+                    "cache export: the directory of {} does not exist",
+                    file.display()
+                )));
+            }
+            let exported = exchange::export(&open_store(&dir)?, &file).map_err(exchanging)?;
+            print_out(&format!("{exported}\nto {}\n", file.display()));
+        }
+        CacheAction::Import { files, .. } => {
+            let imported = exchange::import(&open_store(&dir)?, &files).map_err(exchanging)?;
+            print_out(&format!("{imported}\ninto {}\n", dir.display()));
+        }
     }
     Ok(())
+}
+
+/// A failed export or import: a file or row that is no export's is the input's fault (exit 3),
+/// the rest the environment's (exit 1).
+fn exchanging(e: ExchangeError) -> JobError {
+    let kind = match &e {
+        ExchangeError::Columns { .. } | ExchangeError::Row { .. } => ExitKind::Input,
+        ExchangeError::File {
+            doing: "opening" | "reading",
+            ..
+        } => ExitKind::Input,
+        ExchangeError::Store(StateError::Damaged { .. }) => ExitKind::Input,
+        ExchangeError::File { .. } | ExchangeError::Store(_) => ExitKind::Internal,
+    };
+    JobError::new(kind, e.into())
 }
 
 fn open_store(dir: &Path) -> Result<StateStore, JobError> {

@@ -26,7 +26,7 @@ use polars_parquet::write::{
 };
 
 use crate::input::{restore, InputTypes};
-use crate::provider::OperatorInfo;
+use crate::provider::{NumberAnswer, OperatorInfo};
 
 mod guard;
 
@@ -64,6 +64,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status of a provider's answer.
+    pub fn of(answer: &NumberAnswer) -> Status {
+        match answer {
+            NumberAnswer::Found(_) => Status::Ok,
+            NumberAnswer::NotFound => Status::NotFound,
+            NumberAnswer::Rejected => Status::InvalidNumber,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Ok => "ok",

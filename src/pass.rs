@@ -80,7 +80,7 @@ impl Tally {
         let mut operators: HashMap<&str, u64> = HashMap::new();
         for (id, &cells) in self.cells_by_answer.iter().enumerate() {
             let answer = book.answer(id as u32);
-            add(answer_status(answer).as_str(), cells);
+            add(Status::of(answer).as_str(), cells);
             if let (NumberAnswer::Found(info), true) = (answer, cells > 0) {
                 *operators.entry(info.operator.as_str()).or_default() += cells;
             }
@@ -92,14 +92,6 @@ impl Tally {
         top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         top.truncate(5);
         (by_status, top)
-    }
-}
-
-fn answer_status(answer: &NumberAnswer) -> Status {
-    match answer {
-        NumberAnswer::Found(_) => Status::Ok,
-        NumberAnswer::NotFound => Status::NotFound,
-        NumberAnswer::Rejected => Status::InvalidNumber,
     }
 }
 
@@ -207,7 +199,7 @@ impl WorkerTally {
                 self.seen[known.slot / 64] |= 1 << (known.slot % 64);
                 self.tally.cells_by_answer[known.id as usize] += 1;
                 Enrichment {
-                    status: Some(answer_status(known.answer)),
+                    status: Some(Status::of(known.answer)),
                     info: match known.answer {
                         NumberAnswer::Found(info) => Some(info),
                         _ => None,

@@ -5,7 +5,8 @@
 //! number by default) through the pacer, as a run sends it (gated, paced, counted, no retry),
 //! and prints on stdout what was sent, the raw answer and what the parser made of it, the
 //! password redacted everywhere, and whether a run would accept it. It returns how a run would
-//! end on such an answer, as the [`JobError`] whose kind the binary maps to an exit code.
+//! end on such an answer, as the [`JobError`] whose kind the binary maps to an exit code. With
+//! an accounts file, the request goes with its first account.
 
 use std::time::Duration;
 
@@ -30,23 +31,26 @@ const SHOWN_BYTES: usize = 4000;
 pub async fn probe(job: &Job, phones: &[String]) -> Result<(), JobError> {
     let fail = |kind, error| JobError { kind, error };
     let numbers = numbers(job, phones).map_err(|e| fail(ExitKind::Usage, e))?;
-    let credentials = job
+    // With an accounts file, its first account.
+    let mut accounts = job
         .provider
-        .credentials()
+        .accounts()
         .map_err(|e| fail(ExitKind::Usage, e))?;
-    let redactor = Redactor::new(&credentials.password);
-    let login = credentials.login.clone();
+    accounts.truncate(1);
+    let redactor = Redactor::new(&accounts[0].password);
+    let login = accounts[0].login.clone();
     let timeout = job.provider.timeout + Duration::from_secs(5);
-    let connection = crate::provider::connect(&job.provider, credentials, timeout)
+    let connection = crate::provider::connect(&job.provider, accounts, timeout)
         .await
         .map_err(|e| fail(ExitKind::Internal, e))?;
+    let client = connection.clients[0].clone();
     let listed: Vec<String> = numbers.iter().map(E164::to_string).collect();
-    println!("endpoint  {}", connection.client.endpoint());
+    println!("endpoint  {}", client.endpoint());
     println!(
         "sent      POST get_operator=1 login={login} psw=*** phone={} fmt=3 charset=utf-8",
         listed.join(",")
     );
-    let pacer = PacerBuilder::new(&job.provider).build(connection.client);
+    let pacer = PacerBuilder::new(&job.provider).build(vec![Box::new(client)]);
     let sent = pacer
         .probe(&numbers)
         .await
@@ -96,7 +100,7 @@ fn show_raw(raw: &RawAnswer, redactor: &Redactor) {
     }
 }
 
-fn show_reading(sent: &Sent, redactor: &Redactor) {
+fn show_reading(sent: &Sent<'_>, redactor: &Redactor) {
     let answered = match &sent.result {
         Ok(answered) => answered,
         Err(e) => return println!("parsed    {}", redactor.text(&e.to_string())),
@@ -129,7 +133,7 @@ fn show_reading(sent: &Sent, redactor: &Redactor) {
 }
 
 /// Whether a run would accept the answer, printed, and how a run would end on it.
-fn verdict(sent: &Sent, numbers: &[E164]) -> Result<(), JobError> {
+fn verdict(sent: &Sent<'_>, numbers: &[E164]) -> Result<(), JobError> {
     let (kind, says) = match &sent.result {
         Ok(answered) => return accepted(answered, numbers),
         Err(e) => match e.class() {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::pacer::AccountFigures;
 use crate::report::thousands;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 }
 
 /// What a lookup phase has done so far, shown beside the counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     /// Numbers answered from the cache.
     pub cached: u64,
@@ -71,6 +72,8 @@ pub struct Figures {
     pub errors: u64,
     /// Numbers given up on.
     pub failed: u64,
+    /// The same per login (shown when there are several).
+    pub logins: Vec<AccountFigures>,
 }
 
 impl std::fmt::Display for Figures {
@@ -79,8 +82,37 @@ impl std::fmt::Display for Figures {
             f,
             "{} cached, {} requests, {} retries, {} errors, {} failed",
             self.cached, self.requests, self.retries, self.errors, self.failed
-        )
+        )?;
+        if self.logins.len() > 1 {
+            for login in &self.logins {
+                match &login.dropped {
+                    Some(_) => write!(f, " · {} dropped", login.login)?,
+                    None => write!(f, " · {} {} req", login.login, login.requests)?,
+                }
+            }
+        }
+        Ok(())
     }
+}
+
+/// Per login: requests, numbers answered, errors, and `dropped` when it was, as one compact
+/// JSON object for a log field (`{"acme":{"requests":40,"answered":3900,"errors":0}}`).
+fn logins_json(logins: &[AccountFigures]) -> String {
+    let by_login: serde_json::Map<String, serde_json::Value> = logins
+        .iter()
+        .map(|l| {
+            let mut figures = serde_json::json!({
+                "requests": l.requests,
+                "answered": l.answered,
+                "errors": l.errors.values().sum::<u64>(),
+            });
+            if let Some(why) = &l.dropped {
+                figures["dropped"] = why.clone().into();
+            }
+            (l.login.clone(), figures)
+        })
+        .collect();
+    serde_json::Value::Object(by_login).to_string()
 }
 
 pub struct Progress {
@@ -99,7 +131,7 @@ struct LogState {
 
 impl LogState {
     fn log(&self) {
-        let (done, f) = *self.current.lock().unwrap();
+        let (done, f) = self.current.lock().unwrap().clone();
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / secs;
         let eta = if rate > 0.0 && self.total > 0 {
@@ -119,6 +151,7 @@ impl LogState {
             retries = f.retries,
             errors = f.errors,
             failed = f.failed,
+            logins = %logins_json(&f.logins),
             "progress"
         );
     }
@@ -197,7 +230,7 @@ impl Progress {
             let mut current = log.current.lock().unwrap();
             current.0 += n;
             if *figures != Figures::default() {
-                current.1 = *figures;
+                current.1 = figures.clone();
             }
         }
     }

@@ -1,5 +1,6 @@
-//! What the commands print for people and orchestrators: the end-of-run summary (a `summary`
-//! log event, a table on a terminal, the `--report` JSON), `plan`'s figures and `cache stats`.
+//! What the commands print for people and orchestrators: the plan (a `plan` log event, `plan`'s
+//! text), the end-of-run summary (a `summary` log event, a table on a terminal, the `--report`
+//! JSON) and `cache stats`.
 //!
 //! Contract: every function here only formats figures it is given; none computes one. Text for
 //! people is aligned and ends with a newline; the JSON forms are the stable interface for
@@ -42,6 +43,23 @@ pub fn human_seconds(seconds: f64) -> String {
     }
 }
 
+/// A plan's figures as one `plan` log event, before the lookups.
+pub fn log_plan(f: &PlanFigures) {
+    tracing::info!(
+        rows = f.rows,
+        distinct_numbers = f.distinct_numbers,
+        cached = f.cached,
+        to_look_up = f.to_look_up,
+        requests = f.requests,
+        least_time_s = f.least_time_s,
+        accounts = f.accounts,
+        batch_size = f.batch_size,
+        batch_size_reason = %f.batch_size_reason,
+        shard = f.shard,
+        "plan"
+    );
+}
+
 /// The end of a run as one `summary` log event (and a `sandbox` event with its counters), for
 /// logs and orchestrators.
 pub fn log_summary(s: &RunSummary, output: &Path) {
@@ -61,12 +79,42 @@ pub fn log_summary(s: &RunSummary, output: &Path) {
         errors = %json(&s.errors),
         top_operators = %json(&s.top_operators),
         rejected_answers = %json(&s.rejected_answers),
-        output = %output.display(),
+        accounts = %json(&s.accounts),
+        batch_size = s.batch_size,
+        batch_size_reason = %s.batch_size_reason,
+        shard = s.plan.shard,
+        output = %written(s, output),
         "summary"
     );
     if let Some(stats) = &s.sandbox {
         tracing::info!(event = "sandbox", sandbox = %json(stats), "sandbox counters");
     }
+}
+
+/// Where the output went: its path, or why a run of one shard wrote none.
+fn written(s: &RunSummary, output: &Path) -> String {
+    match &s.plan.shard {
+        Some(shard) => {
+            format!("not written: shard {shard} (its answers are in its state: `cache export`)")
+        }
+        None => output.display().to_string(),
+    }
+}
+
+/// Each login's requests, or `dropped` (`acme 40 · bob dropped`), when there are several.
+fn logins_line(s: &RunSummary) -> Option<String> {
+    if s.accounts.len() < 2 {
+        return None;
+    }
+    let logins: Vec<String> = s
+        .accounts
+        .iter()
+        .map(|a| match &a.dropped {
+            Some(why) => format!("{} dropped ({why})", a.login),
+            None => format!("{} {}", a.login, thousands(a.requests)),
+        })
+        .collect();
+    Some(logins.join(" · "))
 }
 
 /// The end of a run as a short table for a person at a terminal.
@@ -131,9 +179,26 @@ pub fn closing_table(s: &RunSummary, output: &Path, failure: Option<&JobError>) 
     for (label, value, detail) in &rows {
         let _ = writeln!(out, "  {label:<12} {value:>width$}   {detail}");
     }
+    out.push_str(&closing_notes(s, output, failure));
+    out.lines()
+        .map(|l| l.trim_end().to_string() + "\n")
+        .collect()
+}
+
+/// The closing table's lines below the figures: the logins, the lists, the output, the
+/// rejected answers kept.
+fn closing_notes(s: &RunSummary, output: &Path, failure: Option<&JobError>) -> String {
+    let mut out = String::new();
+    if let Some(logins) = logins_line(s) {
+        let _ = writeln!(out, "  {:<12} {logins}", "logins");
+    }
+    if s.batch_size > 0 {
+        let (size, why) = (s.batch_size, &s.batch_size_reason);
+        let _ = writeln!(out, "  {:<12} {size} numbers ({why})", "lists");
+    }
     let written = failure.is_none_or(|f| f.kind == ExitKind::TooManyFailed);
     let _ = match written {
-        true => writeln!(out, "  {:<12} {}", "output", output.display()),
+        true => writeln!(out, "  {:<12} {}", "output", self::written(s, output)),
         false => writeln!(out, "  {:<12} not written", "output"),
     };
     if let Some(dir) = s.rejected_answers.first().and_then(|f| f.parent()) {
@@ -145,9 +210,7 @@ pub fn closing_table(s: &RunSummary, output: &Path, failure: Option<&JobError>) 
             dir.display()
         );
     }
-    out.lines()
-        .map(|l| l.trim_end().to_string() + "\n")
-        .collect()
+    out
 }
 
 /// The `--report` file: the outcome, its exit code, the error if any, and the summary.
@@ -162,23 +225,25 @@ pub fn report_json(
         outcome: &'a str,
         exit_code: u8,
         error: Option<String>,
-        output: &'a Path,
+        /// `null` for a run of one shard, which writes none.
+        output: Option<&'a Path>,
         summary: &'a RunSummary,
     }
     let report = Report {
         outcome: failure.map_or("success", |f| f.kind.name()),
         exit_code,
         error: failure.map(|f| format!("{:#}", f.error)),
-        output,
+        output: s.plan.shard.is_none().then_some(output),
         summary: s,
     };
     serde_json::to_string_pretty(&report).expect("a report serializes") + "\n"
 }
 
-/// `plan`'s figures, aligned, one per line.
+/// `plan`'s figures, aligned, one per line, then where the lists' length comes from.
 pub fn plan_text(f: &PlanFigures) -> String {
-    let least_time = humantime::format_duration(Duration::from_secs(f.least_time_s.ceil() as u64));
-    let rows = [
+    let time =
+        |s: f64| humantime::format_duration(Duration::from_secs(s.ceil() as u64)).to_string();
+    let mut rows = vec![
         ("rows", thousands(f.rows)),
         ("phone cells", thousands(f.phone_cells)),
         ("invalid numbers", thousands(f.invalid_cells)),
@@ -186,9 +251,22 @@ pub fn plan_text(f: &PlanFigures) -> String {
         ("already cached", thousands(f.cached)),
         ("to look up", thousands(f.to_look_up)),
         ("requests needed", thousands(f.requests)),
-        ("least time", least_time.to_string()),
+        ("accounts", thousands(f.accounts)),
+        ("batch size", thousands(f.batch_size)),
+        ("least time", time(f.least_time_s)),
     ];
-    aligned(&rows)
+    if let Some(shard) = &f.shard {
+        rows.insert(5, ("shard", shard.clone()));
+    }
+    if let Some(sharded) = &f.sharded {
+        rows.extend([
+            ("shards", thousands(sharded.shards as u64)),
+            ("largest shard", thousands(sharded.largest_shard)),
+            ("requests per shard", thousands(sharded.requests_per_shard)),
+            ("least time sharded", time(sharded.least_time_s)),
+        ]);
+    }
+    format!("{}batch size: {}\n", aligned(&rows), f.batch_size_reason)
 }
 
 /// `cache stats`: the store's answers by host, status and age, and its size on disk.
@@ -274,12 +352,24 @@ mod tests {
         let text = plan_text(&PlanFigures {
             rows: 3_000,
             least_time_s: 3_725.0,
+            batch_size: 100,
+            batch_size_reason: "provider.batch_size".into(),
+            sharded: Some(crate::job::ShardedFigures {
+                shards: 3,
+                largest_shard: 1_040,
+                requests_per_shard: 11,
+                least_time_s: 1_220.0,
+            }),
             ..Default::default()
         });
-        assert!(text.ends_with('\n'));
-        let ends: Vec<usize> = text.lines().map(str::len).collect();
+        assert!(
+            text.ends_with("\nbatch size: provider.batch_size\n"),
+            "{text}"
+        );
+        let ends: Vec<usize> = text.lines().rev().skip(1).map(str::len).collect();
         assert!(ends.windows(2).all(|w| w[0] == w[1]), "{text}");
-        assert!(text.contains("least time        1h 2m 5s"), "{text}");
+        assert!(text.contains("least time          1h 2m 5s"), "{text}");
+        assert!(text.contains("least time sharded   20m 20s"), "{text}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::rates::{deserialize_duration, Rate};
-use super::SandboxConfig;
+use super::{BatchSize, SandboxConfig, MAX_BATCH_SIZE};
 
 /// The whole file.
 #[derive(Deserialize)]
@@ -95,7 +95,8 @@ pub(super) struct ProviderSection {
     /// Required.
     pub kind: Option<String>,
     pub base_url: Option<String>,
-    pub batch_size: NonZeroUsize,
+    pub batch_size: BatchSize,
+    pub max_batch_size: NonZeroUsize,
     pub request_limit: Rate,
     pub identical_limit: Rate,
     pub number_limit: Option<Rate>,
@@ -113,6 +114,7 @@ pub(super) struct ProviderSection {
     #[serde(deserialize_with = "deserialize_duration")]
     pub max_blocked_wait: Duration,
     pub password_file: Option<PathBuf>,
+    pub accounts_file: Option<PathBuf>,
     pub allow_insecure_http: bool,
     /// `[provider.sandbox]`, only for `kind = "sandbox"`.
     pub sandbox: Option<SandboxConfig>,
@@ -123,7 +125,8 @@ impl Default for ProviderSection {
         ProviderSection {
             kind: None,
             base_url: None,
-            batch_size: NonZeroUsize::new(100).unwrap(),
+            batch_size: BatchSize::Fixed(NonZeroUsize::new(100).unwrap()),
+            max_batch_size: NonZeroUsize::new(MAX_BATCH_SIZE).unwrap(),
             request_limit: "100/60s".parse().unwrap(),
             identical_limit: "3/60s".parse().unwrap(),
             number_limit: None,
@@ -136,6 +139,7 @@ impl Default for ProviderSection {
             blocked_pause: Duration::from_secs(5 * 60),
             max_blocked_wait: Duration::from_secs(60 * 60),
             password_file: None,
+            accounts_file: None,
             allow_insecure_http: false,
             sandbox: None,
         }

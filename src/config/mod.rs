@@ -5,6 +5,7 @@
 //! the key at fault. Unknown keys are refused. Nothing here reads input data or opens a socket;
 //! credentials are read from the environment or a password file, never from the job or argv.
 
+mod batch;
 mod credentials;
 mod file;
 mod overrides;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+pub use batch::{BatchSize, MAX_BATCH_SIZE};
 pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};
@@ -132,8 +134,10 @@ pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// For `smsc`: the provider's host. For `sandbox`: `None` means "start one in-process".
     pub base_url: Option<reqwest::Url>,
-    /// Numbers per request (at most 1000).
-    pub batch_size: NonZeroUsize,
+    /// Numbers per request (at most [`MAX_BATCH_SIZE`]), or found by the run.
+    pub batch_size: BatchSize,
+    /// With `batch_size = "auto"`: the longest list the run tries.
+    pub max_batch_size: NonZeroUsize,
     /// Requests per sliding window.
     pub request_limit: Rate,
     /// Identical requests per sliding window.
@@ -156,8 +160,10 @@ pub struct ProviderConfig {
     pub blocked_pause: Duration,
     /// Past this much pausing for error 4, the run stops (resumable).
     pub max_blocked_wait: Duration,
-    /// Resolved; read by [`ProviderConfig::credentials`].
+    /// Resolved; read by [`ProviderConfig::accounts`].
     pub password_file: Option<PathBuf>,
+    /// Resolved; `login:password` lines, one account each (`SMSC_ACCOUNTS_FILE` wins).
+    pub accounts_file: Option<PathBuf>,
     /// Allows a `base_url` that is plain http on a host other than loopback (every run warns).
     pub allow_insecure_http: bool,
     /// The emulator's settings; defaults unless `kind` is `sandbox`.
@@ -254,6 +260,10 @@ impl Job {
                     .unwrap_or_else(|| "in-process sandbox".into()),
             ),
             ("provider.batch_size".into(), p.batch_size.to_string()),
+            (
+                "provider.max_batch_size".into(),
+                p.max_batch_size.to_string(),
+            ),
             ("provider.request_limit".into(), p.request_limit.to_string()),
             (
                 "provider.identical_limit".into(),
@@ -290,7 +300,11 @@ kind = "sandbox"
         assert_eq!(job.input.format, InputFormat::Csv);
         assert_eq!(job.input.delimiter, None);
         assert_eq!(job.output.prefixes, vec!["phone_".to_string()]);
-        assert_eq!(job.provider.batch_size.get(), 100);
+        assert_eq!(
+            job.provider.batch_size,
+            BatchSize::Fixed(NonZeroUsize::new(100).unwrap())
+        );
+        assert_eq!(job.provider.max_batch_size.get(), 1000);
         assert_eq!(job.provider.request_limit, "100/60s".parse().unwrap());
         assert_eq!(job.provider.concurrency.get(), 4);
         assert_eq!(job.state.dir, PathBuf::from("/jobs/state"));
@@ -533,12 +547,17 @@ kind = "sandbox"
             polars::prelude::DataType::Decimal(12, 2),
         );
         assert_eq!(job.input.types, vec![amount]);
-        assert_eq!(job.provider.batch_size.get(), 50);
+        assert_eq!(job.provider.batch_size.to_string(), "50");
         assert_eq!(job.provider.request_limit, "20/2s".parse().unwrap());
         assert_eq!(job.state.ttl_ok, Duration::from_secs(86400));
         assert_eq!(job.input.phone_columns, vec!["tel"]);
+        let auto = with(&["provider.batch_size=auto"]).unwrap();
+        assert_eq!(auto.provider.batch_size, BatchSize::Auto);
         let cases: &[(&str, &str)] = &[
             ("provider.batch_size=0", "provider.batch_size"),
+            ("provider.batch_size=1001", "provider.batch_size"),
+            ("provider.batch_size=sometimes", "provider.batch_size"),
+            ("provider.max_batch_size=5000", "provider.max_batch_size"),
             ("provider.colour=red", "unknown field `colour`"),
             ("batch_size", "KEY=VALUE"),
             ("input.path.deeper=1", "not a section"),

@@ -17,10 +17,12 @@ use super::validate;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// The only login the sandbox accepts.
+    /// A login the sandbox accepts.
     pub login: String,
-    /// The only password the sandbox accepts.
+    /// The password of `login`.
     pub password: String,
+    /// More logins it accepts, each `login:password` (the first `:` splits).
+    pub accounts: Vec<String>,
     /// Requests per sliding window per login, past which it answers error 9.
     pub request_limit: Rate,
     /// Identical requests per sliding window per login, past which it answers error 9.
@@ -52,6 +54,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             login: "sandbox".into(),
             password: "sandbox".into(),
+            accounts: Vec::new(),
             request_limit: "100/60s".parse().unwrap(),
             identical_limit: "3/60s".parse().unwrap(),
             number_limit: None,
@@ -71,6 +74,16 @@ impl SandboxConfig {
     /// Parses a standalone sandbox config: the keys of a job's `[provider.sandbox]` section.
     pub fn from_toml(text: &str) -> Result<SandboxConfig> {
         validate::sandbox(toml::from_str(text).map_err(toml_error)?)
+    }
+
+    /// Whether `login` with `password` is one of the accounts the sandbox accepts.
+    pub fn accepts(&self, login: &str, password: &str) -> bool {
+        (login == self.login && password == self.password)
+            || self
+                .accounts
+                .iter()
+                .filter_map(|a| a.split_once(':'))
+                .any(|account| account == (login, password))
     }
 }
 

@@ -13,8 +13,9 @@ use polars::prelude::DataType;
 
 use super::file::{InputSection, JobFile, OutputSection, ProviderSection, StateSection};
 use super::{
-    Compression, Faults, InputConfig, InputFormat, Job, OutputConfig, Overrides, ProviderConfig,
-    ProviderKind, SandboxConfig, StateConfig, TextEncoding, MAX_CONCURRENCY,
+    BatchSize, Compression, Faults, InputConfig, InputFormat, Job, OutputConfig, Overrides,
+    ProviderConfig, ProviderKind, SandboxConfig, StateConfig, TextEncoding, MAX_BATCH_SIZE,
+    MAX_CONCURRENCY,
 };
 use crate::input::{column_type, toml_key, COLUMN_TYPE_NAMES};
 
@@ -256,11 +257,13 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
     if kind == ProviderKind::Smsc && f.sandbox.is_some() {
         bail!("provider.sandbox: only for provider.kind = \"sandbox\"");
     }
-    if f.batch_size.get() > 1000 {
-        bail!(
-            "provider.batch_size: {} is more than 1000 numbers a request",
-            f.batch_size
-        );
+    for (key, size) in [
+        ("batch_size", f.batch_size),
+        ("max_batch_size", BatchSize::Fixed(f.max_batch_size)),
+    ] {
+        if matches!(size, BatchSize::Fixed(n) if n.get() > MAX_BATCH_SIZE) {
+            bail!("provider.{key}: {size} is more than {MAX_BATCH_SIZE} numbers a request");
+        }
     }
     if !(0.0..=0.5).contains(&f.safety_margin) {
         bail!(
@@ -284,6 +287,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         kind,
         base_url,
         batch_size: f.batch_size,
+        max_batch_size: f.max_batch_size,
         request_limit: f.request_limit,
         identical_limit: f.identical_limit,
         number_limit: f.number_limit,
@@ -296,6 +300,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         blocked_pause: f.blocked_pause,
         max_blocked_wait: f.max_blocked_wait,
         password_file: f.password_file.map(|p| resolve(&p)),
+        accounts_file: f.accounts_file.map(|p| resolve(&p)),
         allow_insecure_http: f.allow_insecure_http,
         sandbox: sandbox(f.sandbox.unwrap_or_default())?,
     })
@@ -305,6 +310,12 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
 /// `max_concurrent` or `max_list` to 1.
 pub(super) fn sandbox(c: SandboxConfig) -> Result<SandboxConfig> {
     check_faults(&c.faults)?;
+    if let Some(i) = c.accounts.iter().position(|a| !a.contains(':')) {
+        bail!(
+            "provider.sandbox.accounts: entry {} is not `login:password`",
+            i + 1
+        );
+    }
     for (key, v) in [
         ("not_found_percent", c.not_found_percent),
         ("reject_percent", c.reject_percent),

@@ -2,13 +2,17 @@
 //!
 //! Contract: [`Pacer::lookup`] takes a batch of numbers and returns, for each, a terminal answer
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
-//! the wire, and their order, are written in one place: `Pacer::send`. What follows each kind
-//! of failure (back off and retry, pause everyone, split the list, ask again, stop) is the
-//! policy of [`Pacer::lookup`], here. `send.rs` holds the request path, `window.rs` the
-//! limiters, `gate.rs` the first-request gate.
+//! the wire, and their order, are written in one place: `Pacer::send`, whose first stage gives
+//! the request a free slot of whichever account has one. What follows each kind of failure
+//! (back off and retry, pause an account or everyone, drop an account, split the list, ask
+//! again, stop) is the policy of [`Pacer::lookup`], here. `send.rs` holds the request path,
+//! `accounts.rs` the accounts and their dispatcher, `sizing.rs` the lists' length,
+//! `window.rs` the limiters, `gate.rs` the first-request gate.
 
+mod accounts;
 mod gate;
 mod send;
+mod sizing;
 mod window;
 
 use std::collections::{HashMap, HashSet};
@@ -19,26 +23,30 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::config::ProviderConfig;
 use crate::normalize::E164;
+use crate::plan::Plan;
 use crate::provider::answer::{Answered, UnreadValue};
 use crate::provider::rejected::RejectedBodies;
 use crate::provider::{Client, ErrorClass, NumberAnswer, ProviderError, RawAnswer};
-use gate::FirstRequestGate;
-use window::{IdenticalGuard, SlidingWindow};
+use crate::state::ListLimit;
+pub use accounts::AccountFigures;
+use accounts::{Account, Accounts};
+pub use sizing::{BatchSizer, AUTO_START};
 
 /// Why the whole job must stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    /// Error 2: the provider refused the credentials (or our IP).
+    /// Error 2: the provider refused the credentials (or our IP) of every account.
     AuthRejected(String),
-    /// Error 4 went on past `provider.max_blocked_wait`, or answered both first requests.
+    /// Error 4 went on past `provider.max_blocked_wait`, or answered an account's two first
+    /// requests.
     Blocked(String),
-    /// Neither of the first two requests was answered (an HTML page, a broken server, ...):
-    /// the numbers not asked end `failed`.
+    /// Every account was dropped, not every one refused: some got no answer to either of their
+    /// first two requests (an HTML page, a broken server, ...). The numbers not asked end
+    /// `failed`.
     Unconfirmed(String),
     /// The provider's address redirects: `provider.base_url` needs fixing.
     Redirected(String),
@@ -48,22 +56,16 @@ pub enum Stop {
     StateFailed,
 }
 
-impl Stop {
-    /// Why the job stops when the last request allowed before any answer failed with `error`.
-    fn unconfirmed(error: &ProviderError) -> Stop {
-        let why = format!("neither of the first two requests was answered, the last: {error}");
-        match error.class() {
-            ErrorClass::Auth => Stop::AuthRejected(why),
-            ErrorClass::Blocked => Stop::Blocked(why),
-            ErrorClass::Settings => Stop::Redirected(error.to_string()),
-            _ => Stop::Unconfirmed(why),
-        }
-    }
-}
-
 /// One request as it went: the answer as it came off the wire, if any came, and what it said.
 #[derive(Debug)]
-pub struct Sent {
+pub struct Sent<'a> {
+    /// The login it was sent with.
+    pub login: String,
+    /// The index of that login's account.
+    account: usize,
+    /// The login's first-request gate, held (before its first answer) until the caller has
+    /// acted on this answer: the pause it calls for is set before the login's next try goes.
+    turn: gate::Turn<'a>,
     /// How many numbers of the list were asked: all, except on the last try before any answer,
     /// which asks for the first alone.
     pub asked: usize,
@@ -72,6 +74,23 @@ pub struct Sent {
     pub raw: Option<RawAnswer>,
     /// What the answer said, or why it said nothing.
     pub result: Result<Answered, ProviderError>,
+}
+
+/// A list to look up, as [`Pacer::next_batch`] cuts it.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub numbers: Vec<E164>,
+    /// Whether its length is the one `batch_size = "auto"` is trying (see `sizing`).
+    pub probe: bool,
+}
+
+impl From<Vec<E164>> for Batch {
+    fn from(numbers: Vec<E164>) -> Batch {
+        Batch {
+            numbers,
+            probe: false,
+        }
+    }
 }
 
 /// What became of a batch. Numbers in neither list were not asked: the job is stopping.
@@ -102,18 +121,6 @@ impl PacerCounters {
     }
 }
 
-/// The provider's limits as this run keeps them: the stages of [`Pacer::send`] that hold
-/// something while a request is out.
-struct Limits {
-    identical: IdenticalGuard,
-    concurrency: Semaphore,
-    concurrency_cap: usize,
-    /// Numbers per window, if the provider counts numbers rather than requests.
-    numbers: Option<SlidingWindow>,
-    requests: SlidingWindow,
-    timeout: Duration,
-}
-
 /// What the pacer does after each kind of failure.
 struct Policy {
     /// Back-off of transient failures: exponential, `max_retries` times at most.
@@ -122,26 +129,25 @@ struct Policy {
     jitter: fn(Duration) -> Duration,
     /// Also the rounds of asking again for numbers an answer left out.
     max_retries: usize,
-    /// How long everyone pauses after error 9: the provider's window.
+    /// How long an account pauses after error 9: the provider's window.
     limited_pause: Duration,
-    /// The first pause of everyone after error 4; it doubles on each repeat.
+    /// The first pause of every account after error 4; it doubles on each repeat.
     blocked_pause: Duration,
     /// Past this much pausing for error 4, the job stops.
     max_blocked_wait: Duration,
+    /// The longest a request may take.
+    timeout: Duration,
 }
 
-/// What the answers so far decided for every request: set by [`Pacer::lookup`]'s policy, read
-/// by the stages of `Pacer::send`.
+/// What the answers so far decided for every request, whatever its account: set by
+/// [`Pacer::lookup`]'s policy, read by the stages of `Pacer::send`.
 struct Control {
-    gate: FirstRequestGate,
     /// Set once a list's entries came back without a usable `phone`: from then on every
     /// request asks for one number.
     singles: AtomicBool,
     /// Values that could not be read, each logged once.
     unread_logged: Mutex<HashSet<UnreadValue>>,
-    /// The request limit, lowered after error 9; recovers by one per clean request.
-    rate_cap: Mutex<u32>,
-    /// No request is sent before this instant.
+    /// No request of any account is sent before this instant (error 4: the IP is blocked).
     paused_until: Mutex<Option<Instant>>,
     /// Time paused for error 4 so far.
     blocked_total: Mutex<Duration>,
@@ -158,21 +164,22 @@ const BLOCKED_PAUSE_FACTOR: u32 = 2;
 
 /// Every request to the provider, paced and retried. Built by [`PacerBuilder`].
 pub struct Pacer {
-    client: Box<dyn Client>,
-    limits: Limits,
+    accounts: Accounts,
+    sizer: BatchSizer,
     policy: Policy,
     control: Control,
     rejected: Option<RejectedBodies>,
-    /// What the pacer did so far.
+    /// What the pacer did so far, over every account.
     pub counters: PacerCounters,
 }
 
-/// Builds a [`Pacer`] from the job's provider settings: the one place where the limits, the
-/// policy and the control are made and put together with the client.
+/// Builds a [`Pacer`] from the job's provider settings: the one place where the accounts, the
+/// policy and the control are made and put together with the clients.
 pub struct PacerBuilder {
     config: ProviderConfig,
     jitter: fn(Duration) -> Duration,
     rejected: Option<RejectedBodies>,
+    remembered: Option<ListLimit>,
 }
 
 impl PacerBuilder {
@@ -182,6 +189,7 @@ impl PacerBuilder {
             config: config.clone(),
             jitter: full_jitter,
             rejected: None,
+            remembered: None,
         }
     }
 
@@ -191,24 +199,23 @@ impl PacerBuilder {
         self
     }
 
-    /// Back-off delays exactly on the exponential schedule, for tests of the schedule.
-    #[cfg(test)]
-    fn without_jitter(mut self) -> Self {
-        self.jitter = |d| d;
+    /// Starts `batch_size = "auto"` from what an earlier run learned of the host.
+    pub fn remembering(mut self, limit: Option<ListLimit>) -> Self {
+        self.remembered = limit;
         self
     }
 
-    fn limits(c: &ProviderConfig) -> Limits {
-        Limits {
-            identical: IdenticalGuard::new(c.identical_limit, c.safety_margin),
-            concurrency: Semaphore::new(c.concurrency.get()),
-            concurrency_cap: c.concurrency.get(),
-            numbers: c
-                .number_limit
-                .map(|r| SlidingWindow::new(r, c.safety_margin)),
-            requests: SlidingWindow::new(c.request_limit, c.safety_margin),
-            timeout: c.timeout,
-        }
+    /// Back-off delays exactly on the exponential schedule, for tests of the schedule.
+    #[cfg(test)]
+    fn without_jitter(self) -> Self {
+        self.jitter(|d| d)
+    }
+
+    /// Back-off delays through `jitter` instead of [`full_jitter`], for tests.
+    #[cfg(test)]
+    fn jitter(mut self, jitter: fn(Duration) -> Duration) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     fn policy(c: &ProviderConfig, jitter: fn(Duration) -> Duration) -> Policy {
@@ -223,29 +230,33 @@ impl PacerBuilder {
             limited_pause: c.request_limit.window,
             blocked_pause: c.blocked_pause,
             max_blocked_wait: c.max_blocked_wait,
+            timeout: c.timeout,
         }
     }
 
-    fn control(c: &ProviderConfig) -> Control {
+    fn control() -> Control {
         Control {
-            gate: FirstRequestGate::default(),
             singles: AtomicBool::new(false),
             unread_logged: Mutex::new(HashSet::new()),
-            rate_cap: Mutex::new(c.request_limit.count.get()),
             paused_until: Mutex::new(None),
             blocked_total: Mutex::new(Duration::ZERO),
             stop: Mutex::new(None),
         }
     }
 
-    /// The pacer, sending through `client`.
-    pub fn build(self, client: impl Client + 'static) -> Pacer {
+    /// The pacer, sending through `clients`, one account each (at least one).
+    pub fn build(self, clients: Vec<Box<dyn Client>>) -> Pacer {
         let c = &self.config;
+        assert!(!clients.is_empty(), "a pacer needs an account");
+        let accounts = clients
+            .into_iter()
+            .map(|client| Account::new(client, c))
+            .collect();
         Pacer {
-            client: Box::new(client),
-            limits: Self::limits(c),
+            accounts: Accounts::new(accounts, c.concurrency.get()),
+            sizer: BatchSizer::new(c.batch_size, c.max_batch_size, self.remembered),
             policy: Self::policy(c, self.jitter),
-            control: Self::control(c),
+            control: Self::control(),
             rejected: self.rejected,
             counters: PacerCounters::default(),
         }
@@ -253,9 +264,46 @@ impl PacerBuilder {
 }
 
 impl Pacer {
-    /// How many requests may be in flight at once.
+    /// How many requests may be in flight at once, over the accounts still in use.
     pub fn concurrency(&self) -> usize {
-        self.limits.concurrency_cap
+        self.accounts.concurrency()
+    }
+
+    /// How many lists to keep cut, out or waiting for a slot: twice the slots, so no slot waits
+    /// for a list; but one at a time while `auto` is still finding its length, so that no list
+    /// is cut at a length the next answer outgrows (a few lists in a row, once per host).
+    pub fn lists_ahead(&self) -> usize {
+        match self.sizer.settled() {
+            true => self.concurrency() * 2,
+            false => 1,
+        }
+    }
+
+    /// Each account's figures so far.
+    pub fn accounts(&self) -> Vec<AccountFigures> {
+        self.accounts.figures()
+    }
+
+    /// The lists' length and why (see `sizing`).
+    pub fn batch_size(&self) -> (usize, String) {
+        self.sizer.choice()
+    }
+
+    /// What the run learned of the longest list the provider takes (with `auto`).
+    pub fn list_limit(&self) -> Option<ListLimit> {
+        self.sizer.learned()
+    }
+
+    /// The next list to look up from `plan`, as long as the sizer says; `None` when none is left.
+    pub fn next_batch(&self, plan: &mut Plan) -> Option<Batch> {
+        if plan.is_empty() {
+            return None;
+        }
+        let length = self.sizer.next();
+        Some(Batch {
+            numbers: plan.take(length.len),
+            probe: length.probe,
+        })
     }
 
     /// Why the job stopped, if it did.
@@ -266,6 +314,7 @@ impl Pacer {
     /// Asks that no further request be sent; requests in flight finish.
     pub fn stop(&self, why: Stop) {
         self.control.stop.lock().unwrap().get_or_insert(why);
+        self.accounts.close();
     }
 
     fn is_stopping(&self) -> bool {
@@ -282,53 +331,75 @@ impl Pacer {
 
     /// Sends one request for `numbers` through every stage, without retrying: what
     /// `phone-enrich probe` shows. `None` when nothing could be sent.
-    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent> {
+    pub async fn probe(&self, numbers: &[E164]) -> Option<Sent<'_>> {
         self.send(numbers).await
     }
 
     /// Looks up a batch: retries transient errors, waits out limits, splits lists the provider
     /// rejects, and asks again for numbers the answer left out.
-    pub async fn lookup(&self, numbers: Vec<E164>) -> BatchResult {
+    pub async fn lookup(&self, batch: impl Into<Batch>) -> BatchResult {
+        let batch = batch.into();
         let mut result = BatchResult::default();
-        // Lists still to ask, with the rounds already spent on numbers left out of answers.
-        let mut pending = vec![(numbers, 0usize)];
-        while let Some((list, rounds)) = pending.pop() {
+        let mut splits = Splits::default();
+        let mut pending = vec![Ask::new(batch.numbers, 0)];
+        while let Some(ask) = pending.pop() {
             if self.is_stopping() {
                 continue;
             }
-            if list.len() > 1 && self.control.singles.load(Ordering::SeqCst) {
-                pending.extend(list.into_iter().map(|n| (vec![n], rounds)));
+            if ask.list.len() > 1 && self.control.singles.load(Ordering::SeqCst) {
+                pending.extend(ask.list.into_iter().map(|n| Ask::new(vec![n], ask.rounds)));
                 continue;
             }
-            let Some((asked, outcome)) = self.request_with_retries(&list).await else {
+            let Some((asked, outcome)) = self.request_with_retries(&ask.list).await else {
                 continue;
             };
-            // The rest of a list whose first number went alone is still to ask.
-            let mut list = list;
-            if asked < list.len() {
-                pending.push((list.split_off(asked), rounds));
+            // The rest of a list whose first number went alone is still to ask; the part asked
+            // is no longer a half of anything.
+            let mut ask = ask;
+            if asked < ask.list.len() {
+                pending.push(Ask::new(ask.list.split_off(asked), ask.rounds));
+                ask.half_of = None;
             }
             match outcome {
                 Ok(answered) => {
-                    let numbers: HashSet<E164> = answered.answers.iter().map(|(n, _)| *n).collect();
-                    let missing: Vec<E164> = list
-                        .iter()
-                        .copied()
-                        .filter(|n| !numbers.contains(n))
-                        .collect();
-                    result.answers.extend(answered.answers);
-                    if answered.phoneless > 0 && list.len() > 1 {
-                        // Not left out: answered in entries that cannot be told apart.
-                        self.switch_to_singles(list.len());
-                        pending.extend(missing.into_iter().map(|n| (vec![n], rounds)));
-                    } else {
-                        self.ask_again(missing, rounds, &mut pending, &mut result.failed);
+                    if let Some(len) = ask.half_of.and_then(|split| splits.answered(split)) {
+                        self.sizer.too_long(len);
                     }
+                    self.after_answer(answered, ask, &mut pending, &mut result);
                 }
-                Err(e) => self.after_failure(e, list, rounds, &mut pending, &mut result.failed),
+                Err(e) => self.after_failure(e, ask, &mut splits, &mut pending, &mut result.failed),
             }
         }
+        if batch.probe {
+            self.sizer.probe_done();
+        }
         result
+    }
+
+    /// A list answered: its answers kept, the numbers left out asked again.
+    fn after_answer(
+        &self,
+        answered: Answered,
+        ask: Ask,
+        pending: &mut Vec<Ask>,
+        result: &mut BatchResult,
+    ) {
+        let Ask { list, rounds, .. } = ask;
+        self.sizer.taken(list.len());
+        let numbers: HashSet<E164> = answered.answers.iter().map(|(n, _)| *n).collect();
+        let missing: Vec<E164> = list
+            .iter()
+            .copied()
+            .filter(|n| !numbers.contains(n))
+            .collect();
+        result.answers.extend(answered.answers);
+        if answered.phoneless > 0 && list.len() > 1 {
+            // Not left out: answered in entries that cannot be told apart.
+            self.switch_to_singles(list.len());
+            pending.extend(missing.into_iter().map(|n| Ask::new(vec![n], rounds)));
+        } else {
+            self.ask_again(missing, rounds, pending, &mut result.failed);
+        }
     }
 
     /// A list's entries came back without a usable `phone`: no list answer can be paired with
@@ -348,40 +419,42 @@ impl Pacer {
         &self,
         missing: Vec<E164>,
         rounds: usize,
-        pending: &mut Vec<(Vec<E164>, usize)>,
+        pending: &mut Vec<Ask>,
         failed: &mut Vec<E164>,
     ) {
         match missing.len() {
             0 => {}
             _ if rounds >= self.policy.max_retries => failed.extend(missing),
-            1 => pending.push((missing, rounds + 1)),
-            _ if rounds == 0 => pending.push((missing, 1)),
-            _ => pending.extend(missing.into_iter().map(|n| (vec![n], rounds + 1))),
+            1 => pending.push(Ask::new(missing, rounds + 1)),
+            _ if rounds == 0 => pending.push(Ask::new(missing, 1)),
+            _ => pending.extend(missing.into_iter().map(|n| Ask::new(vec![n], rounds + 1))),
         }
     }
 
-    /// A list that got no answer: split it (rejected whole), stop the job (credentials, a
-    /// redirect), leave it unasked (the job is stopping), or fail its numbers.
+    /// A list that got no answer: split it (rejected whole), leave it unasked (the job is
+    /// stopping, or every account was refused), or fail its numbers.
     fn after_failure(
         &self,
         error: ProviderError,
-        list: Vec<E164>,
-        rounds: usize,
-        pending: &mut Vec<(Vec<E164>, usize)>,
+        ask: Ask,
+        splits: &mut Splits,
+        pending: &mut Vec<Ask>,
         failed: &mut Vec<E164>,
     ) {
         match error.class() {
-            ErrorClass::BadRequest if list.len() > 1 => {
+            ErrorClass::BadRequest if ask.list.len() > 1 => {
                 self.counters.splits.fetch_add(1, Ordering::Relaxed);
-                let (left, right) = list.split_at(list.len() / 2);
-                pending.push((right.to_vec(), rounds));
-                pending.push((left.to_vec(), rounds));
+                let split = splits.add(ask.list.len());
+                let (left, right) = ask.list.split_at(ask.list.len() / 2);
+                pending.push(Ask::half(right.to_vec(), ask.rounds, split));
+                pending.push(Ask::half(left.to_vec(), ask.rounds, split));
             }
-            ErrorClass::Auth => self.stop(Stop::AuthRejected(error.to_string())),
-            ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
-            ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(list),
+            // What stops the job (a redirect, every account refused) was decided when the
+            // answer came (`learn`).
+            ErrorClass::Auth | ErrorClass::Settings => {}
+            ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(ask.list),
             _ if self.is_stopping() => {}
-            _ => failed.extend(list),
+            _ => failed.extend(ask.list),
         }
     }
 
@@ -395,16 +468,22 @@ impl Pacer {
         let mut backoff = self.policy.backoff.build();
         let mut blocked_pause = self.policy.blocked_pause;
         loop {
-            let sent = self.send(list).await?;
-            let error = match sent.result {
-                Ok(answered) => return Some((sent.asked, Ok(answered))),
+            let Sent {
+                asked,
+                result,
+                account,
+                turn,
+                ..
+            } = self.send(list).await?;
+            let error = match result {
+                Ok(answered) => return Some((asked, Ok(answered))),
                 Err(e) => e,
             };
-            let failed = Some((sent.asked, Err(error.clone())));
-            self.counters.error(error.label());
+            let failed = Some((asked, Err(error.clone())));
             if self.is_stopping() {
                 return failed;
             }
+            let account = self.accounts.get(account);
             match error.class() {
                 ErrorClass::Transient => {
                     let Some(delay) = backoff.next() else {
@@ -412,16 +491,22 @@ impl Pacer {
                     };
                     let delay = (self.policy.jitter)(delay);
                     tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
-                    // Before any answer, the next try (whichever list it is) waits too.
-                    match self.control.gate.is_open() {
+                    // Before the account's first answer, its next try (whichever list) waits too.
+                    match account.gate.is_open() {
                         true => tokio::time::sleep(delay).await,
-                        false => self.pause_all(delay),
+                        false => account.pause(delay),
                     }
                 }
                 ErrorClass::RateLimited => {
-                    // Over a limit despite pacing: everyone waits a window and the rate drops.
-                    self.slow_down();
-                    self.pause_all(self.policy.limited_pause);
+                    // Over a limit despite pacing: the login waits a window and slows down; the
+                    // list goes to whichever account is free.
+                    let cap = account.slow_down();
+                    tracing::warn!(
+                        login = %account.login,
+                        limit = cap,
+                        "the provider answered error 9: this login pauses a window and lowers its request rate"
+                    );
+                    account.pause(self.policy.limited_pause);
                 }
                 ErrorClass::Blocked => {
                     if !self.pause_for_block(blocked_pause, &error) {
@@ -429,17 +514,19 @@ impl Pacer {
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
-                ErrorClass::Auth
-                | ErrorClass::Settings
-                | ErrorClass::BadRequest
-                | ErrorClass::Fatal => return failed,
+                // The account was dropped (`learn`): the list goes to another one.
+                ErrorClass::Auth => {}
+                ErrorClass::Settings | ErrorClass::BadRequest | ErrorClass::Fatal => return failed,
             }
+            // Only now may the login's next try (before its first answer) go: after the pause.
+            drop(turn);
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Error 4: pauses everyone for `pause`, or stops the job when the pauses so far would
-    /// pass `max_blocked_wait`. Returns whether the request may be sent again.
+    /// Error 4: pauses every account for `pause` (the IP is blocked, not the login), or stops
+    /// the job when the pauses so far would pass `max_blocked_wait`. Returns whether the request
+    /// may be sent again.
     fn pause_for_block(&self, pause: Duration, error: &ProviderError) -> bool {
         let total = {
             let mut total = self.control.blocked_total.lock().unwrap();
@@ -458,17 +545,55 @@ impl Pacer {
             pause_s = pause.as_secs(),
             "the provider blocked our IP (error 4): pausing all requests"
         );
-        self.pause_all(pause);
+        accounts::extend_pause(&self.control.paused_until, pause);
         true
     }
+}
 
-    fn slow_down(&self) {
-        let mut cap = self.control.rate_cap.lock().unwrap();
-        *cap = (*cap * 3 / 4).max(1);
-        tracing::warn!(
-            limit = *cap,
-            "the provider answered error 9: pausing a window and lowering the request rate"
-        );
+/// A list still to ask in a lookup.
+struct Ask {
+    list: Vec<E164>,
+    /// Rounds already spent on numbers left out of answers.
+    rounds: usize,
+    /// The refused list this is a half of (an index into the lookup's [`Splits`]).
+    half_of: Option<usize>,
+}
+
+impl Ask {
+    fn new(list: Vec<E164>, rounds: usize) -> Ask {
+        Ask {
+            list,
+            rounds,
+            half_of: None,
+        }
+    }
+
+    fn half(list: Vec<E164>, rounds: usize, split: usize) -> Ask {
+        Ask {
+            list,
+            rounds,
+            half_of: Some(split),
+        }
+    }
+}
+
+/// The lists a lookup split after the provider refused them whole (error 1), each with how
+/// many of its halves were answered: a list whose halves both were was refused for its length.
+#[derive(Default)]
+struct Splits(Vec<(usize, u8)>);
+
+impl Splits {
+    /// A list of `len` numbers split in two; its index.
+    fn add(&mut self, len: usize) -> usize {
+        self.0.push((len, 0));
+        self.0.len() - 1
+    }
+
+    /// A half of split `index` was answered; the refused list's length once both were.
+    fn answered(&mut self, index: usize) -> Option<usize> {
+        let (len, halves) = &mut self.0[index];
+        *halves += 1;
+        (*halves == 2).then_some(*len)
     }
 }
 

@@ -2,92 +2,152 @@
 //! in `Pacer::send`, and what each answer teaches the run before the policy acts on it.
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::accounts::{Account, Slot};
 use super::gate::Turn;
 use super::{Pacer, Sent, Stop};
 use crate::normalize::E164;
 use crate::provider::answer::{self, Answered};
-use crate::provider::ProviderError;
+use crate::provider::{ErrorClass, ProviderError};
 
 impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
     /// the descriptions of the pacer point at. `None`: nothing was sent (the job is stopping).
-    pub(super) async fn send(&self, list: &[E164]) -> Option<Sent> {
-        // 1. First-request gate: until a request is answered, one at a time, two at most, the
-        //    second for the first number of its list only.
-        let turn = self.control.gate.enter().await;
-        let list = match turn {
-            Turn::Closed => return None,
-            Turn::Alone {
-                one_number: true, ..
-            } => &list[..1],
-            _ => list,
-        };
-        // 2. Identical-request guard: `identical_limit` sends of this very list per window.
-        let same_list = self.limits.identical.window(list);
-        let _same = same_list.acquire(u32::MAX).await;
-        // 3. Concurrency cap: `concurrency` requests out at once.
-        let _out = self
-            .limits
-            .concurrency
-            .acquire()
-            .await
-            .expect("never closed");
-        // 4. Numbers limiter, with `number_limit`: the list's length per window.
-        let _numbers = match &self.limits.numbers {
-            Some(w) => Some(w.acquire_weighted(list.len() as u32, u32::MAX).await),
-            None => None,
-        };
-        // 5. Request-rate limiter, at the rate lowered after error 9.
-        let cap = *self.control.rate_cap.lock().unwrap();
-        let _slot = self.limits.requests.acquire(cap).await;
-        // 6. Job-wide pause after error 9 or 4 (or a back-off before any answer). Waited last,
-        //    so that a pause that began while this request waited above still holds it back.
-        self.wait_out_pause().await;
-        if self.is_stopping() {
-            return None;
+    /// A request whose login is dropped while it waits starts over, with another (the loop).
+    /// The sent request keeps its login's gate until the caller drops it ([`Sent`]).
+    pub(super) async fn send(&self, list: &[E164]) -> Option<Sent<'_>> {
+        loop {
+            // 1. Account: a free slot of whichever account has one (`concurrency` requests out
+            //    at once per login), through that account's first-request gate: until the
+            //    provider has answered the login, one at a time, two at most, the second for
+            //    the first number of its list only.
+            let (slot, turn) = self.turn().await?;
+            let account = slot.account();
+            let asked = match turn {
+                Turn::Alone {
+                    one_number: true, ..
+                } => &list[..1],
+                _ => list,
+            };
+            // 2. Identical-request guard: `identical_limit` sends of this very list per
+            //    window, per login.
+            let same_list = account.limits.identical.window(asked);
+            let _same = same_list.acquire(u32::MAX).await;
+            // 3. Numbers limiter, with `number_limit`: the list's length per window, per login.
+            let _numbers = match &account.limits.numbers {
+                Some(w) => Some(w.acquire_weighted(asked.len() as u32, u32::MAX).await),
+                None => None,
+            };
+            // 4. Request-rate limiter, at the login's rate, lowered after error 9.
+            let cap = *account.rate_cap.lock().unwrap();
+            let _rate = account.limits.requests.acquire(cap).await;
+            // 5. Pauses: every account's after error 4, the login's after error 9 (or a
+            //    back-off before its first answer). Waited last, so that a pause that began
+            //    while this request waited above still holds it back.
+            self.wait_out_pauses(account).await;
+            if self.is_stopping() {
+                return None;
+            }
+            if account.is_dropped() {
+                continue;
+            }
+            // 6. Timeout, around the request itself.
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            account.sent();
+            let timeout = self.policy.timeout;
+            let raw = match tokio::time::timeout(timeout, account.client.send(asked)).await {
+                Ok(raw) => raw,
+                Err(_) => Err(ProviderError::Timeout(timeout)),
+            };
+            let result = raw.clone().and_then(|raw| answer::read(&raw, asked));
+            let sent = Sent {
+                login: account.login.clone(),
+                account: slot.index(),
+                turn,
+                asked: asked.len(),
+                raw: raw.ok(),
+                result,
+            };
+            self.learn(slot.index(), asked, &sent);
+            return Some(sent);
         }
-        // 7. Timeout, around the request itself.
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let raw = match tokio::time::timeout(self.limits.timeout, self.client.send(list)).await {
-            Ok(raw) => raw,
-            Err(_) => Err(ProviderError::Timeout(self.limits.timeout)),
-        };
-        let result = raw.clone().and_then(|raw| answer::read(&raw, list));
-        let sent = Sent {
-            asked: list.len(),
-            raw: raw.ok(),
-            result,
-        };
-        self.learn(list, &sent);
-        drop(turn);
-        Some(sent)
     }
 
-    /// What every answer teaches the run, before the policy acts on it: whether the
-    /// credentials are answered, the rate may recover, a rejected body is worth keeping, a
-    /// value could not be read.
-    fn learn(&self, list: &[E164], sent: &Sent) {
-        let last_try_failed = self.control.gate.record(sent.result.is_ok());
-        match &sent.result {
-            Ok(answered) => {
-                self.speed_up();
-                self.note_unread(answered);
-            }
-            Err(error) => {
-                if let (ProviderError::Malformed(_), Some(raw), Some(kept)) =
-                    (error, &sent.raw, &self.rejected)
-                {
-                    kept.keep(list, raw, error);
-                }
-                if last_try_failed {
-                    self.stop(Stop::unconfirmed(error));
-                }
+    /// Stage 1: a free slot of a live account whose gate lets the request go. A gate that lets
+    /// nothing more through is an account's whose two tries went unanswered, which `learn`
+    /// dropped before that gate let the next request in: the request takes another slot.
+    async fn turn(&self) -> Option<(Slot<'_>, Turn<'_>)> {
+        loop {
+            let slot = self.accounts.take().await?;
+            match slot.account().gate.enter().await {
+                Turn::Closed => continue,
+                // Dropped while this request waited for its gate.
+                _ if slot.account().is_dropped() => continue,
+                turn => return Some((slot, turn)),
             }
         }
+    }
+
+    /// What every answer teaches the run, before the policy acts on it: whether the login is
+    /// answered (or refused, or spent its tries), the rate may recover, a rejected body is
+    /// worth keeping, a value could not be read, the provider's address redirects.
+    fn learn(&self, index: usize, list: &[E164], sent: &Sent<'_>) {
+        let account = self.accounts.get(index);
+        let last_try_failed = account.gate.record(sent.result.is_ok());
+        let error = match &sent.result {
+            Ok(answered) => {
+                account.speed_up();
+                account.record(answered.answers.len(), None);
+                self.note_unread(answered);
+                return;
+            }
+            Err(error) => error,
+        };
+        self.counters.error(error.label());
+        account.record(0, Some(error.label()));
+        if let (ProviderError::Malformed(_), Some(raw), Some(kept)) =
+            (error, &sent.raw, &self.rejected)
+        {
+            kept.keep(list, raw, error);
+        }
+        let why = format!("neither of the first two requests was answered, the last: {error}");
+        match error.class() {
+            ErrorClass::Auth => self.drop_account(index, true, error.to_string()),
+            ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
+            // Error 4 blocks the IP, whichever login asked.
+            ErrorClass::Blocked if last_try_failed => self.stop(Stop::Blocked(why)),
+            _ if last_try_failed => self.drop_account(index, false, why),
+            _ => {}
+        }
+    }
+
+    /// Stops sending with the account `index`, for `why` (`refused`: the provider refused its
+    /// credentials), naming its login; the run goes on with the others. With none left the job
+    /// stops: exit 5 when every one was refused.
+    fn drop_account(&self, index: usize, refused: bool, why: String) {
+        let login = &self.accounts.get(index).login;
+        let left = self.accounts.drop_account(index, refused, why.clone());
+        if left > 0 {
+            tracing::error!(
+                login = %login,
+                left,
+                "dropping the account `{login}`: {why}; the run goes on with the other {left}"
+            );
+            return;
+        }
+        let all = self
+            .accounts
+            .dropped()
+            .into_iter()
+            .map(|(login, why)| format!("login `{login}`: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        self.stop(match self.accounts.all_refused() {
+            true => Stop::AuthRejected(all),
+            false => Stop::Unconfirmed(all),
+        });
     }
 
     /// Logs each value that could not be read once per run, and counts unreadable entries.
@@ -108,28 +168,15 @@ impl Pacer {
         }
     }
 
-    async fn wait_out_pause(&self) {
+    /// Waits until neither every account's pause nor `account`'s holds.
+    async fn wait_out_pauses(&self, account: &Account) {
         loop {
-            let until = *self.control.paused_until.lock().unwrap();
-            match until {
+            let everyone = *self.control.paused_until.lock().unwrap();
+            let this_login = *account.paused_until.lock().unwrap();
+            match everyone.max(this_login) {
                 Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
                 _ => return,
             }
-        }
-    }
-
-    pub(super) fn pause_all(&self, pause: Duration) {
-        let until = Instant::now() + pause;
-        let mut paused = self.control.paused_until.lock().unwrap();
-        if paused.is_none_or(|t| t < until) {
-            *paused = Some(until);
-        }
-    }
-
-    fn speed_up(&self) {
-        let mut cap = self.control.rate_cap.lock().unwrap();
-        if *cap < self.limits.requests.limit() {
-            *cap += 1;
         }
     }
 }

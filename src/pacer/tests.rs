@@ -25,6 +25,85 @@ impl Client for Script {
         let next = self.answers.lock().unwrap().pop_front();
         Box::pin(async move { next.unwrap_or_else(|| Ok(json(FOUND))) })
     }
+
+    fn login(&self) -> &str {
+        "script"
+    }
+}
+
+/// One login of several: answers every list whole, or refuses every request with error 2, and
+/// notes when each request arrived and with which login.
+struct Login {
+    name: &'static str,
+    refused: bool,
+    sent: Arc<Mutex<Vec<(Instant, &'static str)>>>,
+}
+
+impl Client for Login {
+    fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+        self.sent.lock().unwrap().push((Instant::now(), self.name));
+        let body = match self.refused {
+            true => r#"{"error": "authorise error", "error_code": 2}"#.to_string(),
+            false => found_list(list),
+        };
+        Box::pin(async move { Ok(json(&body)) })
+    }
+
+    fn login(&self) -> &str {
+        self.name
+    }
+}
+
+/// The documented answer to `list`: an entry with its `phone` per number.
+fn found_list(list: &[E164]) -> String {
+    let entries: Vec<String> = list
+        .iter()
+        .map(|n| FOUND.replacen('{', &format!("{{\"phone\": \"{n}\", "), 1))
+        .collect();
+    match list.len() {
+        1 => FOUND.to_string(),
+        _ => format!("[{}]", entries.join(",")),
+    }
+}
+
+/// The logins `names` (those in `refused` answer error 2), their pacer, and every request's
+/// instant and login.
+type Sends = Arc<Mutex<Vec<(Instant, &'static str)>>>;
+fn logins(settings: &str, names: &[&'static str], refused: &[&str]) -> (Arc<Pacer>, Sends) {
+    let sent = Sends::default();
+    let clients = names
+        .iter()
+        .map(|name| {
+            Box::new(Login {
+                name,
+                refused: refused.contains(name),
+                sent: sent.clone(),
+            }) as Box<dyn Client>
+        })
+        .collect();
+    let pacer = PacerBuilder::new(&provider(settings)).build(clients);
+    (Arc::new(pacer), sent)
+}
+
+/// `lists` lookups at once, of one number each from `first` on: what became of each.
+async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<BatchResult> {
+    let lookups: Vec<_> = (0..lists)
+        .map(|i| {
+            let pacer = pacer.clone();
+            tokio::spawn(async move { pacer.lookup(vec![E164(first + i)]).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for lookup in lookups {
+        results.push(lookup.await.unwrap());
+    }
+    results
+}
+
+/// `lists` lookups at once, each of which must be answered.
+async fn all_answered(pacer: &Arc<Pacer>, lists: u64) {
+    let results = look_up_at_once(pacer, 79161230000, lists).await;
+    assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
 }
 
 const FOUND: &str = r#"{"country": "Россия", "operator": "МТС", "region": "Москва", "mcc": "250", "mnc": "01", "tz": "3"}"#;
@@ -61,7 +140,7 @@ fn scripted(
         let sent = sent.lock().unwrap();
         sent.iter().map(|t| t.duration_since(start)).collect()
     };
-    (builder.build(client), times)
+    (builder.build(vec![Box::new(client)]), times)
 }
 
 /// An answered request (which opens the first-request gate), then `n` connection failures.
@@ -169,7 +248,7 @@ async fn error_9_pauses_a_window_and_lowers_the_rate() {
     assert_eq!(gaps(&sent()), secs(&[2]));
     assert_eq!(result.answers.len(), 1);
     // Lowered to 15 by the error, one back by the answer.
-    assert_eq!(*pacer.control.rate_cap.lock().unwrap(), 16);
+    assert_eq!(*pacer.accounts.get(0).rate_cap.lock().unwrap(), 16);
 }
 
 /// Eight lookups at once against a provider that answers `body` to everything: the requests
@@ -179,15 +258,8 @@ async fn eight_lookups_against(body: &str) -> (Vec<Duration>, Option<Stop>) {
     let builder = PacerBuilder::new(&provider(settings)).without_jitter();
     let (pacer, sent) = scripted(builder, (0..20).map(|_| Ok(json(body))).collect());
     let pacer = Arc::new(pacer);
-    let lookups: Vec<_> = (0..8u64)
-        .map(|i| {
-            let pacer = pacer.clone();
-            tokio::spawn(async move { pacer.lookup(vec![E164(79161234560 + i)]).await })
-        })
-        .collect();
-    for lookup in lookups {
-        assert!(lookup.await.unwrap().answers.is_empty());
-    }
+    let results = look_up_at_once(&pacer, 79161234560, 8).await;
+    assert!(results.iter().all(|r| r.answers.is_empty()), "{results:?}");
     (sent(), pacer.stopped())
 }
 
@@ -221,9 +293,14 @@ async fn before_any_answer_the_second_try_is_one_number() {
             };
             Box::pin(async move { Ok(json(body)) })
         }
+
+        fn login(&self) -> &str {
+            "lists"
+        }
     }
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let pacer = PacerBuilder::new(&provider("concurrency = 4\n")).build(Lists(sent.clone()));
+    let pacer = PacerBuilder::new(&provider("concurrency = 4\n"))
+        .build(vec![Box::new(Lists(sent.clone()))]);
     let pacer = Arc::new(pacer);
     let lookups: Vec<_> = (0..4u64)
         .map(|l| {
@@ -238,4 +315,205 @@ async fn before_any_answer_the_second_try_is_one_number() {
     // A list of 8 refused; whichever lookup went next, it went with one number, answered.
     assert_eq!(sent.lock().unwrap()[..2], [8, 1]);
     assert!(pacer.stopped().is_none());
+}
+
+/// The instant of the last request, and each login's most requests within any `window`.
+fn windows_used(sent: &Sends, window: Duration) -> (Duration, HashMap<&'static str, usize>) {
+    let sent = sent.lock().unwrap().clone();
+    let start = sent.iter().map(|(t, _)| *t).min().unwrap();
+    let last = sent.iter().map(|(t, _)| *t).max().unwrap();
+    let mut fullest = HashMap::new();
+    for (t, login) in &sent {
+        let in_window = sent
+            .iter()
+            .filter(|(u, l)| l == login && *u >= *t && u.duration_since(*t) < window)
+            .count();
+        let most = fullest.entry(*login).or_insert(0);
+        *most = in_window.max(*most);
+    }
+    (last.duration_since(start), fullest)
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_accounts_take_a_third_of_the_windows_of_one() {
+    let settings = "request_limit = \"20/2s\"\nconcurrency = 4\n";
+    let window = Duration::from_secs(2);
+    let (one, sent_one) = logins(settings, &["a"], &[]);
+    all_answered(&one, 120).await;
+    let (three, sent_three) = logins(settings, &["a", "b", "c"], &[]);
+    all_answered(&three, 120).await;
+    let (took_one, fullest_one) = windows_used(&sent_one, window);
+    let (took_three, fullest_three) = windows_used(&sent_three, window);
+    // 120 requests at 20 per window: 6 windows for one login, 2 for three.
+    assert!(
+        took_three.as_secs_f64() <= 0.4 * took_one.as_secs_f64(),
+        "three accounts took {took_three:?}, one {took_one:?}"
+    );
+    assert_eq!(fullest_one[&"a"], 20);
+    for login in ["a", "b", "c"] {
+        assert_eq!(fullest_three[&login], 20, "{login}: {fullest_three:?}");
+    }
+    let figures = three.accounts();
+    assert_eq!(figures.iter().map(|f| f.requests).sum::<u64>(), 120);
+    assert!(
+        figures.iter().all(|f| f.requests == 40 && f.answered == 40),
+        "{figures:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_account_is_dropped_after_one_request_and_the_others_carry_on() {
+    let (pacer, sent) = logins("concurrency = 4\n", &["a", "b", "c"], &["b"]);
+    all_answered(&pacer, 30).await;
+    assert!(pacer.stopped().is_none(), "{:?}", pacer.stopped());
+    let by_b = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, l)| *l == "b")
+        .count();
+    assert_eq!(by_b, 1, "a refused login costs one request");
+    let figures = pacer.accounts();
+    let b = figures.iter().find(|f| f.login == "b").unwrap();
+    assert!(b.dropped.as_deref().unwrap().contains("error 2"), "{b:?}");
+    assert_eq!(b.errors.get("api_2"), Some(&1));
+    assert_eq!(figures.iter().map(|f| f.answered).sum::<u64>(), 30);
+    assert_eq!(pacer.concurrency(), 8, "b's slots are gone");
+
+    // Every account refused: the job stops as refused, naming each login.
+    let (pacer, sent) = logins("concurrency = 4\n", &["a", "b"], &["a", "b"]);
+    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    assert!(result.answers.is_empty() && result.failed.is_empty());
+    assert_eq!(sent.lock().unwrap().len(), 2);
+    match pacer.stopped() {
+        Some(Stop::AuthRejected(why)) => {
+            assert!(
+                why.contains("login `a`") && why.contains("login `b`"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_4_pauses_every_account_not_only_the_one_that_got_it() {
+    /// Answers after a second; the first login's second request gets error 4 at once.
+    struct Slow {
+        login: &'static str,
+        sent: Sends,
+    }
+    impl Client for Slow {
+        fn send<'a>(&'a self, _: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+            let mut sent = self.sent.lock().unwrap();
+            sent.push((Instant::now(), self.login));
+            let mine = sent.iter().filter(|(_, l)| *l == self.login).count();
+            let body = match (self.login, mine) {
+                ("a", 2) => r#"{"error": "blocked", "error_code": 4}"#,
+                _ => FOUND,
+            };
+            let delay = Duration::from_secs(u64::from(body == FOUND));
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                Ok(json(body))
+            })
+        }
+
+        fn login(&self) -> &str {
+            self.login
+        }
+    }
+    let sent = Sends::default();
+    let clients = ["a", "b"]
+        .into_iter()
+        .map(|login| {
+            let sent = sent.clone();
+            Box::new(Slow { login, sent }) as Box<dyn Client>
+        })
+        .collect();
+    let settings = "blocked_pause = \"100s\"\nconcurrency = 1\n";
+    let pacer = Arc::new(PacerBuilder::new(&provider(settings)).build(clients));
+    let start = Instant::now();
+    all_answered(&pacer, 6).await;
+    // Both logins answered their first request at 1 s; `a`'s second got error 4 at once;
+    // `b`'s second, sent as its first ended, went out only after the pause.
+    let sent = sent.lock().unwrap().clone();
+    let at = |login| -> Vec<u64> {
+        sent.iter()
+            .filter(|(_, l)| *l == login)
+            .map(|(t, _)| t.duration_since(start).as_secs())
+            .collect()
+    };
+    assert_eq!(at("a")[..2], [0, 1]);
+    assert_eq!(at("b")[0], 0);
+    assert!(at("b")[1..].iter().all(|t| *t >= 101), "{:?}", at("b"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() {
+    /// Refuses lists longer than 250 with error 1, answers the others whole.
+    struct UpTo250(Arc<Mutex<u64>>);
+    impl Client for UpTo250 {
+        fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
+            *self.0.lock().unwrap() += 1;
+            let body = match list.len() {
+                n if n > 250 => r#"{"error": "parameters error", "error_code": 1}"#.to_string(),
+                _ => found_list(list),
+            };
+            Box::pin(async move { Ok(json(&body)) })
+        }
+
+        fn login(&self) -> &str {
+            "auto"
+        }
+    }
+    let requests = Arc::new(Mutex::new(0));
+    let settings = "batch_size = \"auto\"\nrequest_limit = \"10000/1s\"\n";
+    let pacer =
+        PacerBuilder::new(&provider(settings)).build(vec![Box::new(UpTo250(requests.clone()))]);
+    let numbers: polars::prelude::PlHashMap<E164, ()> = (0..50_000u64)
+        .map(|i| (E164(79_000_000_000 + i), ()))
+        .collect();
+    let mut plan = Plan::new(&numbers, None);
+    let mut answered = 0;
+    while let Some(batch) = pacer.next_batch(&mut plan) {
+        answered += pacer.lookup(batch).await.answers.len();
+    }
+    assert_eq!(answered, 50_000);
+    let (size, why) = pacer.batch_size();
+    assert!((235..=250).contains(&size), "settled at {size}: {why}");
+    let fixed = 50_000u64.div_ceil(250);
+    let requests = *requests.lock().unwrap();
+    assert!(
+        requests as f64 <= 1.1 * fixed as f64,
+        "{requests} requests against {fixed} in lists of 250"
+    );
+    let learned = pacer.list_limit().unwrap();
+    assert_eq!((learned.taken, learned.refused.is_some()), (size, true));
+}
+
+/// On every runtime, the multi-threaded one too: a login's second try waits out the back-off
+/// its first answer called for, whichever lookup sends it; the gate is held until the pause is
+/// set, however long setting it takes (here a jitter that takes 30 ms of a thread).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn before_any_answer_the_second_try_waits_the_first_answers_pause_on_any_thread() {
+    fn slow_jitter(delay: Duration) -> Duration {
+        std::thread::sleep(Duration::from_millis(30));
+        delay
+    }
+    let settings = "retry_base_delay = \"100ms\"\nretry_max_delay = \"100ms\"\nconcurrency = 8\n";
+    for _ in 0..3 {
+        let builder = PacerBuilder::new(&provider(settings)).jitter(slow_jitter);
+        let page = Ok(json("<html><body>Bad gateway</body></html>"));
+        let (pacer, sent) = scripted(builder, vec![page]);
+        let pacer = Arc::new(pacer);
+        let results = look_up_at_once(&pacer, 79161234560, 8).await;
+        assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
+        let sent = sent();
+        assert!(
+            sent[1] - sent[0] >= Duration::from_millis(100),
+            "the second try went {:?} after the first failed",
+            sent[1] - sent[0]
+        );
+    }
 }

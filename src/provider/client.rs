@@ -127,4 +127,8 @@ impl Client for SmscClient {
     fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
         Box::pin(self.post(numbers))
     }
+
+    fn login(&self) -> &str {
+        &self.credentials.login
+    }
 }

@@ -23,19 +23,19 @@ use crate::normalize::E164;
 use client::SmscClient;
 use sandbox::Sandbox;
 
-/// What a job talks to the provider through: the client, and the sandbox it points at when
-/// the job starts one in-process (kept alive as long as the connection).
+/// What a job talks to the provider through: a client per account, and the sandbox they point
+/// at when the job starts one in-process (kept alive as long as the connection).
 pub struct Connection {
-    pub client: SmscClient,
+    pub clients: Vec<SmscClient>,
     pub sandbox: Option<Sandbox>,
 }
 
-/// Connects a job to its provider: its `base_url`, or a sandbox started on 127.0.0.1 when
-/// the job is a sandbox job without one. `timeout` is the client's own, a backstop behind the
-/// pacer's.
+/// Connects a job's `accounts` to its provider: its `base_url`, or a sandbox started on
+/// 127.0.0.1 when the job is a sandbox job without one. `timeout` is the clients' own, a
+/// backstop behind the pacer's.
 pub async fn connect(
     config: &ProviderConfig,
-    credentials: Credentials,
+    accounts: Vec<Credentials>,
     timeout: Duration,
 ) -> anyhow::Result<Connection> {
     let sandbox = match (config.kind, &config.base_url) {
@@ -56,9 +56,12 @@ pub async fn connect(
             "provider.allow_insecure_http: the password travels unencrypted"
         );
     }
-    let client = SmscClient::new(&base_url, credentials, timeout)
+    let clients = accounts
+        .into_iter()
+        .map(|credentials| SmscClient::new(&base_url, credentials, timeout))
+        .collect::<anyhow::Result<Vec<_>>>()
         .with_context(|| format!("setting up the client for {base_url}"))?;
-    Ok(Connection { client, sandbox })
+    Ok(Connection { clients, sandbox })
 }
 
 /// One request to the provider, and nothing more: no pacing, no retries, no parsing. The pacer
@@ -66,6 +69,9 @@ pub async fn connect(
 pub trait Client: Send + Sync {
     /// Asks for the operators of `numbers` in one request and returns the answer undecoded.
     fn send<'a>(&'a self, numbers: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>>;
+
+    /// The login this client sends (the provider counts its limits per login).
+    fn login(&self) -> &str;
 }
 
 /// An answer as it came off the wire: the HTTP status, the declared content type, the bytes.

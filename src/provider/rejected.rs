@@ -31,10 +31,20 @@ impl std::fmt::Debug for Redactor {
 impl Redactor {
     /// A redactor of `password` (an empty one redacts nothing).
     pub fn new(password: &str) -> Redactor {
-        let encoded = serde_urlencoded::to_string([("", password)]).unwrap_or_default();
-        let encoded = encoded.trim_start_matches('=').to_string();
-        let mut secrets: Vec<Vec<u8>> = vec![password.as_bytes().to_vec(), encoded.into_bytes()];
+        Redactor::of_all([password])
+    }
+
+    /// A redactor of every one of `passwords` (a run's accounts').
+    pub fn of_all<'a>(passwords: impl IntoIterator<Item = &'a str>) -> Redactor {
+        let mut secrets: Vec<Vec<u8>> = Vec::new();
+        for password in passwords {
+            let encoded = serde_urlencoded::to_string([("", password)]).unwrap_or_default();
+            let encoded = encoded.trim_start_matches('=').to_string();
+            secrets.extend([password.as_bytes().to_vec(), encoded.into_bytes()]);
+        }
         secrets.retain(|s| !s.is_empty());
+        // Longest first, so a password holding another is replaced whole.
+        secrets.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         secrets.dedup();
         Redactor { secrets }
     }

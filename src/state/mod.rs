@@ -28,6 +28,7 @@
 mod book;
 mod checksum;
 mod error;
+mod list_limit;
 mod lock;
 mod log;
 mod manifest;
@@ -45,6 +46,7 @@ use std::sync::Mutex;
 
 pub use book::{now_ms, AnswerBook, Known, StoredAnswer, Ttl};
 pub use error::{Damage, Part, StateError};
+pub use list_limit::ListLimit;
 pub use repair::{repair, HostRepair, Repair};
 pub use stats::{AgeBuckets, CacheStats, HostStats};
 pub use table::NumberTable;
@@ -104,7 +106,7 @@ impl StateStore {
     }
 
     /// The hosts the store holds answers for.
-    fn hosts(&self) -> Vec<String> {
+    pub fn hosts(&self) -> Vec<String> {
         let manifest = self.manifest.lock().unwrap();
         manifest.current().hosts.keys().cloned().collect()
     }

@@ -126,11 +126,26 @@ impl Workspace {
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("SMSC_LOGIN")
-            .env_remove("SMSC_PASSWORD");
+            .env_remove("SMSC_PASSWORD")
+            .env_remove("SMSC_ACCOUNTS_FILE");
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.output().expect("the binary runs")
+    }
+
+    /// Writes a secret file (a password or accounts file) only its owner may read.
+    pub fn write_secret(&self, name: &str, text: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.write(name, text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// The `--report` a run wrote to `name`.
+    pub fn report(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.path(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
     }
 
     pub fn read_output(&self) -> DataFrame {
@@ -277,6 +292,7 @@ impl RunningJob {
             .current_dir(ws.dir.path())
             .env_remove("SMSC_LOGIN")
             .env_remove("SMSC_PASSWORD")
+            .env_remove("SMSC_ACCOUNTS_FILE")
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary runs");

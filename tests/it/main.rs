@@ -10,3 +10,4 @@ mod operability;
 mod resilience;
 mod store;
 mod typed;
+mod throughput;

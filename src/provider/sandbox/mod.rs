@@ -13,7 +13,7 @@ mod dialect;
 mod limits;
 pub mod render;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -61,14 +61,33 @@ pub struct SandboxStats {
     pub request_limit: u32,
     /// The window of that limit, in milliseconds.
     pub window_ms: u64,
+    /// The same counters for each login that sent a request (its limits are its own).
+    pub logins: BTreeMap<String, LoginStats>,
+}
+
+/// One login's counters at `/sandbox/stats`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct LoginStats {
+    /// Requests received with this login, refused ones included.
+    pub requests: u64,
+    /// Requests answered with operator data.
+    pub answered: u64,
+    /// Numbers sent in answered requests.
+    pub numbers_answered: u64,
+    /// Whole-request errors by code.
+    pub errors: BTreeMap<String, u64>,
+    /// The most of its requests counted against the limit within any one window.
+    pub max_in_window: u64,
+    /// The most of its requests in progress at once.
+    pub max_concurrent: u64,
 }
 
 struct Shared {
     config: SandboxConfig,
     logins: Mutex<Logins>,
     stats: Mutex<SandboxStats>,
-    /// Every counted arrival, to compute `max_in_window` exactly.
-    counted: Mutex<Vec<Instant>>,
+    /// Every counted arrival and its login, to compute `max_in_window` exactly.
+    counted: Mutex<Vec<(Instant, String)>>,
     rng: Mutex<rand::rngs::StdRng>,
 }
 
@@ -237,15 +256,15 @@ async fn info(
     let request = Request::parse(query.as_deref(), &body, dialect);
     let mut in_flight = match shared.admit(&request) {
         Ok(in_flight) => in_flight,
-        Err(refusal) => return shared.refuse(request.fmt, refusal),
+        Err(refusal) => return shared.refuse(&request, refusal),
     };
     let fault = shared.draw_fault();
     match fault {
         Some(Fault::Blocked) => {
-            return shared.refuse(request.fmt, (4, "IP address is temporarily blocked"))
+            return shared.refuse(&request, (4, "IP address is temporarily blocked"))
         }
         Some(Fault::Limited) => {
-            return shared.refuse(request.fmt, (9, "too many requests, wait a minute"))
+            return shared.refuse(&request, (9, "too many requests, wait a minute"))
         }
         _ => {}
     }
@@ -258,14 +277,14 @@ async fn info(
             // A hung request stops counting as simultaneous: the client gave up on it long ago.
             in_flight.release();
             tokio::time::sleep(HANG_FOR).await;
-            return shared.refuse(request.fmt, (9, "late"));
+            return shared.refuse(&request, (9, "late"));
         }
         Some(Fault::Drop) => return dropped_connection(),
         _ => {}
     }
     let items = match shared.answer(&request) {
         Ok(items) => items,
-        Err(refusal) => return shared.refuse(request.fmt, refusal),
+        Err(refusal) => return shared.refuse(&request, refusal),
     };
     let list = request.phone.contains(',');
     let mut text = render::items(request.fmt, dialect, &items, list);
@@ -276,9 +295,13 @@ async fn info(
         }
         text.truncate(cut);
     } else {
+        let numbers = request.phone.split(',').count() as u64;
         let mut stats = shared.stats.lock().unwrap();
         stats.answered += 1;
-        stats.numbers_answered += request.phone.split(',').count() as u64;
+        stats.numbers_answered += numbers;
+        let login = stats.logins.entry(request.login.clone()).or_default();
+        login.answered += 1;
+        login.numbers_answered += numbers;
     }
     dialect::respond(dialect, request.fmt, StatusCode::OK, text)
 }
@@ -287,7 +310,17 @@ impl Shared {
     fn snapshot(&self) -> SandboxStats {
         let mut stats = self.stats.lock().unwrap().clone();
         let counted = self.counted.lock().unwrap();
-        stats.max_in_window = limits::max_in_window(&counted, self.config.request_limit.window);
+        let window = self.config.request_limit.window;
+        let all: Vec<Instant> = counted.iter().map(|(t, _)| *t).collect();
+        stats.max_in_window = limits::max_in_window(&all, window);
+        for (name, login) in stats.logins.iter_mut() {
+            let its: Vec<Instant> = counted
+                .iter()
+                .filter(|(_, l)| l == name)
+                .map(|(t, _)| *t)
+                .collect();
+            login.max_in_window = limits::max_in_window(&its, window);
+        }
         stats
     }
 
@@ -305,11 +338,15 @@ impl Shared {
             let mut stats = self.stats.lock().unwrap();
             stats.requests += 1;
             stats.max_concurrent = stats.max_concurrent.max(concurrent);
+            let login = stats.logins.entry(request.login.clone()).or_default();
+            login.requests += 1;
+            login.max_concurrent = login.max_concurrent.max(concurrent);
         }
         if request.params.get("get_operator").map(String::as_str) != Some("1") {
             return Err((1, "parameters error"));
         }
-        if request.login != cfg.login || request.params.get("psw") != Some(&cfg.password) {
+        let password = request.params.get("psw").map_or("", String::as_str);
+        if !cfg.accepts(&request.login, password) {
             return Err((2, "authorise error"));
         }
         let admitted =
@@ -318,7 +355,10 @@ impl Shared {
                 .unwrap()
                 .admit(cfg, &request.login, &request.phone, arrived);
         let identical = admitted?;
-        self.counted.lock().unwrap().push(arrived);
+        self.counted
+            .lock()
+            .unwrap()
+            .push((arrived, request.login.clone()));
         let mut stats = self.stats.lock().unwrap();
         stats.max_identical_in_window = stats.max_identical_in_window.max(identical);
         Ok(in_flight)
@@ -385,8 +425,14 @@ impl Shared {
     }
 
     /// Answers a whole-request error, in the dialect's words, and counts it.
-    fn refuse(&self, fmt: Fmt, (code, message): Refusal) -> Response {
-        count(&mut self.stats.lock().unwrap().errors, &code.to_string());
+    fn refuse(&self, request: &Request, (code, message): Refusal) -> Response {
+        let fmt = request.fmt;
+        {
+            let mut stats = self.stats.lock().unwrap();
+            count(&mut stats.errors, &code.to_string());
+            let login = stats.logins.entry(request.login.clone()).or_default();
+            *login.errors.entry(code.to_string()).or_default() += 1;
+        }
         let dialect = self.config.dialect;
         let fmt = dialect::errors_in(dialect, fmt);
         let text = render::error(fmt, dialect, code, message);

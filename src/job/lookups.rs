@@ -1,0 +1,227 @@
+//! The lookup stage: the plan's numbers through the pacer, a list at a time, every answered
+//! list committed to the state store before it counts.
+//!
+//! Contract: [`Lookups::run`] starts the provider (the in-process sandbox, or a client per
+//! account for the real one), keeps enough lists in flight to fill every live account's slots,
+//! commits each answered list (flushed) and only then puts it in the book, and fills the
+//! summary's lookup figures (per login too) whatever the outcome. What `batch_size = "auto"`
+//! learned of the host is remembered in the state store for the next run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use tokio::task::JoinSet;
+
+use super::{cache_key, stop_error, ExitKind, JobError, OrKind, RunOptions, RunSummary};
+use crate::config::{Credentials, Job};
+use crate::normalize::E164;
+use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
+use crate::plan::Plan;
+use crate::progress::{Figures, Progress};
+use crate::provider::rejected::{Redactor, RejectedBodies};
+use crate::provider::sandbox::Sandbox;
+use crate::provider::Client;
+use crate::state::{now_ms, AnswerBook, ListLimit, StateStore, StoredAnswer};
+
+/// The lookup stage of one run.
+pub(super) struct Lookups<'a> {
+    pub job: &'a Job,
+    pub state: &'a Arc<StateStore>,
+    pub options: &'a RunOptions,
+    /// What an earlier run learned of the longest list the host takes.
+    pub remembered: Option<ListLimit>,
+}
+
+impl Lookups<'_> {
+    /// Looks the plan up through `accounts`. `Ok(Some(why))`: the provider answered none of the
+    /// first requests, and the numbers not looked up are to be written `failed`.
+    pub async fn run(
+        &self,
+        accounts: Vec<Credentials>,
+        plan: Plan,
+        book: &mut AnswerBook,
+        summary: &mut RunSummary,
+    ) -> Result<Option<String>, JobError> {
+        let provider = &self.job.provider;
+        let redactor = Redactor::of_all(accounts.iter().map(|a| a.password.as_str()));
+        // The reqwest timeout is a backstop behind the pacer's own.
+        let timeout = provider.timeout + Duration::from_secs(5);
+        let connection = crate::provider::connect(provider, accounts, timeout)
+            .await
+            .or_kind(ExitKind::Internal)?;
+        let rejected = RejectedBodies::new(&self.job.state.dir.join("rejected"), redactor);
+        let clients = connection
+            .clients
+            .iter()
+            .map(|c| Box::new(c.clone()) as Box<dyn Client>)
+            .collect();
+        let pacer = PacerBuilder::new(provider)
+            .keep_rejected(rejected)
+            .remembering(self.remembered)
+            .build(clients);
+        let pacer = Arc::new(pacer);
+        // Room for every answer to come, so the table never grows (a copy) mid-run.
+        book.reserve(plan.to_look_up());
+        let result = self.look_up(&pacer, plan, book, summary).await;
+        self.remember_list_limit(&pacer);
+        summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
+        summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
+        summary.splits = pacer.counters.splits.load(Ordering::Relaxed);
+        summary.errors = pacer
+            .counters
+            .errors
+            .lock()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect();
+        summary.accounts = pacer.accounts();
+        (summary.batch_size, summary.batch_size_reason) = {
+            let (size, why) = pacer.batch_size();
+            (size as u64, why)
+        };
+        summary.sandbox = connection.sandbox.as_ref().map(Sandbox::stats);
+        summary.rejected_answers = pacer.rejected_files();
+        result?;
+        Ok(match pacer.stopped() {
+            Some(Stop::Unconfirmed(why)) => Some(why),
+            _ => None,
+        })
+    }
+
+    /// Keeps what `auto` learned of the host for the next run; a failure to is only logged
+    /// (it costs the next run some probing, never an answer).
+    fn remember_list_limit(&self, pacer: &Pacer) {
+        let Some(limit) = pacer.list_limit().filter(|l| Some(*l) != self.remembered) else {
+            return;
+        };
+        let host = cache_key(self.job);
+        match self.state.set_list_limit(&host, limit) {
+            Ok(()) => tracing::info!(
+                host,
+                taken = limit.taken,
+                refused = limit.refused,
+                "remembered the longest list the provider takes"
+            ),
+            Err(e) => tracing::warn!("remembering the longest list {host} takes: {e}"),
+        }
+    }
+
+    /// Sends the plan's lists, a few more than the live accounts' slots at a time, and commits
+    /// each answered one; stops sending when the pacer stops (a signal, every account refused,
+    /// a long block) or a commit fails.
+    async fn look_up(
+        &self,
+        pacer: &Arc<Pacer>,
+        mut plan: Plan,
+        book: &mut AnswerBook,
+        summary: &mut RunSummary,
+    ) -> Result<(), JobError> {
+        let cached = summary.plan.cached;
+        let progress = Progress::new("lookups", plan.to_look_up() as u64, self.options.progress);
+        let mut in_flight: JoinSet<BatchResult> = JoinSet::new();
+        let mut failed = 0u64;
+        let watcher = watch_interrupt(pacer.clone(), self.options.interrupted.clone());
+        let mut first_error = None;
+        loop {
+            // Enough lists queued to keep every slot of the live accounts busy, no more (see
+            // `Pacer::lists_ahead`).
+            while in_flight.len() < pacer.lists_ahead() && pacer.stopped().is_none() {
+                let Some(batch) = pacer.next_batch(&mut plan) else {
+                    break;
+                };
+                let pacer = pacer.clone();
+                in_flight.spawn(async move { pacer.lookup(batch).await });
+            }
+            let Some(done) = in_flight.join_next().await else {
+                break;
+            };
+            let committed = match done {
+                Ok(result) => self.commit(result, book).await,
+                Err(e) => Err(JobError::new(
+                    ExitKind::Internal,
+                    anyhow!("a lookup task failed: {e}"),
+                )),
+            };
+            let (answered, gave_up) = match committed {
+                Ok(counts) => counts,
+                Err(e) => {
+                    pacer.stop(Stop::StateFailed);
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            summary.looked_up += answered;
+            failed += gave_up;
+            progress.inc(answered + gave_up, &pacer_figures(pacer, cached, failed));
+        }
+        watcher.abort();
+        progress.finish();
+        summary.failed_numbers = failed;
+        match (first_error, pacer.stopped()) {
+            (Some(e), _) => Err(e),
+            // The numbers not looked up are written `failed`; `run_stages` says why.
+            (None, Some(Stop::Unconfirmed(_))) | (None, None) => Ok(()),
+            (None, Some(stop)) => Err(stop_error(stop, summary)),
+        }
+    }
+
+    /// Commits a batch's answers to the state store (flushed before this returns) and then to
+    /// the book; returns the numbers answered and the numbers given up on.
+    async fn commit(
+        &self,
+        result: BatchResult,
+        book: &mut AnswerBook,
+    ) -> Result<(u64, u64), JobError> {
+        let checked_at_ms = now_ms();
+        let stored: Vec<(E164, StoredAnswer)> = result
+            .answers
+            .into_iter()
+            .map(|(n, answer)| {
+                let stored = StoredAnswer {
+                    checked_at_ms,
+                    answer,
+                };
+                (n, stored)
+            })
+            .collect();
+        if !stored.is_empty() {
+            let (state, host, to_commit) =
+                (self.state.clone(), cache_key(self.job), stored.clone());
+            tokio::task::spawn_blocking(move || state.commit(&host, &to_commit))
+                .await
+                .or_kind(ExitKind::Internal)?
+                .context("committing answers to the state store")
+                .or_kind(ExitKind::Internal)?;
+        }
+        let answered = stored.len() as u64;
+        for (n, answer) in stored {
+            book.insert(n, answer);
+        }
+        Ok((answered, result.failed.len() as u64))
+    }
+}
+
+/// The pacer's counters as the lookup bar shows them, per login too.
+fn pacer_figures(pacer: &Pacer, cached: u64, failed: u64) -> Figures {
+    Figures {
+        cached,
+        requests: pacer.counters.requests.load(Ordering::Relaxed),
+        retries: pacer.counters.retries.load(Ordering::Relaxed),
+        failed,
+        errors: pacer.counters.errors.lock().unwrap().values().sum(),
+        logins: pacer.accounts(),
+    }
+}
+
+/// Stops the pacer once a signal has asked the run to stop.
+fn watch_interrupt(pacer: Arc<Pacer>, interrupted: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !interrupted.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        pacer.stop(Stop::Interrupted);
+    })
+}

@@ -1,0 +1,513 @@
+//! A run of a job, stage after stage: input, normalize, plan, lookups through the pacer into the
+//! state store, output. Also `plan`, the same first stages without sending anything.
+//!
+//! Contract: [`run`] loads the host's answers, then reads the input once, writing the output as
+//! it goes; only when that pass finds numbers without a fresh answer does it stop writing, look
+//! them up and read the input a second time to write. Memory grows with the answers and the
+//! distinct numbers, not with rows. It sends only the plan's numbers, commits each answered
+//! list to the state store before counting it, and writes the output only when every number
+//! has a terminal status. A run of one shard (`--shard I/N`) asks only its shard's numbers and
+//! writes no output: its state holds its answers. It always returns a [`RunSummary`]
+//! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
+//! maps to an exit code; on every stop the state is kept, so the same command resumes.
+//! [`plan`] computes its figures with [`run`]'s first pass, so a plan's figures match the run's.
+//! `figures.rs` holds the figures and the least-time rule, `lookups.rs` the lookup stage.
+
+mod figures;
+mod lookups;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use polars::prelude::Schema;
+use serde::Serialize;
+
+use crate::config::{Job, ProviderKind};
+use crate::input::{ColumnTypes, Columns, InputReader, TypesError};
+use crate::output::{output_schema, refuse_writing_input, OutputFile};
+use crate::pacer::{BatchSizer, Stop};
+use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
+use crate::plan::{Plan, Shard};
+use crate::progress::ProgressMode;
+use crate::state::{now_ms, AnswerBook, ListLimit, StateStore, Ttl};
+pub use figures::{least_time, PlanFigures, RunSummary, ShardedFigures, StageTimes};
+use figures::{plan_figures, seconds, Lookup};
+use lookups::Lookups;
+
+/// What kind of failure ended a run; the binary maps each to its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitKind {
+    /// The job file, a flag or a setting is wrong.
+    Usage,
+    /// The input file (or the state directory) cannot be used.
+    Input,
+    /// The output is complete, but more numbers failed than `max_failed_ratio` allows.
+    TooManyFailed,
+    /// The provider refused the credentials.
+    Auth,
+    /// The provider blocked us for longer than allowed (resumable).
+    Blocked,
+    /// Stopped by a signal (resumable).
+    Interrupted,
+    /// A bug or an environment failure (disk full, I/O error).
+    Internal,
+}
+
+impl ExitKind {
+    /// The kind's name in reports (`too_many_failed`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ExitKind::Usage => "usage",
+            ExitKind::Input => "input",
+            ExitKind::TooManyFailed => "too_many_failed",
+            ExitKind::Auth => "auth",
+            ExitKind::Blocked => "blocked",
+            ExitKind::Interrupted => "interrupted",
+            ExitKind::Internal => "internal",
+        }
+    }
+}
+
+/// Why a run or a command failed: the kind (which picks the exit code) and the error to print.
+#[derive(Debug)]
+pub struct JobError {
+    pub kind: ExitKind,
+    pub error: anyhow::Error,
+}
+
+impl JobError {
+    /// A failure of `kind`.
+    pub fn new(kind: ExitKind, error: anyhow::Error) -> Self {
+        JobError { kind, error }
+    }
+}
+
+trait OrKind<T> {
+    fn or_kind(self, kind: ExitKind) -> Result<T, JobError>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrKind<T> for Result<T, E> {
+    fn or_kind(self, kind: ExitKind) -> Result<T, JobError> {
+        self.map_err(|e| JobError::new(kind, e.into()))
+    }
+}
+
+/// How a run goes, beyond its job.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Ignore cached answers and ask again.
+    pub refresh: bool,
+    pub progress: ProgressMode,
+    /// Set when the run should stop (a signal arrived).
+    pub interrupted: Arc<AtomicBool>,
+    /// Ask only this shard's numbers, and write no output.
+    pub shard: Option<Shard>,
+}
+
+/// The key answers are cached under: the provider's host and port. The sandbox's data does not
+/// depend on its port, so all sandboxes share one key.
+pub fn cache_key(job: &Job) -> String {
+    match (job.provider.kind, &job.provider.base_url) {
+        (ProviderKind::Smsc, Some(url)) => match url.port() {
+            Some(port) => format!("{}:{port}", url.host_str().unwrap_or("unknown")),
+            None => url.host_str().unwrap_or("unknown").to_string(),
+        },
+        _ => "sandbox".into(),
+    }
+}
+
+/// Everything before the first request: the answers loaded, the input read once (and
+/// written, if every number had an answer), the plan made.
+struct Prepared {
+    book: AnswerBook,
+    state: Arc<StateStore>,
+    first: PassOutcome,
+    plan: Plan,
+    figures: PlanFigures,
+    /// The CSV column types every pass reads.
+    types: ColumnTypes,
+    schema: Schema,
+    stages: StageTimes,
+    /// What an earlier run learned of the longest list the host takes.
+    remembered: Option<ListLimit>,
+}
+
+/// How [`prepare`] goes, for a run or for `plan`.
+struct Preparation<'a> {
+    refresh: bool,
+    /// Whether the first pass writes the output (a run of the whole job) or only counts (a
+    /// plan, a shard).
+    write: bool,
+    progress: ProgressMode,
+    interrupted: &'a Arc<AtomicBool>,
+    /// The accounts the lookups are spread over.
+    accounts: usize,
+    shard: Option<Shard>,
+    /// `plan --shards N`.
+    shards: Option<NonZeroU32>,
+}
+
+/// A pass's error as a job error: what stopped, and what is kept.
+fn pass_error(job: &Job, e: PassError, first: bool) -> JobError {
+    match e {
+        PassError::Input(e) => JobError::new(ExitKind::Input, e),
+        PassError::Internal(e) => JobError::new(ExitKind::Internal, e),
+        PassError::Output(e) => JobError::new(
+            ExitKind::Internal,
+            e.context(format!("writing {}", job.output.path.display())),
+        ),
+        PassError::Interrupted if first => JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted while reading the input; nothing was sent and nothing written"),
+        ),
+        PassError::Interrupted => JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted while writing the output; nothing was written to {}; every answer is kept: run the same command again", job.output.path.display()),
+        ),
+    }
+}
+
+/// Everything that can be refused before any request, and before the data is read: the CSV
+/// column types (settled here, once, for every pass), the input's schema, the output's names
+/// and location. Returns the types and the output's schema.
+fn check_before_reading(job: &Job) -> Result<(ColumnTypes, Schema), JobError> {
+    let types = ColumnTypes::settle(&job.input).map_err(|e| match e {
+        TypesError::UnknownColumn { .. } => JobError::new(ExitKind::Usage, e.into()),
+        TypesError::Input(e) => JobError::new(ExitKind::Input, e),
+    })?;
+    let input_schema =
+        InputReader::open(&job.input, &types, Columns::All, job.output.row_group_size)
+            .or_kind(ExitKind::Input)?
+            .schema()
+            .clone();
+    let schema = output_schema(&input_schema, &job.output.prefixes).or_kind(ExitKind::Usage)?;
+    refuse_writing_input(&job.input.path, &job.output.path, &job.state.dir)
+        .or_kind(ExitKind::Usage)?;
+    check_output_location(job).or_kind(ExitKind::Usage)?;
+    Ok((types, schema))
+}
+
+/// Everything before the first request, as `how` says.
+fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
+    let (types, schema) = check_before_reading(job)?;
+    let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
+    let started = Instant::now();
+    let ttl = Ttl {
+        found: job.state.ttl_ok,
+        not_found: job.state.ttl_not_found,
+    };
+    // Loaded even with `refresh`, which then sets the answers aside: loading is also when a
+    // grown log is compacted, and a job run with `--refresh` every night must not grow it forever.
+    let book = state
+        .load(&cache_key(job), ttl, now_ms())
+        .or_kind(ExitKind::Input)?;
+    let book = match how.refresh {
+        true => AnswerBook::default(),
+        false => book,
+    };
+    let cache_s = seconds(started);
+    let started = Instant::now();
+    // With no answers at all the output cannot be written in this pass: do not start it.
+    let output = (how.write && !book.is_empty()).then_some(&schema);
+    let mut first = Pass {
+        job,
+        types: &types,
+        book: &book,
+        unknown: Unknown::Collect,
+        output,
+        label: "reading",
+        total_rows: 0,
+        progress: how.progress,
+        interrupted: how.interrupted,
+    }
+    .run()
+    .map_err(|e| pass_error(job, e, true))?;
+    let stages = StageTimes {
+        cache_s,
+        read_s: seconds(started),
+        ..Default::default()
+    };
+    let remembered = state.list_limit(&cache_key(job)).or_kind(ExitKind::Input)?;
+    let p = &job.provider;
+    let sizer = BatchSizer::new(p.batch_size, p.max_batch_size, remembered);
+    let plan = Plan::new(&first.tally.unknown, how.shard);
+    let lookup = Lookup {
+        provider: p,
+        accounts: how.accounts as u64,
+        batch_size: sizer.choice(),
+        shard: how.shard,
+        shards: how.shards,
+    };
+    let figures = plan_figures(&first.tally, &plan, &lookup);
+    // The plan holds the numbers now; the second pass counts them again.
+    first.tally.unknown = Default::default();
+    crate::report::log_plan(&figures);
+    Ok(Prepared {
+        book,
+        state,
+        first,
+        plan,
+        figures,
+        types,
+        schema,
+        stages,
+        remembered,
+    })
+}
+
+/// The output's directory must exist or be creatable, and be writable, before any request.
+fn check_output_location(job: &Job) -> anyhow::Result<()> {
+    let target = &job.output.path;
+    if target.is_dir() {
+        anyhow::bail!("output.path {} is a directory", target.display());
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("output.path: cannot create the directory {}", dir.display()))?;
+    let probe = dir.join(format!(".phone-enrich-probe.{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output.path: cannot write in {}", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// `phone-enrich plan`: the run's first stages, sending nothing and writing nothing; with
+/// `shards`, also the work split over that many shards.
+pub fn plan(
+    job: &Job,
+    progress: ProgressMode,
+    shards: Option<NonZeroU32>,
+) -> Result<PlanFigures, JobError> {
+    let how = Preparation {
+        refresh: false,
+        write: false,
+        progress,
+        interrupted: &Arc::new(AtomicBool::new(false)),
+        accounts: job.provider.account_count().or_kind(ExitKind::Usage)?,
+        shard: None,
+        shards,
+    };
+    Ok(prepare(job, &how)?.figures)
+}
+
+/// Runs a job from input to output. The summary is returned whatever the outcome.
+pub async fn run(job: &Job, options: &RunOptions) -> (RunSummary, Result<(), JobError>) {
+    let started = Instant::now();
+    let mut summary = RunSummary::default();
+    let result = run_stages(job, options, &mut summary).await;
+    summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    (summary, result)
+}
+
+async fn run_stages(
+    job: &Job,
+    options: &RunOptions,
+    summary: &mut RunSummary,
+) -> Result<(), JobError> {
+    let accounts = job.provider.accounts().or_kind(ExitKind::Usage)?;
+    let prepared = {
+        let (job, options, count) = (job.clone(), options.clone(), accounts.len());
+        tokio::task::spawn_blocking(move || {
+            let how = Preparation {
+                refresh: options.refresh,
+                write: options.shard.is_none(),
+                progress: options.progress,
+                interrupted: &options.interrupted,
+                accounts: count,
+                shard: options.shard,
+                shards: None,
+            };
+            prepare(&job, &how)
+        })
+        .await
+        .or_kind(ExitKind::Internal)??
+    };
+    summary.plan = prepared.figures.clone();
+    summary.stages = prepared.stages;
+    (summary.batch_size, summary.batch_size_reason) = (
+        summary.plan.batch_size,
+        summary.plan.batch_size_reason.clone(),
+    );
+    let Prepared {
+        mut book,
+        state,
+        first,
+        plan,
+        types,
+        schema,
+        remembered,
+        ..
+    } = prepared;
+
+    let started = Instant::now();
+    // Why the provider answered no request, when the lookups stopped for that.
+    let mut unanswered = None;
+    if !plan.is_empty() {
+        let lookups = Lookups {
+            job,
+            state: &state,
+            options,
+            remembered,
+        };
+        unanswered = lookups.run(accounts, plan, &mut book, summary).await?;
+    }
+    summary.stages.lookups_s = seconds(started);
+    if options.shard.is_some() {
+        // A shard writes no output: its answers are in its state, for `cache export`.
+        summary.passes = 1;
+        if let Some(why) = unanswered {
+            return Err(stop_error(Stop::Unconfirmed(why), summary));
+        }
+        return check_failed_ratio(job, summary);
+    }
+
+    let started = Instant::now();
+    write_output(job, options, (first, book, types, schema), summary).await?;
+    summary.stages.write_s = seconds(started);
+    if let Some(why) = unanswered {
+        return Err(stop_error(Stop::Unconfirmed(why), summary));
+    }
+    check_failed_ratio(job, summary)
+}
+
+/// The output: written by the first pass already (every number had an answer), or by a second
+/// pass now, then its footer with the run's figures, and the file moved into place.
+async fn write_output(
+    job: &Job,
+    options: &RunOptions,
+    (first, book, types, schema): (PassOutcome, AnswerBook, ColumnTypes, Schema),
+    summary: &mut RunSummary,
+) -> Result<(), JobError> {
+    summary.passes = if first.output.is_some() { 1 } else { 2 };
+    let (tally, output, book) = match first.output {
+        Some(output) => (first.tally, output, book),
+        None => second_pass(job, options, types, schema, book, summary.plan.rows).await?,
+    };
+    summary.failed_numbers = tally.unknown.len() as u64;
+    (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
+    // The footer's copy of the summary says written: whoever reads it, reads the file.
+    summary.output_written = true;
+    let mut metadata = job.settings();
+    metadata.push((
+        "phone_enrich.summary".into(),
+        serde_json::to_string(&*summary).expect("a summary serializes"),
+    ));
+    let finished = finish_output(job, output, metadata).await;
+    summary.output_written = finished.is_ok();
+    finished
+}
+
+/// The pass that writes the output after the lookups; numbers still without an answer are
+/// written as `failed`.
+async fn second_pass(
+    job: &Job,
+    options: &RunOptions,
+    types: ColumnTypes,
+    schema: Schema,
+    book: AnswerBook,
+    rows: u64,
+) -> Result<(Tally, OutputFile, AnswerBook), JobError> {
+    let (job, options) = (job.clone(), options.clone());
+    tokio::task::spawn_blocking(move || {
+        let second = Pass {
+            job: &job,
+            types: &types,
+            book: &book,
+            unknown: Unknown::Fail,
+            output: Some(&schema),
+            label: "writing",
+            total_rows: rows,
+            progress: options.progress,
+            interrupted: &options.interrupted,
+        }
+        .run()
+        .map_err(|e| pass_error(&job, e, false))?;
+        let output = second
+            .output
+            .expect("a pass that fails unknown numbers writes to its end");
+        Ok((second.tally, output, book))
+    })
+    .await
+    .or_kind(ExitKind::Internal)?
+}
+
+/// Exit 4 when more numbers failed than `output.max_failed_ratio` allows (the output is
+/// written by then; a shard's share is of the numbers it asked).
+fn check_failed_ratio(job: &Job, summary: &RunSummary) -> Result<(), JobError> {
+    let (of, written) = match summary.output_written {
+        true => (
+            summary.plan.distinct_numbers,
+            "the output is written with status `failed` for them",
+        ),
+        false => (summary.plan.to_look_up, "a shard writes no output"),
+    };
+    let failed_ratio = summary.failed_numbers as f64 / of.max(1) as f64;
+    if summary.failed_numbers == 0 || failed_ratio <= job.output.max_failed_ratio {
+        return Ok(());
+    }
+    Err(JobError::new(
+        ExitKind::TooManyFailed,
+        anyhow!(
+            "{} of {of} numbers ({:.2}%) failed after every retry, more than output.max_failed_ratio {}; {written}, and the next run asks again",
+            summary.failed_numbers,
+            failed_ratio * 100.0,
+            job.output.max_failed_ratio
+        ),
+    ))
+}
+
+/// Writes the output's footer with the run's figures and moves the file into place.
+async fn finish_output(
+    job: &Job,
+    output: OutputFile,
+    metadata: Vec<(String, String)>,
+) -> Result<(), JobError> {
+    let path = job.output.path.clone();
+    tokio::task::spawn_blocking(move || {
+        output
+            .finish(metadata)
+            .with_context(|| format!("writing {}", path.display()))
+    })
+    .await
+    .or_kind(ExitKind::Internal)?
+    .or_kind(ExitKind::Internal)?;
+    Ok(())
+}
+
+/// Why the lookups stopped, as the run's failure.
+fn stop_error(stop: Stop, summary: &RunSummary) -> JobError {
+    let looked_up = summary.looked_up;
+    match stop {
+        Stop::AuthRejected(why) => JobError::new(
+            ExitKind::Auth,
+            anyhow!("the provider refused the credentials: {why}. Check SMSC_LOGIN and SMSC_PASSWORD, or the accounts file (and the provider's allowed IPs); answers so far are kept"),
+        ),
+        Stop::Blocked(why) => JobError::new(
+            ExitKind::Blocked,
+            anyhow!("{why}. Answers so far are kept: run the same command again later to resume"),
+        ),
+        Stop::Interrupted => JobError::new(
+            ExitKind::Interrupted,
+            anyhow!("interrupted; the {looked_up} numbers answered in this run are kept: run the same command again to resume"),
+        ),
+        Stop::StateFailed => JobError::new(
+            ExitKind::Internal,
+            anyhow!("stopped: the state store failed (see the error above)"),
+        ),
+        Stop::Redirected(why) => JobError::new(
+            ExitKind::Usage,
+            anyhow!("the provider's address answered {why}; redirects are never followed (the request carries the password): set provider.base_url to the right address"),
+        ),
+        Stop::Unconfirmed(why) => JobError::new(
+            ExitKind::TooManyFailed,
+            anyhow!("{why}: the provider answered no request, so the {} numbers not looked up are written with status `failed`; the next run asks again (`phone-enrich probe` shows what the provider answers)", summary.failed_numbers),
+        ),
+    }
+}

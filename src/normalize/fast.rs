@@ -1,0 +1,321 @@
+//! The `phonenumber` crate's `parse` + `is_valid`, replayed step by step for readable cells.
+//!
+//! Contract: [`parse_valid`] gives what `parse(region, text)` followed by `is_valid` and E.164
+//! formatting gives — a valid number or none — for any [`readable`] text (digits, the
+//! punctuation people type, `+`, and Russian words around or inside a number), whatever the
+//! order; for any other text it says nothing (`None`) and the crate decides. Each step mirrors
+//! one of the crate's (0.3.10, named in the comments), with the metadata compiled per thread by
+//! [`super::rules`]; the crate's quirks are kept on purpose, since the crate is the reference.
+//! `tests` hold the two equal over random layouts, country codes, regions and junk.
+
+use std::rc::Rc;
+
+use phonenumber::country::Id as Region;
+
+use super::rules::{self, Country, Length, RegionRules};
+use super::E164;
+
+/// The job's default region, found in its country's rules.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Home {
+    code: u16,
+    /// The region's position among its country code's regions.
+    index: usize,
+}
+
+impl Home {
+    /// `None` when the crate's database does not know the region.
+    pub(super) fn new(region: Region) -> Option<Home> {
+        let code = phonenumber::metadata::DATABASE
+            .by_id(region.as_ref())?
+            .country_code();
+        let index = rules::country(code)?.position(region.as_ref())?;
+        Some(Home { code, index })
+    }
+}
+
+/// Whether the fast path reads a text: ASCII digits, [`is_punctuation`], `+`, and what makes a
+/// number unreadable to the crate without being anything else to it — Russian letters, `:`,
+/// `№`. Not ASCII letters (the crate maps them to digits, reads `ext`, `x` and `tel:`, and
+/// hex digits in RFC 3966), not `,` `;` `#` `*` `~` (extension marks), not other scripts'
+/// digits.
+pub(super) fn readable(text: &str) -> bool {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+'))
+    {
+        return true;
+    }
+    text.chars().all(|c| {
+        c.is_ascii_digit() || is_punctuation(c) || is_letter(c) || matches!(c, '+' | ':' | '№')
+    })
+}
+
+/// The crate's punctuation (`helper::punctuation`) as people type it: spaces (also no-break),
+/// hyphens and dashes, dots, parentheses, slashes.
+fn is_punctuation(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' | '\u{2013}' | '\u{2014}'
+    )
+}
+
+/// A Russian letter: a letter to the crate (kept at the end of a number, where punctuation is
+/// dropped), but no digit, no punctuation, nothing an extension pattern matches.
+fn is_letter(c: char) -> bool {
+    matches!(c, 'А'..='я' | 'Ё' | 'ё')
+}
+
+/// What the RFC 3966 reader takes as separators inside a number.
+const RFC_SEPARATORS: &[u8] = b"-.()";
+
+/// The crate's reading of `text` with `home` as the default region (`None`: no region):
+/// `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is not [`readable`] (or
+/// one the crate would panic on).
+pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>> {
+    if !readable(text) || !text.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let country = home.and_then(|h| rules::country(h.code));
+    let home = match (&country, home) {
+        (Some(c), Some(h)) => Some(&c.regions[h.index]),
+        _ => None,
+    };
+    Some(match parse(home, text)? {
+        Some((code, national)) => valid_e164(code, national.as_str()),
+        None => None,
+    })
+}
+
+/// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
+/// error, `None` where the crate would panic.
+fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>> {
+    let (national, prefix) = rfc3966(text).unwrap_or_else(|| (natural(text), None));
+    if !is_viable(national) {
+        return Some(None);
+    }
+    let Some((code, mut national)) = country_code(home, national, prefix) else {
+        return Some(None);
+    };
+    // The region whose national prefix is stripped: the default region's, whatever the
+    // number's country code (a quirk of the crate), else the number's own.
+    let owner: Option<Rc<Country>>;
+    let meta = match home {
+        Some(home) => Some(home),
+        None => {
+            owner = rules::country(code);
+            let without_zeros = national.as_str().trim_start_matches('0');
+            owner.as_deref().and_then(|c| c.region_of(without_zeros))
+        }
+    };
+    if let Some(meta) = meta {
+        let mut potential = national;
+        national_number(meta, &mut potential)?;
+        if let Some(prefix) = &meta.national_prefix {
+            if potential.as_str().starts_with(prefix.as_str()) {
+                potential.skip(prefix.len());
+            }
+        }
+        if meta.general.length(potential.len()) != Length::TooShort {
+            national = potential;
+        }
+    }
+    // MIN_LENGTH_FOR_NSN, MAX_LENGTH_FOR_NSN, then `NationalNumber::from_str`: not all zeros,
+    // below 2^56.
+    let digits = national.as_str();
+    let zeros = digits.bytes().take_while(|&b| b == b'0').count();
+    if !(2..=17).contains(&digits.len()) || zeros == digits.len() {
+        return Some(None);
+    }
+    let value: u64 = digits[zeros..].parse().expect("at most 17 digits");
+    Some((value < 1 << 56).then_some((code, national)))
+}
+
+/// `rfc3966::phone_number` on a readable text: `(national, prefix)` as written, or `None`
+/// where the crate goes on to the natural-language reader.
+fn rfc3966(text: &str) -> Option<(&str, Option<&str>)> {
+    if text.contains(' ') {
+        return None;
+    }
+    let (prefix, national) = match text.strip_prefix('+') {
+        // Everything up to the first separator (at least one character) is the prefix.
+        Some(rest) => match rest.bytes().position(|b| RFC_SEPARATORS.contains(&b)) {
+            Some(k) if k > 0 => (Some(&rest[..k]), &rest[k..]),
+            _ => return None,
+        },
+        None => (None, text),
+    };
+    let number = |b: u8| b.is_ascii_digit() || RFC_SEPARATORS.contains(&b);
+    national.bytes().all(number).then_some((national, prefix))
+}
+
+/// `helper::extract` on a readable text with a digit: from the first `+` or digit, up to the
+/// last digit or letter (what follows is neither and is dropped).
+fn natural(text: &str) -> &str {
+    let start = text
+        .bytes()
+        .position(|b| b == b'+' || b.is_ascii_digit())
+        .expect("a digit");
+    let (last, c) = text
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| c.is_ascii_digit() || is_letter(c))
+        .expect("a digit");
+    &text[start..last + c.len_utf8()]
+}
+
+/// `is_viable`: two digits alone, or pluses, then punctuation and at least three digits.
+fn is_viable(national: &str) -> bool {
+    if national.len() == 2 && national.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
+    let rest = national.trim_start_matches('+');
+    national.len() >= 2
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_digit() || is_punctuation(c))
+        && rest.bytes().filter(u8::is_ascii_digit).count() >= 3
+}
+
+/// `helper::country_code` (with `international_prefix`): the country code, and the national
+/// number without it; `None` for a parse error.
+fn country_code(
+    home: Option<&RegionRules>,
+    national: &str,
+    prefix: Option<&str>,
+) -> Option<(u16, Digits)> {
+    if let Some(prefix) = prefix {
+        // The RFC 3966 prefix: its digits are the country code.
+        let national = Digits::of(national);
+        let code: u16 = Digits::of(prefix).as_str().parse().ok()?;
+        return (national.len() > 2 && rules::known_code(code)).then_some((code, national));
+    }
+    let without_pluses = national.trim_start_matches('+');
+    let mut international = without_pluses.len() < national.len();
+    let mut national = Digits::of(without_pluses);
+    // The region's international prefix, unless a 0 follows it.
+    let idd = home.and_then(|h| h.international_prefix.as_ref());
+    if let Some(m) = idd.and_then(|re| re.find(national.as_str())) {
+        if !national.as_str()[m.end()..].starts_with('0') {
+            international = true;
+            national.skip(m.end());
+        }
+    }
+    if international {
+        let digits = national.as_str();
+        if digits.len() <= 2 || digits.starts_with('0') {
+            return None;
+        }
+        // Country codes are prefix-free: the first 1 to 3 digits that name one.
+        let (len, code) = (1..=3)
+            .map(|len| (len, digits[..len].parse().expect("digits")))
+            .find(|&(_, code)| rules::known_code(code))?;
+        national.skip(len);
+        return Some((code, national));
+    }
+    // No `+` and no international prefix: the default region's code, which the number may
+    // start with when it does not fit the region without it.
+    let home = home?;
+    let digits = national.as_str();
+    if digits.starts_with(home.code_digits.as_str())
+        && (!home.general.is_match(digits) || home.general.length(digits.len()) != Length::Possible)
+    {
+        national.skip(home.code_digits.len());
+    }
+    Some((home.code, national))
+}
+
+/// `helper::national_number`: the national prefix (and carrier code) stripped as the region's
+/// `national_prefix_for_parsing` says; `None` where the crate would panic.
+fn national_number(meta: &RegionRules, national: &mut Digits) -> Option<()> {
+    let Some(parsing) = &meta.prefix_for_parsing else {
+        if let Some(prefix) = &meta.national_prefix {
+            if national.as_str().starts_with(prefix.as_str()) {
+                national.skip(prefix.len());
+            }
+        }
+        return Some(());
+    };
+    let digits = national.as_str();
+    let Some(captures) = parsing.captures(digits) else {
+        return Some(());
+    };
+    let end = captures.get(0).expect("the whole match").end();
+    let last = captures.get(captures.len() - 1);
+    match (&meta.prefix_transform, last) {
+        (Some(rule), Some(_)) => {
+            let transformed = parsing.replace(digits, rule.as_str());
+            if meta.general.is_match(digits) && !meta.general.is_match(&transformed) {
+                return Some(());
+            }
+            // The crate unwraps the first group here (as its carrier code).
+            captures.get(1)?;
+            *national = Digits::exactly(&transformed)?;
+        }
+        // The crate's check of the rest against the general pattern reads the whole number
+        // (`national[start..]` with start 0), so it never holds: the prefix always goes.
+        _ => national.skip(end),
+    }
+    Some(())
+}
+
+/// `is_valid`, then E.164 formatting as `E164::from_digits` reads it (8 to 15 digits).
+fn valid_e164(code: u16, national: &str) -> Option<E164> {
+    if !rules::is_valid(code, national) {
+        return None;
+    }
+    let code_len = code.checked_ilog10().unwrap_or(0) as usize + 1;
+    if !(8..=15).contains(&(code_len + national.len())) {
+        return None;
+    }
+    let national_value = national
+        .bytes()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(E164(
+        u64::from(code) * 10u64.pow(national.len() as u32) + national_value,
+    ))
+}
+
+/// ASCII digits on the stack, with a start that moves forward as prefixes are stripped.
+#[derive(Clone, Copy)]
+struct Digits {
+    buf: [u8; 72],
+    start: usize,
+    end: usize,
+}
+
+impl Digits {
+    /// The digits of a text (the crate's `normalize`: a readable text has no letters it maps).
+    fn of(text: &str) -> Digits {
+        let mut d = Digits {
+            buf: [0; 72],
+            start: 0,
+            end: 0,
+        };
+        for b in text.bytes().filter(u8::is_ascii_digit).take(72) {
+            d.buf[d.end] = b;
+            d.end += 1;
+        }
+        d
+    }
+
+    /// The text itself, when it is all digits and fits.
+    fn exactly(text: &str) -> Option<Digits> {
+        (text.len() <= 72 && text.bytes().all(|b| b.is_ascii_digit())).then(|| Digits::of(text))
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[self.start..self.end]).expect("ASCII digits")
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn skip(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+}
+
+#[cfg(test)]
+mod tests;

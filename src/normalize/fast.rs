@@ -34,20 +34,27 @@ impl Home {
     }
 }
 
-/// Whether the fast path reads a text: ASCII digits, [`is_punctuation`], `+`, and what makes a
-/// number unreadable to the crate without being anything else to it — Russian letters, `:`,
-/// `№`. Not ASCII letters (the crate maps them to digits, reads `ext`, `x` and `tel:`, and
-/// hex digits in RFC 3966), not `,` `;` `#` `*` `~` (extension marks), not other scripts'
-/// digits.
+/// Whether the fast path reads a text: ASCII digits, [`is_punctuation`], `+`, the extension
+/// marks `,` and `;`, and what makes a number unreadable to the crate without being anything
+/// else to it — Russian letters, `:`, `№`. Not ASCII letters (the crate maps them to digits,
+/// reads `ext`, `x` and `tel:`, and hex digits in RFC 3966), not the other extension marks
+/// (`#`, `~`), not `*`, not other scripts' digits.
 pub(super) fn readable(text: &str) -> bool {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+'))
-    {
+    let ascii = |b: u8| {
+        b.is_ascii_digit()
+            || matches!(
+                b,
+                b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' | b',' | b';'
+            )
+    };
+    if text.bytes().all(ascii) {
         return true;
     }
     text.chars().all(|c| {
-        c.is_ascii_digit() || is_punctuation(c) || is_letter(c) || matches!(c, '+' | ':' | '№')
+        (c.is_ascii() && ascii(c as u8))
+            || is_punctuation(c)
+            || is_letter(c)
+            || matches!(c, ':' | '№')
     })
 }
 
@@ -90,7 +97,9 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
 /// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
 /// error, `None` where the crate would panic.
 fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>> {
-    let (national, prefix) = rfc3966(text).unwrap_or_else(|| (natural(text), None));
+    let Some((national, prefix)) = rfc3966(text).or_else(|| Some((natural(text)?, None))) else {
+        return Some(None);
+    };
     if !is_viable(national) {
         return Some(None);
     }
@@ -132,12 +141,13 @@ fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>
 }
 
 /// `rfc3966::phone_number` on a readable text: `(national, prefix)` as written, or `None`
-/// where the crate goes on to the natural-language reader.
+/// where the crate goes on to the natural-language reader. What follows a `;` after the
+/// number is the crate's parameters: none of them matters here.
 fn rfc3966(text: &str) -> Option<(&str, Option<&str>)> {
     if text.contains(' ') {
         return None;
     }
-    let (prefix, national) = match text.strip_prefix('+') {
+    let (prefix, rest) = match text.strip_prefix('+') {
         // Everything up to the first separator (at least one character) is the prefix.
         Some(rest) => match rest.bytes().position(|b| RFC_SEPARATORS.contains(&b)) {
             Some(k) if k > 0 => (Some(&rest[..k]), &rest[k..]),
@@ -146,12 +156,15 @@ fn rfc3966(text: &str) -> Option<(&str, Option<&str>)> {
         None => (None, text),
     };
     let number = |b: u8| b.is_ascii_digit() || RFC_SEPARATORS.contains(&b);
-    national.bytes().all(number).then_some((national, prefix))
+    let end = rest.bytes().position(|b| !number(b)).unwrap_or(rest.len());
+    (end > 0 && matches!(rest.as_bytes().get(end), None | Some(b';')))
+        .then_some((&rest[..end], prefix))
 }
 
-/// `helper::extract` on a readable text with a digit: from the first `+` or digit, up to the
-/// last digit or letter (what follows is neither and is dropped).
-fn natural(text: &str) -> &str {
+/// `natural::phone_number` on a readable text with a digit: `helper::extract` (from the first
+/// `+` or digit, up to the last digit or letter: what follows is neither and is dropped), then
+/// an extension cut off the end. `None` where the crate fails.
+fn natural(text: &str) -> Option<&str> {
     let start = text
         .bytes()
         .position(|b| b == b'+' || b.is_ascii_digit())
@@ -161,7 +174,30 @@ fn natural(text: &str) -> &str {
         .rev()
         .find(|&(_, c)| c.is_ascii_digit() || is_letter(c))
         .expect("a digit");
-    &text[start..last + c.len_utf8()]
+    let number = &text[start..last + c.len_utf8()];
+    // Of a readable text, only `,` and `;` can start an extension.
+    if !number.contains([',', ';']) {
+        return Some(number);
+    }
+    EXTENSION.with(|extension| match extension.captures(number) {
+        // The crate fails unless the second way of writing an extension matched.
+        Some(c) if c.get(2).is_none() => None,
+        Some(c) => Some(&number[..c.get(0).expect("the whole match").start()]),
+        None => Some(number),
+    })
+}
+
+thread_local! {
+    /// The crate's `consts::EXTN_PATTERN` (0.3.10), compiled per thread.
+    static EXTENSION: regex::Regex = regex::RegexBuilder::new(concat!(
+        r"(?:;ext=(\p{Nd}{0,7})|[ \x{00A0}\t,]*(?:e?xt(?:ensi(?:o\x{0301}?|\x{00F3}))?n?|",
+        r"\x{FF45}?\x{FF58}\x{FF54}\x{FF4E}?|[,;x\x{FF58}#\x{FF03}~\x{FF5E}]|int|anexo|",
+        r"\x{FF49}\x{FF4E}\x{FF54})[:\.\x{FF0E}]?[ \x{00A0}\t,-]*(\p{Nd}{0,7})#?|",
+        r"[- ]+(\p{Nd}{1,5})#)$",
+    ))
+    .case_insensitive(true)
+    .build()
+    .expect("the crate's pattern compiles");
 }
 
 /// `is_viable`: two digits alone, or pluses, then punctuation and at least three digits.

@@ -298,6 +298,8 @@ fn the_crate_s_quirks_are_kept() {
         // Italian numbers keep their leading 0.
         (Region::IT, "+39 02 1234 5678", valid(390212345678)),
         (Region::RU, "+39 02 1234 5678", valid(390212345678)),
+        // `,` or `;` and up to 7 digits at the end are an extension, not a second number.
+        (Region::RU, "4992923461, 5", valid(74992923461)),
         (Region::RU, "8 (800)", Normalized::Invalid),
         (Region::RU, "123", Normalized::Invalid),
     ];

@@ -34,28 +34,22 @@ impl Home {
     }
 }
 
-/// Whether the fast path reads a text: ASCII digits, [`is_punctuation`], `+`, the extension
-/// marks `,` and `;`, and what makes a number unreadable to the crate without being anything
-/// else to it — Russian letters, `:`, `№`. Not ASCII letters (the crate maps them to digits,
-/// reads `ext`, `x` and `tel:`, and hex digits in RFC 3966), not the other extension marks
-/// (`#`, `~`), not `*`, not other scripts' digits.
+/// Whether the fast path reads a text: ASCII digits and letters, [`is_punctuation`], `+`, the
+/// extension marks `,` and `;`, `:`, Russian letters and `№`. Not the other extension marks
+/// (`#`, `~`), not `*` or `=`, not other scripts' digits or letters.
 pub(super) fn readable(text: &str) -> bool {
     let ascii = |b: u8| {
-        b.is_ascii_digit()
+        b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' | b',' | b';'
+                b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' | b',' | b';' | b':'
             )
     };
     if text.bytes().all(ascii) {
         return true;
     }
-    text.chars().all(|c| {
-        (c.is_ascii() && ascii(c as u8))
-            || is_punctuation(c)
-            || is_letter(c)
-            || matches!(c, ':' | '№')
-    })
+    text.chars()
+        .all(|c| (c.is_ascii() && ascii(c as u8)) || is_punctuation(c) || is_letter(c) || c == '№')
 }
 
 /// The crate's punctuation (`helper::punctuation`) as people type it: spaces (also no-break),
@@ -68,7 +62,8 @@ fn is_punctuation(c: char) -> bool {
 }
 
 /// A Russian letter: a letter to the crate (kept at the end of a number, where punctuation is
-/// dropped), but no digit, no punctuation, nothing an extension pattern matches.
+/// dropped), but no digit, no punctuation, nothing an extension pattern matches, never mapped
+/// to a digit.
 fn is_letter(c: char) -> bool {
     matches!(c, 'А'..='я' | 'Ё' | 'ё')
 }
@@ -120,8 +115,8 @@ fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>
     if let Some(meta) = meta {
         let mut potential = national;
         national_number(meta, &mut potential)?;
-        if let Some(prefix) = &meta.national_prefix {
-            if potential.as_str().starts_with(prefix.as_str()) {
+        if let Some(prefix) = meta.national_prefix {
+            if potential.as_str().starts_with(prefix) {
                 potential.skip(prefix.len());
             }
         }
@@ -141,12 +136,16 @@ fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>
 }
 
 /// `rfc3966::phone_number` on a readable text: `(national, prefix)` as written, or `None`
-/// where the crate goes on to the natural-language reader. What follows a `;` after the
-/// number is the crate's parameters: none of them matters here.
+/// where the crate goes on to the natural-language reader. Hex digits count as digits here;
+/// what follows a `;` after the number is the crate's parameters: none of them matters here.
 fn rfc3966(text: &str) -> Option<(&str, Option<&str>)> {
     if text.contains(' ') {
         return None;
     }
+    let text = match text.get(..4) {
+        Some(tag) if tag.eq_ignore_ascii_case("tel:") => &text[4..],
+        _ => text,
+    };
     let (prefix, rest) = match text.strip_prefix('+') {
         // Everything up to the first separator (at least one character) is the prefix.
         Some(rest) => match rest.bytes().position(|b| RFC_SEPARATORS.contains(&b)) {
@@ -155,15 +154,16 @@ fn rfc3966(text: &str) -> Option<(&str, Option<&str>)> {
         },
         None => (None, text),
     };
-    let number = |b: u8| b.is_ascii_digit() || RFC_SEPARATORS.contains(&b);
+    let number = |b: u8| b.is_ascii_hexdigit() || RFC_SEPARATORS.contains(&b);
     let end = rest.bytes().position(|b| !number(b)).unwrap_or(rest.len());
     (end > 0 && matches!(rest.as_bytes().get(end), None | Some(b';')))
         .then_some((&rest[..end], prefix))
 }
 
 /// `natural::phone_number` on a readable text with a digit: `helper::extract` (from the first
-/// `+` or digit, up to the last digit or letter: what follows is neither and is dropped), then
-/// an extension cut off the end. `None` where the crate fails.
+/// `+` or digit, up to the last digit or letter: what follows is neither and is dropped; cut
+/// where a second number starts), then an extension cut off the end. `None` where the crate
+/// fails.
 fn natural(text: &str) -> Option<&str> {
     let start = text
         .bytes()
@@ -172,11 +172,18 @@ fn natural(text: &str) -> Option<&str> {
     let (last, c) = text
         .char_indices()
         .rev()
-        .find(|&(_, c)| c.is_ascii_digit() || is_letter(c))
+        .find(|&(_, c)| c.is_ascii_alphanumeric() || is_letter(c))
         .expect("a digit");
-    let number = &text[start..last + c.len_utf8()];
-    // Of a readable text, only `,` and `;` can start an extension.
-    if !number.contains([',', ';']) {
+    let mut number = &text[start..last + c.len_utf8()];
+    // `SECOND_NUMBER_START`: a slash, spaces, then `x`.
+    let second = number
+        .match_indices('/')
+        .find(|(i, _)| number[i + 1..].trim_start_matches(' ').starts_with('x'));
+    if let Some((i, _)) = second {
+        number = &number[..i];
+    }
+    // Of a readable text, only `,`, `;` and Latin letters can start an extension.
+    if !number.contains(|c: char| matches!(c, ',' | ';') || c.is_ascii_alphabetic()) {
         return Some(number);
     }
     EXTENSION.with(|extension| match extension.captures(number) {
@@ -200,17 +207,25 @@ thread_local! {
     .expect("the crate's pattern compiles");
 }
 
-/// `is_viable`: two digits alone, or pluses, then punctuation and at least three digits.
+/// `is_viable`: two digits alone, or pluses, then punctuation (`x` is punctuation to the crate)
+/// and at least three digits before any Latin letter.
 fn is_viable(national: &str) -> bool {
     if national.len() == 2 && national.bytes().all(|b| b.is_ascii_digit()) {
         return true;
     }
-    let rest = national.trim_start_matches('+');
-    national.len() >= 2
-        && rest
-            .chars()
-            .all(|c| c.is_ascii_digit() || is_punctuation(c))
-        && rest.bytes().filter(u8::is_ascii_digit).count() >= 3
+    let mut digits = 0;
+    for c in national.trim_start_matches('+').chars() {
+        if c.is_ascii_digit() {
+            digits += 1;
+        } else if c.is_ascii_alphabetic() && c != 'x' {
+            if digits < 3 {
+                return false;
+            }
+        } else if !is_punctuation(c) && c != 'x' {
+            return false;
+        }
+    }
+    national.len() >= 2 && digits >= 3
 }
 
 /// `helper::country_code` (with `international_prefix`): the country code, and the national
@@ -231,7 +246,7 @@ fn country_code(
     let mut national = Digits::of(without_pluses);
     // The region's international prefix, unless a 0 follows it.
     let idd = home.and_then(|h| h.international_prefix.as_ref());
-    if let Some(m) = idd.and_then(|re| re.find(national.as_str())) {
+    if let Some(m) = idd.and_then(|p| p.regex().find(national.as_str().as_bytes())) {
         if !national.as_str()[m.end()..].starts_with('0') {
             international = true;
             national.skip(m.end());
@@ -264,29 +279,30 @@ fn country_code(
 /// `helper::national_number`: the national prefix (and carrier code) stripped as the region's
 /// `national_prefix_for_parsing` says; `None` where the crate would panic.
 fn national_number(meta: &RegionRules, national: &mut Digits) -> Option<()> {
-    let Some(parsing) = &meta.prefix_for_parsing else {
-        if let Some(prefix) = &meta.national_prefix {
-            if national.as_str().starts_with(prefix.as_str()) {
+    let Some(parsing) = meta.prefix_for_parsing.as_ref().map(|p| p.regex()) else {
+        if let Some(prefix) = meta.national_prefix {
+            if national.as_str().starts_with(prefix) {
                 national.skip(prefix.len());
             }
         }
         return Some(());
     };
     let digits = national.as_str();
-    let Some(captures) = parsing.captures(digits) else {
+    let Some(captures) = parsing.captures(digits.as_bytes()) else {
         return Some(());
     };
     let end = captures.get(0).expect("the whole match").end();
     let last = captures.get(captures.len() - 1);
     match (&meta.prefix_transform, last) {
         (Some(rule), Some(_)) => {
-            let transformed = parsing.replace(digits, rule.as_str());
-            if meta.general.is_match(digits) && !meta.general.is_match(&transformed) {
+            let transformed = parsing.replace(digits.as_bytes(), rule.as_bytes());
+            let transformed = std::str::from_utf8(&transformed).ok()?;
+            if meta.general.is_match(digits) && !meta.general.is_match(transformed) {
                 return Some(());
             }
             // The crate unwraps the first group here (as its carrier code).
             captures.get(1)?;
-            *national = Digits::exactly(&transformed)?;
+            *national = Digits::exactly(transformed)?;
         }
         // The crate's check of the rest against the general pattern reads the whole number
         // (`national[start..]` with start 0), so it never holds: the prefix always goes.
@@ -321,14 +337,21 @@ struct Digits {
 }
 
 impl Digits {
-    /// The digits of a text (the crate's `normalize`: a readable text has no letters it maps).
+    /// The digits of a text, Latin letters as their keys on a phone (the crate's `normalize`
+    /// with `ALPHA_PHONE_MAPPINGS`); anything else dropped.
     fn of(text: &str) -> Digits {
+        const KEYS: &[u8; 26] = b"22233344455566677778889999";
         let mut d = Digits {
             buf: [0; 72],
             start: 0,
             end: 0,
         };
-        for b in text.bytes().filter(u8::is_ascii_digit).take(72) {
+        let digits = text.bytes().filter_map(|b| match b {
+            b'0'..=b'9' => Some(b),
+            b'a'..=b'z' | b'A'..=b'Z' => Some(KEYS[usize::from(b.to_ascii_lowercase() - b'a')]),
+            _ => None,
+        });
+        for b in digits.take(72) {
             d.buf[d.end] = b;
             d.end += 1;
         }

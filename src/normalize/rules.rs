@@ -1,25 +1,57 @@
 //! The `phonenumber` crate's metadata, compiled once per thread for the fast path.
 //!
 //! Contract: [`country`] gives the rules of every region sharing a country code, in the crate's
-//! order, with each pattern compiled as the crate compiles it (whitespace ignored) and anchored
-//! at the first digit; [`is_valid`] is the crate's `is_valid` on a country code and national
-//! number; [`known_code`] is whether the crate's database has a country code. Nothing here is
-//! shared between threads: the crate's own regex cache locks one mutex and hashes the pattern's
-//! source on every use, which is most of its cost.
+//! order, each pattern compiled as the crate compiles it (whitespace ignored), anchored at the
+//! first digit, on its first use; [`is_valid`] is the crate's `is_valid` on a country code and
+//! national number; [`known_code`] is whether the crate's database has a country code. Nothing
+//! here is shared between threads: the crate's own regex cache locks one mutex and hashes the
+//! pattern's source on every use, which is most of its cost. A thread compiles only the
+//! patterns its numbers ask for (code 1 alone has 25 regions and some 300 patterns).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::sync::LazyLock;
 
 use phonenumber::metadata::{Metadata, DATABASE};
-use regex::Regex;
+use regex::bytes::Regex;
+
+/// A metadata pattern, compiled on its first use as the crate compiles it (whitespace
+/// ignored), anchored at the first digit: the crate's `find(..)` starting at 0 is the leftmost
+/// match, so the same match. Compiled without Unicode classes, for ASCII digits only: the only
+/// text it is ever given. (`\d` as Unicode's digits is several times larger, to compile and to
+/// run, and matches the same ASCII.)
+pub(super) struct Pattern {
+    source: &'static str,
+    compiled: OnceCell<Regex>,
+}
+
+impl Pattern {
+    fn new(source: &'static str) -> Pattern {
+        Pattern {
+            source,
+            compiled: OnceCell::new(),
+        }
+    }
+
+    pub(super) fn regex(&self) -> &Regex {
+        self.compiled.get_or_init(|| {
+            // The line feed ends any `#` comment before the closing parenthesis.
+            regex::bytes::RegexBuilder::new(&format!("^(?:{}\n)", self.source))
+                .ignore_whitespace(true)
+                .unicode(false)
+                .build()
+                // The crate unwraps its own compilation of the same pattern.
+                .expect("the crate's metadata patterns compile")
+        })
+    }
+}
 
 /// One of the crate's number descriptors: `Descriptor::is_match` (possible lengths, then a match
 /// starting at the first digit), without the crate's regex cache.
 pub(super) struct Descriptor {
-    lengths: Vec<u16>,
-    local_lengths: Vec<u16>,
-    pattern: Regex,
+    lengths: &'static [u16],
+    local_lengths: &'static [u16],
+    pattern: Pattern,
 }
 
 /// The crate's `validator::length` verdicts that parsing tells apart.
@@ -33,17 +65,17 @@ pub(super) enum Length {
 }
 
 impl Descriptor {
-    fn new(d: &phonenumber::metadata::Descriptor) -> Option<Descriptor> {
-        Some(Descriptor {
-            lengths: d.possible_length().to_vec(),
-            local_lengths: d.possible_local_length().to_vec(),
-            pattern: anchored(d.national_number().as_str())?,
-        })
+    fn new(d: &'static phonenumber::metadata::Descriptor) -> Descriptor {
+        Descriptor {
+            lengths: d.possible_length(),
+            local_lengths: d.possible_local_length(),
+            pattern: Pattern::new(d.national_number().as_str()),
+        }
     }
 
     pub(super) fn is_match(&self, national: &str) -> bool {
         (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16)))
-            && self.pattern.is_match(national)
+            && self.pattern.regex().is_match(national.as_bytes())
     }
 
     /// The crate's `validator::length(meta, number, Type::Unknown)` on this (the general)
@@ -65,34 +97,24 @@ impl Descriptor {
     }
 }
 
-/// A metadata pattern compiled as the crate compiles it (whitespace ignored), anchored at the
-/// first digit: the crate's `find(..)` starting at 0 (the leftmost match, so the same match).
-/// The line feed ends any `#` comment the pattern might hold before the closing parenthesis.
-fn anchored(source: &str) -> Option<Regex> {
-    regex::RegexBuilder::new(&format!("^(?:{source}\n)"))
-        .ignore_whitespace(true)
-        .build()
-        .ok()
-}
-
 /// A region's metadata as parsing and validation need it.
 pub(super) struct RegionRules {
-    id: String,
+    id: &'static str,
     /// The country code, and its digits.
     pub(super) code: u16,
     pub(super) code_digits: String,
-    leading_digits: Option<Regex>,
+    leading_digits: Option<Pattern>,
     pub(super) general: Descriptor,
     /// Every typed descriptor: a number is valid when any of them matches, in any order.
     types: Vec<Descriptor>,
-    pub(super) national_prefix: Option<String>,
-    pub(super) prefix_for_parsing: Option<Regex>,
-    pub(super) prefix_transform: Option<String>,
-    pub(super) international_prefix: Option<Regex>,
+    pub(super) national_prefix: Option<&'static str>,
+    pub(super) prefix_for_parsing: Option<Pattern>,
+    pub(super) prefix_transform: Option<&'static str>,
+    pub(super) international_prefix: Option<Pattern>,
 }
 
 impl RegionRules {
-    fn new(meta: &Metadata) -> Option<RegionRules> {
+    fn new(meta: &'static Metadata) -> RegionRules {
         let d = meta.descriptors();
         let typed = [
             d.mobile(),
@@ -106,24 +128,22 @@ impl RegionRules {
             d.uan(),
             d.voicemail(),
         ];
-        let types: Option<Vec<Descriptor>> =
-            typed.into_iter().flatten().map(Descriptor::new).collect();
-        let pattern = |source: Option<&str>| match source {
-            Some(source) => anchored(source).map(Some),
-            None => Some(None),
-        };
-        Some(RegionRules {
-            id: meta.id().to_string(),
+        RegionRules {
+            id: meta.id(),
             code: meta.country_code(),
             code_digits: meta.country_code().to_string(),
-            leading_digits: pattern(meta.leading_digits().map(|p| p.as_str()))?,
-            general: Descriptor::new(d.general())?,
-            types: types?,
-            national_prefix: meta.national_prefix().map(str::to_string),
-            prefix_for_parsing: pattern(meta.national_prefix_for_parsing().map(|p| p.as_str()))?,
-            prefix_transform: meta.national_prefix_transform_rule().map(str::to_string),
-            international_prefix: pattern(meta.international_prefix().map(|p| p.as_str()))?,
-        })
+            leading_digits: meta.leading_digits().map(|p| Pattern::new(p.as_str())),
+            general: Descriptor::new(d.general()),
+            types: typed.into_iter().flatten().map(Descriptor::new).collect(),
+            national_prefix: meta.national_prefix(),
+            prefix_for_parsing: meta
+                .national_prefix_for_parsing()
+                .map(|p| Pattern::new(p.as_str())),
+            prefix_transform: meta.national_prefix_transform_rule(),
+            international_prefix: meta
+                .international_prefix()
+                .map(|p| Pattern::new(p.as_str())),
+        }
     }
 
     /// The crate's `number_type(meta, national) != Type::Unknown`.
@@ -140,7 +160,7 @@ pub(super) struct Country {
 impl Country {
     fn build(code: u16) -> Option<Country> {
         let regions = DATABASE.region(&code)?;
-        let metas: Vec<&Metadata> = if regions.len() == 1 && regions[0] == "001" {
+        let metas: Vec<&'static Metadata> = if regions.len() == 1 && regions[0] == "001" {
             DATABASE.by_code(&code)?.into_iter().take(1).collect()
         } else {
             regions
@@ -148,10 +168,8 @@ impl Country {
                 .map(|r| DATABASE.by_id(*r))
                 .collect::<Option<_>>()?
         };
-        let regions: Option<Vec<RegionRules>> = metas.into_iter().map(RegionRules::new).collect();
-        regions
-            .filter(|r| !r.is_empty())
-            .map(|regions| Country { regions })
+        let regions: Vec<RegionRules> = metas.into_iter().map(RegionRules::new).collect();
+        (!regions.is_empty()).then_some(Country { regions })
     }
 
     /// The crate's `validator::source_for`: the region a national number belongs to (by leading
@@ -161,7 +179,7 @@ impl Country {
             return Some(only);
         }
         self.regions.iter().find(|r| match &r.leading_digits {
-            Some(pattern) => pattern.is_match(national),
+            Some(pattern) => pattern.regex().is_match(national.as_bytes()),
             None => r.knows(national),
         })
     }

@@ -90,9 +90,16 @@ fn parts() -> impl Strategy<Value = Parts> {
             let national = format!("{}{digits}{}", &national[..i], &national[end..]);
             (code, national, np)
         });
+    // Vanity numbers: the last digits as letters (the crate maps them to keys).
+    let vanity =
+        (select(examples.clone()), "[A-Za-z]{1,7}").prop_map(|((code, national, np), word)| {
+            let keep = national.len().saturating_sub(word.len());
+            (code, format!("{}{word}", &national[..keep]), np)
+        });
     prop_oneof![
         3 => select(examples),
         2 => mutated,
+        1 => vanity,
         1 => (select(codes()), "[1-9][0-9]{3,12}", select(&["0", "8", "1"][..]))
             .prop_map(|(c, n, np)| (c, n, np.to_string())),
         1 => (select(codes()), "[0-9]{0,16}").prop_map(|(c, n)| (c, n, "8".to_string())),
@@ -211,7 +218,8 @@ fn typed() -> impl Strategy<Value = String> {
 
 /// Words people write before and after a number.
 const BEFORE: &[&str] = &[
-    "моб. ", "тел.", "тел: ", "Тел.:", "сот.", "№ ", "раб. ", "ф.", "",
+    "моб. ", "тел.", "тел: ", "Тел.:", "сот.", "№ ", "раб. ", "ф.", "", "tel. ", "Mob: ", "x ",
+    "tel:", "TEL:", "Tel:+", "ab",
 ];
 const AFTER: &[&str] = &[
     " (Иван)",
@@ -222,6 +230,21 @@ const AFTER: &[&str] = &[
     " - раб.",
     " :",
     "",
+    ", 5",
+    ",12",
+    " ;3",
+    ",-49",
+    " WhatsApp",
+    " ext. 12",
+    " x12",
+    " / x 3",
+    "/x45",
+    " EXT: 7",
+    " int 1",
+    " mob",
+    "CALL",
+    "abc",
+    "-F1",
 ];
 
 /// One number, with words around it, or two in a cell.
@@ -295,11 +318,27 @@ fn the_crate_s_quirks_are_kept() {
         (Region::DE, "00375 29 123-45-67", valid(375291234567)),
         // The default region's national prefix is stripped after any country code.
         (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
+        (Region::RU, "+375 8 29 123 45 67", valid(375291234567)),
         // Italian numbers keep their leading 0.
         (Region::IT, "+39 02 1234 5678", valid(390212345678)),
         (Region::RU, "+39 02 1234 5678", valid(390212345678)),
         // `,` or `;` and up to 7 digits at the end are an extension, not a second number.
         (Region::RU, "4992923461, 5", valid(74992923461)),
+        // RU's national prefix 8 is stripped even after +7, and twice in the national form;
+        // RU's general descriptor lists no lengths, so the rest is never "too short" and stays:
+        // every number whose national number starts with 8 (812 St. Petersburg, 843 Kazan, 800
+        // toll-free) is invalid to the crate.
+        (Region::RU, "+7 812 123-45-67", Normalized::Invalid),
+        (Region::RU, "8 (812) 123-45-67", Normalized::Invalid),
+        (Region::RU, "+7 800 555-35-35", Normalized::Invalid),
+        (Region::RU, "+7 495 123-45-67", valid(74951234567)),
+        // Latin letters are keys on a phone's pad.
+        (Region::RU, "+7 916 FLOWERS", valid(79163569377)),
+        // `tel:` makes the text RFC 3966, where the country code runs to the first separator.
+        (Region::RU, "tel:+7-916-123-45-67", valid(79161234567)),
+        (Region::RU, "tel:+7916-123-45-67", Normalized::Invalid),
+        // A slash, spaces and `x` start a second number.
+        (Region::RU, "8 916/123-45-67 / xyz", valid(79161234567)),
         (Region::RU, "8 (800)", Normalized::Invalid),
         (Region::RU, "123", Normalized::Invalid),
     ];

@@ -38,19 +38,34 @@ impl Home {
 /// extension marks `,` and `;`, `:`, Russian letters and `№`. Not the other extension marks
 /// (`#`, `~`), not `*` or `=`, not other scripts' digits or letters.
 pub(super) fn readable(text: &str) -> bool {
-    let ascii = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' | b',' | b';' | b':'
-            )
-    };
-    if text.bytes().all(ascii) {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii() && READABLE_ASCII[usize::from(b)])
+    {
         return true;
     }
-    text.chars()
-        .all(|c| (c.is_ascii() && ascii(c as u8)) || is_punctuation(c) || is_letter(c) || c == '№')
+    text.chars().all(|c| {
+        (c.is_ascii() && READABLE_ASCII[c as usize])
+            || is_punctuation(c)
+            || is_letter(c)
+            || c == '№'
+    })
 }
+
+/// The ASCII characters of [`readable`] text.
+const READABLE_ASCII: [bool; 128] = {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = (b as u8).is_ascii_alphanumeric()
+            || matches!(
+                b as u8,
+                b' ' | b'-' | b'.' | b'(' | b')' | b'/' | b'+' | b',' | b';' | b':'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// The crate's punctuation (`helper::punctuation`) as people type it: spaces (also no-break),
 /// hyphens and dashes, dots, parentheses, slashes.
@@ -83,10 +98,14 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
         (Some(c), Some(h)) => Some(&c.regions[h.index]),
         _ => None,
     };
-    Some(match parse(home, text)? {
-        Some((code, national)) => valid_e164(code, national.as_str()),
-        None => None,
-    })
+    let Some((code, national)) = parse(home, text)? else {
+        return Some(None);
+    };
+    let valid = match &country {
+        Some(c) if c.regions[0].code == code => c.is_valid(national.as_str()),
+        _ => rules::country(code).is_some_and(|c| c.is_valid(national.as_str())),
+    };
+    Some(valid.then(|| e164(code, national.as_str())).flatten())
 }
 
 /// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
@@ -131,7 +150,9 @@ fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>
     if !(2..=17).contains(&digits.len()) || zeros == digits.len() {
         return Some(None);
     }
-    let value: u64 = digits[zeros..].parse().expect("at most 17 digits");
+    let value = digits
+        .bytes()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     Some((value < 1 << 56).then_some((code, national)))
 }
 
@@ -169,12 +190,20 @@ fn natural(text: &str) -> Option<&str> {
         .bytes()
         .position(|b| b == b'+' || b.is_ascii_digit())
         .expect("a digit");
-    let (last, c) = text
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| c.is_ascii_alphanumeric() || is_letter(c))
-        .expect("a digit");
-    let mut number = &text[start..last + c.len_utf8()];
+    let end = if text.is_ascii() {
+        text.bytes()
+            .rposition(|b| b.is_ascii_alphanumeric())
+            .expect("a digit")
+            + 1
+    } else {
+        let (last, c) = text
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| c.is_ascii_alphanumeric() || is_letter(c))
+            .expect("a digit");
+        last + c.len_utf8()
+    };
+    let mut number = &text[start..end];
     // `SECOND_NUMBER_START`: a slash, spaces, then `x`.
     let second = number
         .match_indices('/')
@@ -183,7 +212,10 @@ fn natural(text: &str) -> Option<&str> {
         number = &number[..i];
     }
     // Of a readable text, only `,`, `;` and Latin letters can start an extension.
-    if !number.contains(|c: char| matches!(c, ',' | ';') || c.is_ascii_alphabetic()) {
+    if !number
+        .bytes()
+        .any(|b| matches!(b, b',' | b';') || b.is_ascii_alphabetic())
+    {
         return Some(number);
     }
     EXTENSION.with(|extension| match extension.captures(number) {
@@ -213,19 +245,29 @@ fn is_viable(national: &str) -> bool {
     if national.len() == 2 && national.bytes().all(|b| b.is_ascii_digit()) {
         return true;
     }
+    let rest = national.trim_start_matches('+');
+    let counted = if rest.is_ascii() {
+        viable_digits(rest.bytes().map(char::from))
+    } else {
+        viable_digits(rest.chars())
+    };
+    national.len() >= 2 && counted.is_some_and(|digits| digits >= 3)
+}
+
+/// The digits of a number after its pluses, or `None` if a character rules it out: anything but
+/// digits, punctuation and Latin letters (after three digits).
+fn viable_digits(chars: impl Iterator<Item = char>) -> Option<usize> {
     let mut digits = 0;
-    for c in national.trim_start_matches('+').chars() {
+    for c in chars {
         if c.is_ascii_digit() {
             digits += 1;
-        } else if c.is_ascii_alphabetic() && c != 'x' {
-            if digits < 3 {
-                return false;
-            }
-        } else if !is_punctuation(c) && c != 'x' {
-            return false;
+        } else if c == 'x' || is_punctuation(c) {
+            continue;
+        } else if !c.is_ascii_alphabetic() || digits < 3 {
+            return None;
         }
     }
-    national.len() >= 2 && digits >= 3
+    Some(digits)
 }
 
 /// `helper::country_code` (with `international_prefix`): the country code, and the national
@@ -246,10 +288,10 @@ fn country_code(
     let mut national = Digits::of(without_pluses);
     // The region's international prefix, unless a 0 follows it.
     let idd = home.and_then(|h| h.international_prefix.as_ref());
-    if let Some(m) = idd.and_then(|p| p.regex().find(national.as_str().as_bytes())) {
-        if !national.as_str()[m.end()..].starts_with('0') {
+    if let Some(end) = idd.and_then(|p| p.match_at_start(national.as_str())) {
+        if !national.as_str()[end..].starts_with('0') {
             international = true;
-            national.skip(m.end());
+            national.skip(end);
         }
     }
     if international {
@@ -311,11 +353,8 @@ fn national_number(meta: &RegionRules, national: &mut Digits) -> Option<()> {
     Some(())
 }
 
-/// `is_valid`, then E.164 formatting as `E164::from_digits` reads it (8 to 15 digits).
-fn valid_e164(code: u16, national: &str) -> Option<E164> {
-    if !rules::is_valid(code, national) {
-        return None;
-    }
+/// A valid number formatted as E.164, as `E164::from_digits` reads it (8 to 15 digits).
+fn e164(code: u16, national: &str) -> Option<E164> {
     let code_len = code.checked_ilog10().unwrap_or(0) as usize + 1;
     if !(8..=15).contains(&(code_len + national.len())) {
         return None;
@@ -327,6 +366,25 @@ fn valid_e164(code: u16, national: &str) -> Option<E164> {
         u64::from(code) * 10u64.pow(national.len() as u32) + national_value,
     ))
 }
+
+/// Each byte's digit for [`Digits::of`] (0: none): digits as they are, Latin letters as the
+/// keys they are on.
+const KEYS: [u8; 256] = {
+    let pad = b"22233344455566677778889999";
+    let mut keys = [0; 256];
+    let mut b = 0;
+    while b < 26 {
+        keys[b'a' as usize + b] = pad[b];
+        keys[b'A' as usize + b] = pad[b];
+        b += 1;
+    }
+    let mut d = b'0';
+    while d <= b'9' {
+        keys[d as usize] = d;
+        d += 1;
+    }
+    keys
+};
 
 /// ASCII digits on the stack, with a start that moves forward as prefixes are stripped.
 #[derive(Clone, Copy)]
@@ -340,20 +398,17 @@ impl Digits {
     /// The digits of a text, Latin letters as their keys on a phone (the crate's `normalize`
     /// with `ALPHA_PHONE_MAPPINGS`); anything else dropped.
     fn of(text: &str) -> Digits {
-        const KEYS: &[u8; 26] = b"22233344455566677778889999";
         let mut d = Digits {
             buf: [0; 72],
             start: 0,
             end: 0,
         };
-        let digits = text.bytes().filter_map(|b| match b {
-            b'0'..=b'9' => Some(b),
-            b'a'..=b'z' | b'A'..=b'Z' => Some(KEYS[usize::from(b.to_ascii_lowercase() - b'a')]),
-            _ => None,
-        });
-        for b in digits.take(72) {
-            d.buf[d.end] = b;
-            d.end += 1;
+        for b in text.bytes() {
+            let key = KEYS[usize::from(b)];
+            if key != 0 && d.end < d.buf.len() {
+                d.buf[d.end] = key;
+                d.end += 1;
+            }
         }
         d
     }
@@ -364,7 +419,10 @@ impl Digits {
     }
 
     fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[self.start..self.end]).expect("ASCII digits")
+        let digits = &self.buf[self.start..self.end];
+        debug_assert!(digits.is_ascii());
+        // SAFETY: `of` and `exactly` put only ASCII digits in the buffer.
+        unsafe { std::str::from_utf8_unchecked(digits) }
     }
 
     fn len(&self) -> usize {

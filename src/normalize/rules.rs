@@ -22,14 +22,72 @@ use regex::bytes::Regex;
 /// run, and matches the same ASCII.)
 pub(super) struct Pattern {
     source: &'static str,
+    shortcut: Option<Shortcut>,
     compiled: OnceCell<Regex>,
+}
+
+/// Patterns common enough to be worth not running: compared instead.
+enum Shortcut {
+    /// Only digits (an international prefix such as `810`).
+    Literal(String),
+    /// One class of digits (leading digits such as `[3489]`), a bit per digit.
+    Class(u16),
+}
+
+impl Shortcut {
+    fn of(source: &str) -> Option<Shortcut> {
+        let compact: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+        if !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_digit()) {
+            return Some(Shortcut::Literal(compact));
+        }
+        let class = compact.strip_prefix('[')?.strip_suffix(']')?.as_bytes();
+        let mut digits = 0u16;
+        let mut i = 0;
+        while i < class.len() {
+            let (low, high, width) = match class.get(i..i + 3) {
+                Some(&[low, b'-', high]) => (low, high, 3),
+                _ => (class[i], class[i], 1),
+            };
+            if !low.is_ascii_digit() || !high.is_ascii_digit() || high < low {
+                return None;
+            }
+            for d in low..=high {
+                digits |= 1 << (d - b'0');
+            }
+            i += width;
+        }
+        (digits != 0).then_some(Shortcut::Class(digits))
+    }
 }
 
 impl Pattern {
     fn new(source: &'static str) -> Pattern {
         Pattern {
             source,
+            shortcut: Shortcut::of(source),
             compiled: OnceCell::new(),
+        }
+    }
+
+    /// Where a match starting at the first digit ends.
+    pub(super) fn match_at_start(&self, digits: &str) -> Option<usize> {
+        match &self.shortcut {
+            Some(Shortcut::Literal(literal)) => digits
+                .starts_with(literal.as_str())
+                .then_some(literal.len()),
+            Some(Shortcut::Class(class)) => digits
+                .bytes()
+                .next()
+                .filter(|d| d.is_ascii_digit() && class & (1 << (d - b'0')) != 0)
+                .map(|_| 1),
+            None => self.regex().find(digits.as_bytes()).map(|m| m.end()),
+        }
+    }
+
+    pub(super) fn matches_at_start(&self, digits: &str) -> bool {
+        match &self.shortcut {
+            None => self.regex().is_match(digits.as_bytes()),
+            Some(_) => self.match_at_start(digits).is_some(),
         }
     }
 
@@ -75,7 +133,7 @@ impl Descriptor {
 
     pub(super) fn is_match(&self, national: &str) -> bool {
         (self.lengths.is_empty() || self.lengths.contains(&(national.len() as u16)))
-            && self.pattern.regex().is_match(national.as_bytes())
+            && self.pattern.matches_at_start(national)
     }
 
     /// The crate's `validator::length(meta, number, Type::Unknown)` on this (the general)
@@ -179,9 +237,16 @@ impl Country {
             return Some(only);
         }
         self.regions.iter().find(|r| match &r.leading_digits {
-            Some(pattern) => pattern.regex().is_match(national.as_bytes()),
+            Some(pattern) => pattern.matches_at_start(national),
             None => r.knows(national),
         })
+    }
+
+    /// `phonenumber::is_valid` for a national number of this country code: its region, then a
+    /// known number type.
+    pub(super) fn is_valid(&self, national: &str) -> bool {
+        self.region_of(national)
+            .is_some_and(|region| region.knows(national))
     }
 
     /// The position of a region in [`Country::regions`].
@@ -225,28 +290,90 @@ pub(super) fn known_code(code: u16) -> bool {
     KNOWN_CODES.get(usize::from(code)).copied().unwrap_or(false)
 }
 
-/// `phonenumber::is_valid` for a country code and national number: the region (by leading
-/// digits where several share the code), then a known number type.
-pub(super) fn is_valid(code: u16, national: &str) -> bool {
-    country(code)
-        .and_then(|c| c.region_of(national).map(|r| r.knows(national)))
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Patterns compile on first use, so a pattern that does not would stop a run: every one
+    /// is compiled here (the crate unwraps its own compilation of each, too).
     #[test]
-    fn every_country_code_is_below_1000_and_compiles() {
+    fn every_country_code_is_below_1000_and_every_pattern_compiles() {
         for meta in DATABASE.iter() {
             let code = meta.country_code();
             assert!(code < 1000 && known_code(code), "{}", meta.id());
-            assert!(
-                country(code).is_some(),
-                "{} ({code}) did not compile",
-                meta.id()
-            );
+            let country = country(code).unwrap_or_else(|| panic!("{} ({code})", meta.id()));
+            for r in &country.regions {
+                let descriptors = std::iter::once(&r.general).chain(&r.types);
+                let patterns = [
+                    &r.leading_digits,
+                    &r.prefix_for_parsing,
+                    &r.international_prefix,
+                ];
+                for pattern in descriptors
+                    .map(|d| &d.pattern)
+                    .chain(patterns.into_iter().flatten())
+                {
+                    pattern.regex();
+                }
+            }
         }
+    }
+
+    #[test]
+    fn shortcuts_read_literals_and_digit_classes_only() {
+        let cases: &[(&str, Option<&str>, Option<u16>)] = &[
+            ("810", Some("810"), None),
+            ("\n  7\n", Some("7"), None),
+            ("[3489]", None, Some(0b11_0001_1000)),
+            ("[347-9]", None, Some(0b11_1001_1000)),
+            ("[0-2]", None, Some(0b111)),
+            ("[3-]", None, None),
+            ("[^3]", None, None),
+            ("[]", None, None),
+            ("9\\d{9}", None, None),
+            ("0(?:0|1)", None, None),
+        ];
+        for &(source, literal, class) in cases {
+            let (l, c) = match Shortcut::of(source) {
+                Some(Shortcut::Literal(l)) => (Some(l), None),
+                Some(Shortcut::Class(c)) => (None, Some(c)),
+                None => (None, None),
+            };
+            assert_eq!((l.as_deref(), c), (literal, class), "{source:?}");
+        }
+    }
+
+    /// Every pattern of the database that has a shortcut gives what its regex gives, on every
+    /// string of one to three digits.
+    #[test]
+    fn shortcuts_agree_with_the_patterns() {
+        let strings: Vec<String> = (1..=3usize)
+            .flat_map(|len| (0..10u32.pow(len as u32)).map(move |n| format!("{n:0len$}")))
+            .collect();
+        let mut checked = 0;
+        for meta in DATABASE.iter() {
+            let country = country(meta.country_code()).expect("every code");
+            for r in &country.regions {
+                let descriptors = std::iter::once(&r.general).chain(&r.types);
+                let patterns = [&r.leading_digits, &r.international_prefix];
+                let with_shortcut = descriptors
+                    .map(|d| &d.pattern)
+                    .chain(patterns.into_iter().flatten())
+                    .filter(|p| p.shortcut.is_some());
+                for pattern in with_shortcut {
+                    checked += 1;
+                    for s in &strings {
+                        let by_regex = pattern.regex().find(s.as_bytes()).map(|m| m.end());
+                        assert_eq!(
+                            pattern.match_at_start(s),
+                            by_regex,
+                            "{:?} on {s}",
+                            pattern.source
+                        );
+                    }
+                }
+            }
+        }
+        assert!(checked > 100, "{checked} patterns with a shortcut");
     }
 }

@@ -256,6 +256,7 @@ fn prepare(
     interrupted: &Arc<AtomicBool>,
 ) -> Result<Prepared, JobError> {
     let (types, schema) = check_before_reading(job)?;
+    crate::normalize::warm_up();
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();
     let ttl = Ttl {

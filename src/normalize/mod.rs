@@ -47,6 +47,17 @@ pub enum Normalized {
     Valid(E164),
 }
 
+/// Starts what reading cells needs first — the `phonenumber` crate's metadata, which it parses
+/// on first use (some 0.2 s of CPU) — on a thread of its own, so that it overlaps with other
+/// work; a [`Normalizer`] made meanwhile waits for it instead of parsing it again.
+pub fn warm_up() {
+    let started = std::thread::Builder::new()
+        .name("normalize-warm-up".into())
+        .spawn(|| phonenumber::metadata::DATABASE.by_code(&1).is_some());
+    // Without a thread, the first `Normalizer` parses it.
+    drop(started);
+}
+
 /// Separators between several numbers typed into one cell.
 const LIST_SEPARATORS: &[char] = &[',', ';', '/', '|', '\n', '\r'];
 

@@ -90,7 +90,12 @@ const RFC_SEPARATORS: &[u8] = b"-.()";
 /// `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is not [`readable`] (or
 /// one the crate would panic on).
 pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>> {
-    if !readable(text) || !text.bytes().any(|b| b.is_ascii_digit()) {
+    let simple = Simple::scan(text);
+    let has_digits = match &simple {
+        Some(simple) => simple.digits.len() > 0,
+        None => readable(text) && text.bytes().any(|b| b.is_ascii_digit()),
+    };
+    if !has_digits {
         return None;
     }
     let country = home.and_then(|h| rules::country(h.code));
@@ -98,7 +103,7 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
         (Some(c), Some(h)) => Some(&c.regions[h.index]),
         _ => None,
     };
-    let Some((code, national)) = parse(home, text)? else {
+    let Some((code, national)) = parse(home, text, simple.as_ref())? else {
         return Some(None);
     };
     let valid = match &country {
@@ -110,14 +115,16 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
 
 /// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
 /// error, `None` where the crate would panic.
-fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>> {
-    let Some((national, prefix)) = rfc3966(text).or_else(|| Some((natural(text)?, None))) else {
-        return Some(None);
+fn parse(
+    home: Option<&RegionRules>,
+    text: &str,
+    simple: Option<&Simple>,
+) -> Option<Option<(u16, Digits)>> {
+    let read = match simple.and_then(|simple| simple.read(text)) {
+        Some(read) => read,
+        None => read(text),
     };
-    if !is_viable(national) {
-        return Some(None);
-    }
-    let Some((code, mut national)) = country_code(home, national, prefix) else {
+    let Some((code, mut national)) = read.and_then(|read| country_code(home, read)) else {
         return Some(None);
     };
     // The region whose national prefix is stripped: the default region's, whatever the
@@ -154,6 +161,111 @@ fn parse(home: Option<&RegionRules>, text: &str) -> Option<Option<(u16, Digits)>
         .bytes()
         .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
     Some((value < 1 << 56).then_some((code, national)))
+}
+
+/// A number as the crate's readers leave it for `country_code`: its digits, after any pluses
+/// it started with, or after an RFC 3966 prefix.
+struct Read {
+    digits: Digits,
+    /// Whether it started with a `+` (the natural-language reader).
+    plus: bool,
+    /// The RFC 3966 reader's prefix (its digits).
+    prefix: Option<Digits>,
+}
+
+/// The crate's readers step by step (RFC 3966, else natural language) and `is_viable`; `None`
+/// where it finds no number.
+fn read(text: &str) -> Option<Read> {
+    let (national, prefix) = match rfc3966(text) {
+        Some(rfc) => rfc,
+        None => (natural(text)?, None),
+    };
+    if !is_viable(national) {
+        return None;
+    }
+    let without_pluses = national.trim_start_matches('+');
+    Some(Read {
+        digits: Digits::of(without_pluses),
+        plus: prefix.is_none() && without_pluses.len() < national.len(),
+        prefix: prefix.map(Digits::of),
+    })
+}
+
+/// A simple text — ASCII digits, spaces, `-` `.` `(` `)` `/` `+` `:`, most of any export — read
+/// in one pass: what `read` finds in its steps, for the two readings such a text can have
+/// (RFC 3966 without a prefix, or natural language).
+struct Simple {
+    /// Every digit of the text.
+    digits: Digits,
+    /// The natural-language reader's number: from the first `+` or digit to the last digit.
+    start: usize,
+    end: usize,
+    /// The first character after `start` that makes the number not viable (`:`, a `+` after
+    /// the leading ones), if any.
+    spoiler: usize,
+}
+
+impl Simple {
+    fn scan(text: &str) -> Option<Simple> {
+        let mut simple = Simple {
+            digits: Digits::empty(),
+            start: usize::MAX,
+            end: 0,
+            spoiler: usize::MAX,
+        };
+        // While the number has only pluses so far.
+        let mut pluses_only = false;
+        for (i, b) in text.bytes().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    if simple.start == usize::MAX {
+                        simple.start = i;
+                    }
+                    simple.digits.push(b);
+                    simple.end = i + 1;
+                    pluses_only = false;
+                }
+                b'+' if simple.start == usize::MAX => {
+                    simple.start = i;
+                    pluses_only = true;
+                }
+                b'+' if pluses_only => {}
+                b'+' | b':' => {
+                    if simple.start != usize::MAX {
+                        simple.spoiler = simple.spoiler.min(i);
+                    }
+                    pluses_only = false;
+                }
+                b' ' | b'-' | b'.' | b'(' | b')' | b'/' => pluses_only = false,
+                _ => return None,
+            }
+        }
+        Some(simple)
+    }
+
+    /// `read` on the text this was scanned from, or `None` where its steps are needed (an RFC
+    /// 3966 prefix).
+    fn read(&self, text: &str) -> Option<Option<Read>> {
+        let two_digits =
+            |national: &str| national.len() == 2 && national.bytes().all(|b| b.is_ascii_digit());
+        let (viable, plus) = match rfc3966(text) {
+            // The whole text, digits and separators only.
+            Some((national, None)) => (two_digits(national) || self.digits.len() >= 3, false),
+            Some((_, Some(_))) => return None,
+            None => {
+                let national = &text[self.start..self.end.max(self.start)];
+                let viable = national.len() >= 2
+                    && (two_digits(national)
+                        || (self.spoiler >= self.end && self.digits.len() >= 3));
+                (viable, national.starts_with('+'))
+            }
+        };
+        Some(viable.then_some(Read {
+            digits: self.digits,
+            plus,
+            prefix: None,
+        }))
+    }
 }
 
 /// `rfc3966::phone_number` on a readable text: `(national, prefix)` as written, or `None`
@@ -272,20 +384,14 @@ fn viable_digits(chars: impl Iterator<Item = char>) -> Option<usize> {
 
 /// `helper::country_code` (with `international_prefix`): the country code, and the national
 /// number without it; `None` for a parse error.
-fn country_code(
-    home: Option<&RegionRules>,
-    national: &str,
-    prefix: Option<&str>,
-) -> Option<(u16, Digits)> {
-    if let Some(prefix) = prefix {
+fn country_code(home: Option<&RegionRules>, read: Read) -> Option<(u16, Digits)> {
+    let mut national = read.digits;
+    if let Some(prefix) = read.prefix {
         // The RFC 3966 prefix: its digits are the country code.
-        let national = Digits::of(national);
-        let code: u16 = Digits::of(prefix).as_str().parse().ok()?;
+        let code: u16 = prefix.as_str().parse().ok()?;
         return (national.len() > 2 && rules::known_code(code)).then_some((code, national));
     }
-    let without_pluses = national.trim_start_matches('+');
-    let mut international = without_pluses.len() < national.len();
-    let mut national = Digits::of(without_pluses);
+    let mut international = read.plus;
     // The region's international prefix, unless a 0 follows it.
     let idd = home.and_then(|h| h.international_prefix.as_ref());
     if let Some(end) = idd.and_then(|p| p.match_at_start(national.as_str())) {
@@ -398,19 +504,30 @@ impl Digits {
     /// The digits of a text, Latin letters as their keys on a phone (the crate's `normalize`
     /// with `ALPHA_PHONE_MAPPINGS`); anything else dropped.
     fn of(text: &str) -> Digits {
-        let mut d = Digits {
-            buf: [0; 72],
-            start: 0,
-            end: 0,
-        };
+        let mut d = Digits::empty();
         for b in text.bytes() {
             let key = KEYS[usize::from(b)];
-            if key != 0 && d.end < d.buf.len() {
-                d.buf[d.end] = key;
-                d.end += 1;
+            if key != 0 {
+                d.push(key);
             }
         }
         d
+    }
+
+    fn empty() -> Digits {
+        Digits {
+            buf: [0; 72],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Appends an ASCII digit (there is room for any text `read` is given).
+    fn push(&mut self, digit: u8) {
+        if self.end < self.buf.len() {
+            self.buf[self.end] = digit;
+            self.end += 1;
+        }
     }
 
     /// The text itself, when it is all digits and fits.

@@ -12,7 +12,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::standard::{FIRST, LAST};
+use super::standard::{CITIES, FIRST, LAST};
 use super::Rows;
 
 /// A country's mobile numbers as the generator draws them: the national number is a prefix and
@@ -27,166 +27,74 @@ struct Country {
     share: u32,
 }
 
+/// A row of [`FOREIGN`]: code, prefixes, length, groups, trunk prefix, share.
+const fn country(
+    (code, prefixes, len, groups, trunk, share): (
+        &'static str,
+        &'static [&'static str],
+        usize,
+        &'static [usize],
+        &'static str,
+        u32,
+    ),
+) -> Country {
+    Country {
+        code,
+        prefixes,
+        len,
+        groups,
+        trunk,
+        share,
+    }
+}
+
+const BY: &[&str] = &["25", "29", "33", "44"];
+const UA: &[&str] = &[
+    "50", "63", "66", "67", "68", "73", "93", "95", "96", "97", "98", "99",
+];
+const UZ: &[&str] = &["90", "91", "93", "94", "95", "97", "99", "33", "88"];
+const DE_MOBILE: &[&str] = &[
+    "151", "152", "157", "160", "170", "171", "172", "176", "177", "178",
+];
+const DE_CITY: &[&str] = &["30", "40", "89", "69"];
+const AM: &[&str] = &["77", "93", "94", "98", "99", "91", "55", "41"];
+const GE: &[&str] = &["555", "557", "568", "571", "577", "591", "595", "599"];
+const KG: &[&str] = &[
+    "700", "701", "703", "705", "707", "770", "772", "777", "550", "555",
+];
+const AZ: &[&str] = &["50", "51", "55", "70", "77"];
+const TJ: &[&str] = &["90", "91", "92", "93", "98", "55"];
+const MD: &[&str] = &["60", "67", "68", "69", "78", "79"];
+const TR: &[&str] = &["530", "532", "533", "535", "505", "542", "555"];
+const IL: &[&str] = &["50", "52", "53", "54", "58"];
+const US: &[&str] = &["212", "310", "415", "646", "917"];
+const GB: &[&str] = &["7700", "7911", "7400", "7500"];
+const CN: &[&str] = &["138", "139", "135", "186", "158"];
+const IT: &[&str] = &["320", "328", "333", "347", "06", "02"];
+const PL: &[&str] = &["500", "501", "600", "601", "691"];
+const FR: &[&str] = &["6", "7"];
+
 /// The countries of a Russian CRM's foreign customers, most frequent first.
 const FOREIGN: &[Country] = &[
-    Country {
-        code: "375",
-        prefixes: &["25", "29", "33", "44"],
-        len: 9,
-        groups: &[2, 3, 2, 2],
-        trunk: "80",
-        share: 25,
-    },
-    Country {
-        code: "380",
-        prefixes: &[
-            "50", "63", "66", "67", "68", "73", "93", "95", "96", "97", "98", "99",
-        ],
-        len: 9,
-        groups: &[2, 3, 2, 2],
-        trunk: "0",
-        share: 20,
-    },
-    Country {
-        code: "998",
-        prefixes: &["90", "91", "93", "94", "95", "97", "99", "33", "88"],
-        len: 9,
-        groups: &[2, 3, 2, 2],
-        trunk: "",
-        share: 20,
-    },
-    Country {
-        code: "49",
-        prefixes: &[
-            "151", "152", "157", "160", "170", "171", "172", "176", "177", "178",
-        ],
-        len: 11,
-        groups: &[3, 4, 4],
-        trunk: "0",
-        share: 10,
-    },
-    Country {
-        code: "49",
-        prefixes: &["30", "40", "89", "69"],
-        len: 10,
-        groups: &[2, 4, 4],
-        trunk: "0",
-        share: 5,
-    },
-    Country {
-        code: "374",
-        prefixes: &["77", "93", "94", "98", "99", "91", "55", "41"],
-        len: 8,
-        groups: &[2, 3, 3],
-        trunk: "0",
-        share: 3,
-    },
-    Country {
-        code: "995",
-        prefixes: &["555", "557", "568", "571", "577", "591", "595", "599"],
-        len: 9,
-        groups: &[3, 2, 2, 2],
-        trunk: "",
-        share: 3,
-    },
-    Country {
-        code: "996",
-        prefixes: &[
-            "700", "701", "703", "705", "707", "770", "772", "777", "550", "555",
-        ],
-        len: 9,
-        groups: &[3, 3, 3],
-        trunk: "0",
-        share: 3,
-    },
-    Country {
-        code: "994",
-        prefixes: &["50", "51", "55", "70", "77"],
-        len: 9,
-        groups: &[2, 3, 2, 2],
-        trunk: "0",
-        share: 2,
-    },
-    Country {
-        code: "992",
-        prefixes: &["90", "91", "92", "93", "98", "55"],
-        len: 9,
-        groups: &[2, 3, 4],
-        trunk: "",
-        share: 2,
-    },
-    Country {
-        code: "373",
-        prefixes: &["60", "67", "68", "69", "78", "79"],
-        len: 8,
-        groups: &[2, 3, 3],
-        trunk: "0",
-        share: 1,
-    },
-    Country {
-        code: "90",
-        prefixes: &["530", "532", "533", "535", "505", "542", "555"],
-        len: 10,
-        groups: &[3, 3, 2, 2],
-        trunk: "0",
-        share: 2,
-    },
-    Country {
-        code: "972",
-        prefixes: &["50", "52", "53", "54", "58"],
-        len: 9,
-        groups: &[2, 3, 4],
-        trunk: "0",
-        share: 1,
-    },
-    Country {
-        code: "1",
-        prefixes: &["212", "310", "415", "646", "917"],
-        len: 10,
-        groups: &[3, 3, 4],
-        trunk: "1",
-        share: 1,
-    },
-    Country {
-        code: "44",
-        prefixes: &["7700", "7911", "7400", "7500"],
-        len: 10,
-        groups: &[4, 6],
-        trunk: "0",
-        share: 1,
-    },
-    Country {
-        code: "86",
-        prefixes: &["138", "139", "135", "186", "158"],
-        len: 11,
-        groups: &[3, 4, 4],
-        trunk: "0",
-        share: 1,
-    },
-    Country {
-        code: "39",
-        prefixes: &["320", "328", "333", "347", "06", "02"],
-        len: 10,
-        groups: &[3, 3, 4],
-        trunk: "",
-        share: 1,
-    },
-    Country {
-        code: "48",
-        prefixes: &["500", "501", "600", "601", "691"],
-        len: 9,
-        groups: &[3, 3, 3],
-        trunk: "",
-        share: 1,
-    },
-    Country {
-        code: "33",
-        prefixes: &["6", "7"],
-        len: 9,
-        groups: &[1, 2, 2, 2, 2],
-        trunk: "0",
-        share: 1,
-    },
+    country(("375", BY, 9, &[2, 3, 2, 2], "80", 25)),
+    country(("380", UA, 9, &[2, 3, 2, 2], "0", 20)),
+    country(("998", UZ, 9, &[2, 3, 2, 2], "", 20)),
+    country(("49", DE_MOBILE, 11, &[3, 4, 4], "0", 10)),
+    country(("49", DE_CITY, 10, &[2, 4, 4], "0", 5)),
+    country(("374", AM, 8, &[2, 3, 3], "0", 3)),
+    country(("995", GE, 9, &[3, 2, 2, 2], "", 3)),
+    country(("996", KG, 9, &[3, 3, 3], "0", 3)),
+    country(("994", AZ, 9, &[2, 3, 2, 2], "0", 2)),
+    country(("992", TJ, 9, &[2, 3, 4], "", 2)),
+    country(("373", MD, 8, &[2, 3, 3], "0", 1)),
+    country(("90", TR, 10, &[3, 3, 2, 2], "0", 2)),
+    country(("972", IL, 9, &[2, 3, 4], "0", 1)),
+    country(("1", US, 10, &[3, 3, 4], "1", 1)),
+    country(("44", GB, 10, &[4, 6], "0", 1)),
+    country(("86", CN, 11, &[3, 4, 4], "0", 1)),
+    country(("39", IT, 10, &[3, 3, 4], "", 1)),
+    country(("48", PL, 9, &[3, 3, 3], "", 1)),
+    country(("33", FR, 9, &[1, 2, 2, 2, 2], "0", 1)),
 ];
 
 /// Russian area codes of landlines, and Kazakh mobile codes (country code 7 as well).
@@ -287,22 +195,8 @@ const COMPANIES: &[&str] = &[
     "АО \"Север, Юг и Запад\"",
     "ООО \"Торговый дом \"\"Вектор\"\"\"",
 ];
-const CITIES: &[&str] = &[
-    "Москва",
-    "Санкт-Петербург",
-    "Новосибирск",
-    "Екатеринбург",
-    "Казань",
-    "Нижний Новгород",
-    "Краснодар",
-    "Самара",
-    "Ростов-на-Дону",
-    "Уфа",
-    "Алматы",
-    "Минск",
-    "Москва, Зеленоград",
-    "г. Химки, Московская обл.",
-];
+/// Cities written with a comma, beside the standard profile's.
+const MORE_CITIES: &[&str] = &["Москва, Зеленоград", "г. Химки, Московская обл."];
 
 /// One row's name, phone cell and city.
 pub(super) fn row(rows: &mut Rows) -> (String, Option<String>, &'static str) {
@@ -330,7 +224,11 @@ pub(super) fn row(rows: &mut Rows) -> (String, Option<String>, &'static str) {
             _ => first,
         })
     };
-    let city = CITIES[rows.rng.random_range(0..CITIES.len())];
+    let cities = match rows.rng.random_range(0..100) {
+        0..=9 => MORE_CITIES,
+        _ => CITIES,
+    };
+    let city = cities[rows.rng.random_range(0..cities.len())];
     (name, phone, city)
 }
 

@@ -65,25 +65,20 @@ pub(super) fn split_records(
     let mut open_quote: Option<usize> = None;
     while found.records < want {
         if let Some(opened) = open_quote {
-            let Some(j) = memchr::memchr(b'"', &buffer[pos..]).map(|j| pos + j) else {
+            match closing_quote(buffer, pos, at_end) {
+                Some(Ok(after)) => {
+                    open_quote = None;
+                    pos = after;
+                    continue;
+                }
                 // The records before it come first (one may be bad); then the error.
-                if at_end && found.records == 0 {
+                None if at_end && found.records == 0 => {
                     return Err(OpenQuote {
                         lines: lines_to(opened),
-                    });
+                    })
                 }
-                return done(found);
-            };
-            match buffer.get(j + 1) {
-                Some(b'"') => pos = j + 2,
-                // The quote might be the first of a `""` pair: wait for more text.
-                None if !at_end => return done(found),
-                _ => {
-                    open_quote = None;
-                    pos = j + 1;
-                }
+                _ => return done(found),
             }
-            continue;
         }
         let Some(i) = memchr::memchr3(b'"', b'\n', b'\r', &buffer[pos..]).map(|i| pos + i) else {
             started |= pos < buffer.len();
@@ -124,6 +119,20 @@ pub(super) fn split_records(
         };
     }
     done(found)
+}
+
+/// Past the quote that closes a quoted field, searched from `pos` inside it (`""` is a quote
+/// in it): `None` if the text ends first, `Some(Err(()))` if the quote is the buffer's last
+/// byte and may be the first of a `""` pair (unless `at_end`).
+fn closing_quote(buffer: &[u8], mut pos: usize, at_end: bool) -> Option<Result<usize, ()>> {
+    loop {
+        let j = pos + memchr::memchr(b'"', &buffer[pos..])?;
+        match buffer.get(j + 1) {
+            Some(b'"') => pos = j + 2,
+            None if !at_end => return Some(Err(())),
+            _ => return Some(Ok(j + 1)),
+        }
+    }
 }
 
 #[cfg(test)]

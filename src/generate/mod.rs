@@ -2,8 +2,8 @@
 //!
 //! Contract: [`generate`] writes `rows` rows of `id, name, phone, city, email, created_at` as
 //! CSV (UTF-8 or windows-1251, any delimiter, plain or gzip) or Parquet. What the text columns
-//! hold is the [`Profile`]'s: [`standard`] (the shapes the fast path was first written for) or
-//! [`messy`] (the way people type, placeholders and notes, quoted names). About
+//! hold is the [`Profile`]'s: `standard` (the shapes the fast path was first written for) or
+//! `messy` (the way people type, placeholders and notes, quoted names). About
 //! `distinct_ratio` of the rows carry a number not seen in an earlier row. The same options and
 //! seed always give the same bytes.
 

@@ -5,7 +5,7 @@
 //! default region) does not accept as a valid number, or `Valid(number)` with the E.164 digits
 //! (no `+`) packed in a `u64`. A cell holding several numbers is represented by its first valid
 //! one. The result depends only on the raw text and the region. Readable cells (digits, the
-//! punctuation people type in any layout, Russian words around a number) are read by [`fast`],
+//! punctuation people type in any layout, Russian words around a number) are read by `fast`,
 //! a replay of the crate's own steps; every other cell goes to the crate, once per distinct
 //! value per thread while the thread's memo has room.
 

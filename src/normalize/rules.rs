@@ -4,9 +4,9 @@
 //! order, each pattern compiled as the crate compiles it (whitespace ignored), anchored at the
 //! first digit, on its first use; [`Country::is_valid`] is the crate's `is_valid` on a country
 //! code's national number; [`known_code`] is whether the crate's database has a country code.
-//! Nothing here is shared between threads: the crate's own regex cache locks one mutex and hashes the
-//! pattern's source on every use, which is most of its cost. A thread compiles only the
-//! patterns its numbers ask for (code 1 alone has 25 regions and some 300 patterns).
+//! Nothing here is shared between threads: the crate's own regex cache locks one mutex and
+//! hashes the pattern's source on every use, which is most of its cost. A thread compiles only
+//! the patterns its numbers ask for (code 1 alone has 25 regions and some 300 patterns).
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;

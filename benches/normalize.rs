@@ -1,44 +1,125 @@
-//! Normalization speed on one core: the fast path against the `phonenumber` crate on the same
-//! distinct values of a generated export. Prints rates and their ratio (both measured here).
+//! Normalization speed on one core, on the phone cells of generated exports of both profiles
+//! (`standard`, `messy`): the `phonenumber` crate against `Normalizer::normalize` on the same
+//! distinct values, then `normalize` on every cell as a pass meets them (repeats, the memo).
+//! Prints rates and ratios (all measured here), the share of distinct values the fast path
+//! reads without the crate, how the crate reads the cells, and the disagreements (must be 0).
 //!
 //!     cargo bench --bench normalize [-- DISTINCT]
 
 use std::collections::HashSet;
 use std::time::Instant;
 
-use phone_enrich::generate::phone_cells;
-use phone_enrich::normalize::Normalizer;
+use phone_enrich::generate::{phone_cells, Profile};
+use phone_enrich::normalize::{Normalized, Normalizer};
+
+const REGION: phonenumber::country::Id = phonenumber::country::Id::RU;
 
 fn main() {
     let distinct: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(300_000);
-    let cells = phone_cells((distinct as f64 / 0.6 * 1.2) as u64, 0.6, 11);
+    let mut disagreements = 0;
+    for profile in [Profile::Standard, Profile::Messy] {
+        disagreements += measure(profile, distinct);
+    }
+    assert_eq!(disagreements, 0, "the fast path disagrees with the crate");
+}
+
+/// Each measurement on a thread of its own, named for profilers (`perf report --sort comm`):
+/// the normalizer's per-thread rules and memo start empty, as on a pass's worker.
+fn on_a_new_thread<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, f)
+            .expect("threads can be started")
+            .join()
+            .expect("the measurement ran")
+    })
+}
+
+/// Values per second.
+fn rate(values: usize, f: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    f();
+    values as f64 / start.elapsed().as_secs_f64()
+}
+
+fn measure(profile: Profile, distinct: usize) -> usize {
+    let cells = phone_cells(profile, (distinct as f64 / 0.6 * 1.2) as u64, 0.6, 11);
     let mut seen = HashSet::new();
-    let values: Vec<String> = cells
-        .into_iter()
+    let values: Vec<&str> = cells
+        .iter()
         .flatten()
-        .filter(|c| seen.insert(c.clone()))
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty() && seen.insert(*c))
         .take(distinct)
         .collect();
-    let n = Normalizer::new(phonenumber::country::Id::RU);
+    let n = Normalizer::new(REGION);
 
-    let start = Instant::now();
-    let by_crate: Vec<_> = values.iter().map(|v| n.crate_path(v.trim())).collect();
-    let crate_secs = start.elapsed().as_secs_f64();
-
-    let start = Instant::now();
-    let ours: Vec<_> = values.iter().map(|v| n.normalize(v)).collect();
-    let our_secs = start.elapsed().as_secs_f64();
-
+    let mut by_crate = Vec::new();
+    let crate_rate = on_a_new_thread("crate", || {
+        rate(values.len(), || {
+            by_crate = values.iter().map(|v| n.crate_path(v)).collect();
+        })
+    });
+    let mut ours = Vec::new();
+    let our_rate = on_a_new_thread("distinct", || {
+        rate(values.len(), || {
+            ours = values.iter().map(|v| n.normalize(v)).collect();
+        })
+    });
+    let mut every = Vec::new();
+    let every_rate = on_a_new_thread("every-cell", || {
+        rate(cells.len(), || {
+            every = cells
+                .iter()
+                .map(|c| c.as_deref().map_or(Normalized::Empty, |c| n.normalize(c)))
+                .collect();
+        })
+    });
+    let fast = values.iter().filter(|v| n.fast_path(v).is_some()).count();
     let disagreements = by_crate.iter().zip(&ours).filter(|(a, b)| a != b).count();
-    let crate_rate = values.len() as f64 / crate_secs;
-    let our_rate = values.len() as f64 / our_secs;
-    println!("distinct values          {:>12}", values.len());
-    println!("phonenumber crate        {:>12.0} values/s", crate_rate);
-    println!("phone-enrich normalize   {:>12.0} values/s", our_rate);
-    println!("ratio                    {:>12.1}x", our_rate / crate_rate);
-    println!("disagreements            {:>12}", disagreements);
-    assert_eq!(disagreements, 0, "the fast path disagrees with the crate");
+
+    println!("profile {profile:?}");
+    println!("  distinct values          {:>12}", values.len());
+    println!("  phonenumber crate        {crate_rate:>12.0} values/s");
+    println!("  phone-enrich normalize   {our_rate:>12.0} values/s");
+    println!(
+        "  ratio                    {:>12.1}x",
+        our_rate / crate_rate
+    );
+    println!(
+        "  read without the crate   {:>11.1}% of distinct values",
+        100.0 * fast as f64 / values.len() as f64
+    );
+    println!(
+        "  every cell (repeats too) {every_rate:>12.0} cells/s, {} cells",
+        cells.len()
+    );
+    print_spread(&every);
+    println!("  disagreements            {disagreements:>12}");
+    disagreements
+}
+
+/// How the cells read: empty, invalid, valid in the default region's country code, or foreign.
+fn print_spread(cells: &[Normalized]) {
+    let (mut empty, mut invalid, mut home, mut foreign) = (0, 0, 0, 0);
+    for cell in cells {
+        match cell {
+            Normalized::Empty => empty += 1,
+            Normalized::Invalid => invalid += 1,
+            Normalized::Valid(n) if n.0 / 10_000_000_000 == 7 => home += 1,
+            Normalized::Valid(_) => foreign += 1,
+        }
+    }
+    let share = |n: usize| 100.0 * n as f64 / cells.len() as f64;
+    println!(
+        "  cells                    empty {:.1}%, invalid {:.1}%, valid +7 {:.1}%, valid foreign {:.1}%",
+        share(empty),
+        share(invalid),
+        share(home),
+        share(foreign)
+    );
 }

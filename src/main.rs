@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use phone_enrich::config::{self, Job, Overrides, TextEncoding};
 use phone_enrich::exchange::{self, ExchangeError};
-use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
+use phone_enrich::generate::{generate, GenFormat, GenerateOptions, Profile};
 use phone_enrich::job::{ExitKind, JobError, RunOptions};
 use phone_enrich::plan::Shard;
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
@@ -178,6 +178,10 @@ struct GenerateArgs {
     /// CSV encoding.
     #[arg(long, value_enum, default_value_t = EncodingArg::Utf8)]
     encoding: EncodingArg,
+    /// What the rows look like: `standard`, or `messy` (every way people type numbers,
+    /// placeholders, notes, quoted names).
+    #[arg(long, value_enum, default_value_t = Profile::Standard)]
+    profile: Profile,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -589,6 +593,7 @@ fn generate_command(args: GenerateArgs) -> Outcome {
         distinct_ratio: args.distinct_ratio,
         seed: args.seed,
         format,
+        profile: args.profile,
     })
     .map_err(usage)
 }

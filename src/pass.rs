@@ -124,15 +124,10 @@ struct WorkerTally {
     tally: Tally,
     /// Slots of the book seen, one bit each.
     seen: Vec<u64>,
-    /// The crate's reading of cells the fast path does not take, kept for repeats.
-    slow: PlHashMap<Box<str>, Normalized>,
 }
 
 /// How many cells ahead a lookup's slot is fetched.
 const PREFETCH: usize = 16;
-
-/// The crate is slow; its readings are remembered, up to this many per worker.
-const SLOW_MEMO: usize = 1 << 20;
 
 impl WorkerTally {
     fn new(book: &AnswerBook) -> Self {
@@ -142,32 +137,13 @@ impl WorkerTally {
                 ..Tally::default()
             },
             seen: vec![0; book.slots().div_ceil(64)],
-            slow: PlHashMap::default(),
         }
-    }
-
-    fn normalize(&mut self, normalizer: &Normalizer, raw: &str) -> Normalized {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Normalized::Empty;
-        }
-        if let Some(n) = normalizer.fast_path(trimmed) {
-            return Normalized::Valid(n);
-        }
-        if let Some(&n) = self.slow.get(trimmed) {
-            return n;
-        }
-        let n = normalizer.crate_path(trimmed);
-        if self.slow.len() < SLOW_MEMO {
-            self.slow.insert(trimmed.into(), n);
-        }
-        n
     }
 
     /// Reads one cell, counting it when it holds no number.
     fn read(&mut self, shared: &Shared<'_>, raw: Option<&str>) -> Normalized {
         let n = match raw {
-            Some(raw) => self.normalize(&shared.normalizer, raw),
+            Some(raw) => shared.normalizer.normalize(raw),
             None => Normalized::Empty,
         };
         match n {

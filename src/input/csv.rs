@@ -8,8 +8,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Result};
 use polars::prelude::*;
 
-use super::convert::ColumnParser;
+use super::convert::{ColumnParser, Misfit};
 use super::decode::{open_text, sniff_delimiter};
+use super::fields::Records;
 use super::records::{line_ends, split_records, OpenQuote, Split};
 use super::types::{ColumnType, ColumnTypes};
 use super::{check_phone_columns, excerpt, Columns, InputReader, Source};
@@ -57,13 +58,15 @@ impl CsvLayout {
 }
 
 fn utf8_field<'a>(bytes: &'a [u8], path: &Path, line: u64, column: &str) -> Result<&'a str> {
-    std::str::from_utf8(bytes).map_err(|_| {
-        anyhow!(
-            "{}: line {line}, column `{}` is not valid UTF-8; if the file is windows-1251, set input.encoding = \"windows-1251\"",
-            path.display(),
-            excerpt(column)
-        )
-    })
+    std::str::from_utf8(bytes).map_err(|_| not_utf8(path, line, column))
+}
+
+fn not_utf8(path: &Path, line: u64, column: &str) -> anyhow::Error {
+    anyhow!(
+        "{}: line {line}, column `{}` is not valid UTF-8; if the file is windows-1251, set input.encoding = \"windows-1251\"",
+        path.display(),
+        excerpt(column)
+    )
 }
 
 /// Whole records of a CSV file, cut by the (sequential) reader for any thread to parse.
@@ -316,7 +319,6 @@ impl CsvChunk {
         // Text is checked once for the whole chunk; a field of valid text is valid text (fields
         // are cut at ASCII bytes). Only a chunk that fails is checked field by field, to name it.
         let all_utf8 = simdutf8::basic::from_utf8(&self.bytes).is_ok();
-        let mut reader = csv_reader(layout.delimiter, &self.bytes);
         let mut parsers: Vec<(usize, ColumnParser)> = layout
             .wanted
             .iter()
@@ -328,46 +330,67 @@ impl CsvChunk {
                 w.as_ref().map(|n| (i, parser(n)))
             })
             .collect();
-        let mut record = csv::ByteRecord::new();
+        // Each header column's parser, if it has one.
+        let mut slots = vec![None; layout.width];
+        for (slot, (i, _)) in parsers.iter().enumerate() {
+            slots[*i] = Some(slot);
+        }
+        let mut records = Records::new(&self.bytes, layout.delimiter);
         let mut rows = 0;
-        let line_of = |record: &csv::ByteRecord| {
-            self.first_line + line_ends(&self.bytes[..record_start(&self.bytes, record)])
-        };
-        while reader
-            .read_byte_record(&mut record)
-            .map_err(|e| csv_error(e, &layout.path, self.first_line))?
-        {
-            if record.len() != layout.width {
-                bail!(
-                    "{}: line {} has {} fields where the header has {}; check the delimiter and quoting",
-                    layout.path.display(),
-                    line_of(&record),
-                    record.len(),
-                    layout.width
-                );
-            }
-            for (i, parser) in parsers.iter_mut() {
-                let field = &record[*i];
+        loop {
+            // A record's first bad value is told after its width is checked, as a reader of
+            // whole records tells it.
+            let mut unfit = None;
+            let record = records.next(|i, field| {
+                let Some(slot) = slots.get(i).copied().flatten().filter(|_| unfit.is_none()) else {
+                    return;
+                };
                 let text = if all_utf8 {
                     // SAFETY: checked above, for the whole chunk this field was cut from.
                     unsafe { std::str::from_utf8_unchecked(field) }
+                } else if let Ok(text) = std::str::from_utf8(field) {
+                    text
                 } else {
-                    let name = layout.wanted[*i].as_deref().unwrap_or("");
-                    utf8_field(field, &layout.path, line_of(&record), name)?
+                    unfit = Some(Unfit::NotUtf8(i));
+                    return;
                 };
-                parser.push(text).map_err(|misfit| {
-                    anyhow!(
-                        "{}: line {}, {misfit}",
-                        layout.path.display(),
-                        line_of(&record)
-                    )
-                })?;
+                if let Err(misfit) = parsers[slot].1.push(text) {
+                    unfit = Some(Unfit::Misfit(misfit));
+                }
+            });
+            let Some((start, fields)) = record else {
+                break;
+            };
+            let line = || self.first_line + line_ends(&self.bytes[..start]);
+            if fields != layout.width {
+                bail!(
+                    "{}: line {} has {fields} fields where the header has {}; check the delimiter and quoting",
+                    layout.path.display(),
+                    line(),
+                    layout.width
+                );
             }
-            rows += 1;
+            match unfit {
+                Some(Unfit::NotUtf8(i)) => {
+                    let name = layout.wanted[i].as_deref().unwrap_or("");
+                    return Err(not_utf8(&layout.path, line(), name));
+                }
+                Some(Unfit::Misfit(misfit)) => {
+                    bail!("{}: line {}, {misfit}", layout.path.display(), line())
+                }
+                None => rows += 1,
+            }
         }
         let columns: Vec<Column> = parsers.into_iter().map(|(_, p)| p.finish()).collect();
         Ok(DataFrame::new(rows, columns)?)
     }
+}
+
+/// Why a field's value cannot go into its column.
+enum Unfit {
+    /// The field of this header column is not UTF-8.
+    NotUtf8(usize),
+    Misfit(Box<Misfit>),
 }
 
 /// An error reading the file's text (the decoder's, for gzip).

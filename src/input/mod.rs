@@ -13,7 +13,7 @@
 //! and float columns converted). Every error names the file, and for CSV the line.
 //!
 //! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
-//! that text, `csv` cuts and parses CSV pieces, `types` settles each CSV column's type and
+//! that text, `csv` cuts and parses CSV pieces (`fields` splits their records), `types` settles each CSV column's type and
 //! `convert` turns its fields into values of it, `parquet` streams Parquet batches, and
 //! `arrow_types` keeps a Parquet input's own types where polars reads others.
 
@@ -21,6 +21,7 @@ mod arrow_types;
 mod convert;
 mod csv;
 mod decode;
+mod fields;
 mod parquet;
 mod records;
 mod types;

@@ -39,7 +39,9 @@ pub(super) fn line_ends(bytes: &[u8]) -> u64 {
 /// end counts, and a quoted field still open is an error once the records before it are taken.
 /// Otherwise, what a byte not yet read
 /// could change (a `\r` or a closing quote as the buffer's last byte) waits for more text.
-/// Only quotes and line ends are looked at, so this runs at memory speed.
+/// Only quotes and line ends are looked at (memchr), a quoted field in one search for its
+/// closing quote, and lines are counted once over what was scanned, so this runs at memory
+/// speed whether fields are quoted or not.
 pub(super) fn split_records(
     buffer: &[u8],
     delimiter: u8,
@@ -47,33 +49,36 @@ pub(super) fn split_records(
     want: usize,
     at_end: bool,
 ) -> Result<Split, OpenQuote> {
+    // Every line end before a point counts, quoted or not.
+    let lines_to = |end: usize| from.lines + line_ends(&buffer[from.end..end]);
+    let done = |found: Split| {
+        Ok(Split {
+            lines: lines_to(found.end),
+            ..found
+        })
+    };
     let mut found = from;
     let mut pos = from.end;
-    let mut lines = from.lines;
     // Whether the record being scanned holds a byte yet (an empty line is no record).
     let mut started = false;
-    // While in a quoted field: the line ends before its opening quote.
-    let mut open_quote: Option<u64> = None;
+    // While in a quoted field: where its opening quote is.
+    let mut open_quote: Option<usize> = None;
     while found.records < want {
         if let Some(opened) = open_quote {
-            let Some(j) = memchr::memchr(b'"', &buffer[pos..]).map(|j| pos + j) else {
-                // The records before it come first (one may be bad); then the error.
-                if at_end && found.records == 0 {
-                    return Err(OpenQuote { lines: opened });
-                }
-                return Ok(found);
-            };
-            lines += line_ends(&buffer[pos..j]);
-            match buffer.get(j + 1) {
-                Some(b'"') => pos = j + 2,
-                // The quote might be the first of a `""` pair: wait for more text.
-                None if !at_end => return Ok(found),
-                _ => {
+            match closing_quote(buffer, pos, at_end) {
+                Some(Ok(after)) => {
                     open_quote = None;
-                    pos = j + 1;
+                    pos = after;
+                    continue;
                 }
+                // The records before it come first (one may be bad); then the error.
+                None if at_end && found.records == 0 => {
+                    return Err(OpenQuote {
+                        lines: lines_to(opened),
+                    })
+                }
+                _ => return done(found),
             }
-            continue;
         }
         let Some(i) = memchr::memchr3(b'"', b'\n', b'\r', &buffer[pos..]).map(|i| pos + i) else {
             started |= pos < buffer.len();
@@ -83,23 +88,22 @@ pub(super) fn split_records(
         match buffer[i] {
             b'"' => {
                 if i == found.end || buffer[i - 1] == delimiter {
-                    open_quote = Some(lines);
+                    open_quote = Some(i);
                 }
                 started = true;
                 pos = i + 1;
             }
             // A `\n` may follow: the line end is one or the other.
-            b'\r' if i + 1 == buffer.len() && !at_end => return Ok(found),
+            b'\r' if i + 1 == buffer.len() && !at_end => return done(found),
             byte => {
                 let end = match (byte, buffer.get(i + 1)) {
                     (b'\r', Some(b'\n')) => i + 2,
                     _ => i + 1,
                 };
-                lines += 1;
                 found = Split {
                     end,
                     records: found.records + usize::from(started),
-                    lines,
+                    lines: 0,
                 };
                 started = false;
                 pos = end;
@@ -111,10 +115,24 @@ pub(super) fn split_records(
         found = Split {
             end: buffer.len(),
             records: found.records + usize::from(started),
-            lines,
+            lines: 0,
         };
     }
-    Ok(found)
+    done(found)
+}
+
+/// Past the quote that closes a quoted field, searched from `pos` inside it (`""` is a quote
+/// in it): `None` if the text ends first, `Some(Err(()))` if the quote is the buffer's last
+/// byte and may be the first of a `""` pair (unless `at_end`).
+fn closing_quote(buffer: &[u8], mut pos: usize, at_end: bool) -> Option<Result<usize, ()>> {
+    loop {
+        let j = pos + memchr::memchr(b'"', &buffer[pos..])?;
+        match buffer.get(j + 1) {
+            Some(b'"') => pos = j + 2,
+            None if !at_end => return Some(Err(())),
+            _ => return Some(Ok(j + 1)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,7 @@ fn check_before_reading(job: &Job) -> Result<(ColumnTypes, Schema), JobError> {
 /// Everything before the first request, as `how` says.
 fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     let (types, schema) = check_before_reading(job)?;
+    crate::normalize::warm_up();
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();
     let ttl = Ttl {

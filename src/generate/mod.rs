@@ -1,11 +1,14 @@
 //! Synthetic CRM exports of any size, for the samples, the tests and the benchmarks.
 //!
 //! Contract: [`generate`] writes `rows` rows of `id, name, phone, city, email, created_at` as
-//! CSV (UTF-8 or windows-1251, any delimiter, plain or gzip) or Parquet. Phones come in the
-//! shapes people type (`8 (9xx) ...`, `+7 9xx ...`, bare 10 digits, dashes, stray blanks, two
-//! numbers in a cell), with foreign numbers, landlines, garbage and empty cells; about
+//! CSV (UTF-8 or windows-1251, any delimiter, plain or gzip) or Parquet. What the text columns
+//! hold is the [`Profile`]'s: `standard` (the shapes the fast path was first written for) or
+//! `messy` (the way people type, placeholders and notes, quoted names). About
 //! `distinct_ratio` of the rows carry a number not seen in an earlier row. The same options and
 //! seed always give the same bytes.
+
+mod messy;
+mod standard;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -28,6 +31,17 @@ pub enum GenFormat {
     Parquet,
 }
 
+/// What the generated rows look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Profile {
+    /// Phones in the common shapes; 2% garbage, 2% empty.
+    #[default]
+    Standard,
+    /// A CRM export as people type it: every Russian layout, foreign numbers as `+CC` and
+    /// `00CC`, placeholders and notes, names with commas and quotes.
+    Messy,
+}
+
 #[derive(Debug, Clone)]
 pub struct GenerateOptions {
     pub path: PathBuf,
@@ -35,154 +49,7 @@ pub struct GenerateOptions {
     pub distinct_ratio: f64,
     pub seed: u64,
     pub format: GenFormat,
-}
-
-const FIRST: &[&str] = &[
-    "Иван",
-    "Мария",
-    "Алексей",
-    "Ольга",
-    "Дмитрий",
-    "Анна",
-    "Сергей",
-    "Елена",
-    "Андрей",
-    "Наталья",
-    "Павел",
-    "Татьяна",
-    "Артём",
-    "Юлия",
-    "Никита",
-    "Ксения",
-];
-const LAST: &[&str] = &[
-    "Иванов",
-    "Смирнова",
-    "Кузнецов",
-    "Попова",
-    "Васильев",
-    "Петрова",
-    "Соколов",
-    "Михайлова",
-    "Новиков",
-    "Фёдорова",
-    "Морозов",
-    "Волкова",
-    "Алексеев",
-    "Лебедева",
-];
-const CITIES: &[&str] = &[
-    "Москва",
-    "Санкт-Петербург",
-    "Новосибирск",
-    "Екатеринбург",
-    "Казань",
-    "Нижний Новгород",
-    "Краснодар",
-    "Самара",
-    "Ростов-на-Дону",
-    "Уфа",
-    "Алматы",
-    "Минск",
-];
-const GARBAGE: &[&str] = &[
-    "-",
-    "нет",
-    "n/a",
-    "12345",
-    "звонить после 18:00",
-    "0",
-    "тел. уточнить",
-    "+7 (000) 000-00-00",
-];
-
-/// The digits of the `index`-th distinct number of a generated export (E.164, no `+`).
-fn number_for(index: u64, seed: u64) -> (u64, Kind) {
-    let mut rng = StdRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let roll = rng.random_range(0..100);
-    let tail = |rng: &mut StdRng, digits: u32| rng.random_range(0..10u64.pow(digits));
-    match roll {
-        0..=87 => (79_000_000_000 + tail(&mut rng, 9), Kind::RuMobile),
-        88..=91 => {
-            let code =
-                [701u64, 702, 705, 707, 747, 771, 775, 776, 777, 778][rng.random_range(0..10)];
-            (
-                70_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
-                Kind::Foreign,
-            )
-        }
-        92..=93 => {
-            let code = [25u64, 29, 33, 44][rng.random_range(0..4)];
-            (
-                375_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
-                Kind::Foreign,
-            )
-        }
-        94..=95 => {
-            let code = [50u64, 63, 66, 67, 68, 73, 93, 95, 96, 97, 98, 99][rng.random_range(0..12)];
-            (
-                380_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
-                Kind::Foreign,
-            )
-        }
-        96 => {
-            let code = [90u64, 91, 93, 94, 95, 97, 99][rng.random_range(0..7)];
-            (
-                998_000_000_000 + code * 10_000_000 + tail(&mut rng, 7),
-                Kind::Foreign,
-            )
-        }
-        _ => (
-            74_950_000_000 + rng.random_range(2_000_000..10_000_000),
-            Kind::RuLandline,
-        ),
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    RuMobile,
-    RuLandline,
-    Foreign,
-}
-
-/// Writes a number the way a person might have typed it.
-fn typed(number: u64, kind: Kind, rng: &mut StdRng) -> String {
-    let d = number.to_string();
-    if kind == Kind::Foreign {
-        let cc = if d.starts_with('7') { 1 } else { 3 };
-        let (c, rest) = d.split_at(cc);
-        return match rng.random_range(0..3) {
-            0 => format!(
-                "+{c} {} {}-{}-{}",
-                &rest[..rest.len() - 7],
-                &rest[rest.len() - 7..rest.len() - 4],
-                &rest[rest.len() - 4..rest.len() - 2],
-                &rest[rest.len() - 2..]
-            ),
-            1 => format!("+{d}"),
-            _ => format!(
-                "+{c} {} {}",
-                &rest[..rest.len() - 7],
-                &rest[rest.len() - 7..]
-            ),
-        };
-    }
-    // Russian: 7 + 10 national digits.
-    let n = &d[1..];
-    let (a, b, c, e) = (&n[..3], &n[3..6], &n[6..8], &n[8..]);
-    match rng.random_range(0..10) {
-        0 => format!("8 ({a}) {b}-{c}-{e}"),
-        1 => format!("+7 {a} {b} {c} {e}"),
-        2 => n.to_string(),
-        3 => format!("+7({a}){b}{c}{e}"),
-        4 => format!("7{n}"),
-        5 => format!("8{n}"),
-        6 => format!("  +7 {a} {b}-{c}-{e} "),
-        7 => format!("+7-{a}-{b}-{c}-{e}"),
-        8 => format!("8-{a}-{b}{c}{e}"),
-        _ => format!("+7 ({a}) {b}-{c}-{e}"),
-    }
+    pub profile: Profile,
 }
 
 struct Row {
@@ -201,6 +68,33 @@ struct Rows {
     total: u64,
     distinct_used: u64,
     distinct_ratio: f64,
+    profile: Profile,
+}
+
+impl Rows {
+    fn new(rows: u64, distinct_ratio: f64, seed: u64, profile: Profile) -> Rows {
+        Rows {
+            rng: StdRng::seed_from_u64(seed),
+            seed,
+            next: 0,
+            total: rows,
+            distinct_used: 0,
+            distinct_ratio,
+            profile,
+        }
+    }
+
+    /// Which distinct number a row carries: a new one with probability `distinct_ratio`,
+    /// else one of an earlier row's.
+    fn number_index(&mut self) -> u64 {
+        let fresh = self.distinct_used == 0 || self.rng.random::<f64>() < self.distinct_ratio;
+        if fresh {
+            self.distinct_used += 1;
+            self.distinct_used - 1
+        } else {
+            self.rng.random_range(0..self.distinct_used)
+        }
+    }
 }
 
 impl Iterator for Rows {
@@ -211,36 +105,16 @@ impl Iterator for Rows {
         }
         let id = self.next + 1;
         self.next += 1;
-        let rng = &mut self.rng;
-        let last = LAST[rng.random_range(0..LAST.len())];
-        let first = FIRST[rng.random_range(0..FIRST.len())];
-        let roll: f64 = rng.random();
-        let phone = if roll < 0.02 {
-            None
-        } else if roll < 0.04 {
-            Some(GARBAGE[rng.random_range(0..GARBAGE.len())].to_string())
-        } else {
-            let fresh = self.distinct_used == 0 || rng.random::<f64>() < self.distinct_ratio;
-            let index = if fresh {
-                self.distinct_used += 1;
-                self.distinct_used - 1
-            } else {
-                rng.random_range(0..self.distinct_used)
-            };
-            let (number, kind) = number_for(index, self.seed);
-            let text = typed(number, kind, rng);
-            if rng.random_range(0..100) == 0 {
-                let (other, kind) = number_for(index + 1_000_003, self.seed);
-                Some(format!("{text}, {}", typed(other, kind, rng)))
-            } else {
-                Some(text)
-            }
+        let (name, phone, city) = match self.profile {
+            Profile::Standard => standard::row(self),
+            Profile::Messy => messy::row(self),
         };
+        let rng = &mut self.rng;
         Some(Row {
             id,
-            name: format!("{last} {first}"),
+            name,
             phone,
-            city: CITIES[rng.random_range(0..CITIES.len())],
+            city,
             email: format!(
                 "user{}@example.{}",
                 rng.random_range(0..1_000_000),
@@ -259,17 +133,15 @@ impl Iterator for Rows {
 }
 
 /// The phone cells of a generated export (`None` for an empty cell), for benchmarks.
-pub fn phone_cells(rows: u64, distinct_ratio: f64, seed: u64) -> Vec<Option<String>> {
-    Rows {
-        rng: StdRng::seed_from_u64(seed),
-        seed,
-        next: 0,
-        total: rows,
-        distinct_used: 0,
-        distinct_ratio,
-    }
-    .map(|r| r.phone)
-    .collect()
+pub fn phone_cells(
+    profile: Profile,
+    rows: u64,
+    distinct_ratio: f64,
+    seed: u64,
+) -> Vec<Option<String>> {
+    Rows::new(rows, distinct_ratio, seed, profile)
+        .map(|r| r.phone)
+        .collect()
 }
 
 pub fn generate(options: &GenerateOptions) -> Result<()> {
@@ -279,14 +151,12 @@ pub fn generate(options: &GenerateOptions) -> Result<()> {
             options.distinct_ratio
         );
     }
-    let rows = Rows {
-        rng: StdRng::seed_from_u64(options.seed),
-        seed: options.seed,
-        next: 0,
-        total: options.rows,
-        distinct_used: 0,
-        distinct_ratio: options.distinct_ratio,
-    };
+    let rows = Rows::new(
+        options.rows,
+        options.distinct_ratio,
+        options.seed,
+        options.profile,
+    );
     let path = &options.path;
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     match options.format {
@@ -409,4 +279,53 @@ fn write_parquet(mut rows: Rows, file: File) -> Result<()> {
     }
     writer.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{Normalized, Normalizer};
+
+    /// How the crate reads a profile's cells: shares of empty, invalid, valid with country code
+    /// 7 and valid foreign cells, in percent.
+    fn spread(profile: Profile) -> [f64; 4] {
+        let n = Normalizer::new(phonenumber::country::Id::RU);
+        let cells = phone_cells(profile, 20_000, 0.6, 3);
+        let mut counts = [0usize; 4];
+        for cell in &cells {
+            let read = cell
+                .as_deref()
+                .map_or(Normalized::Empty, |c| n.crate_path(c.trim()));
+            let i = match read {
+                Normalized::Empty => 0,
+                Normalized::Invalid => 1,
+                Normalized::Valid(e) if e.0 / 10_000_000_000 == 7 => 2,
+                Normalized::Valid(_) => 3,
+            };
+            counts[i] += 1;
+        }
+        counts.map(|c| 100.0 * c as f64 / cells.len() as f64)
+    }
+
+    /// A real export's mix, as the crate reads it: mostly valid Russian numbers, a tenth
+    /// invalid or empty, foreign numbers of many countries.
+    #[test]
+    fn the_messy_profile_reads_like_a_real_export() {
+        let [empty, invalid, home, foreign] = spread(Profile::Messy);
+        let shares = format!("{empty:.1} {invalid:.1} {home:.1} {foreign:.1}");
+        assert!((2.0..4.5).contains(&empty), "{shares}");
+        assert!((5.0..12.0).contains(&invalid), "{shares}");
+        assert!((75.0..90.0).contains(&home), "{shares}");
+        assert!((4.0..10.0).contains(&foreign), "{shares}");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_cells() {
+        for profile in [Profile::Standard, Profile::Messy] {
+            assert_eq!(
+                phone_cells(profile, 500, 0.6, 9),
+                phone_cells(profile, 500, 0.6, 9)
+            );
+        }
+    }
 }

@@ -1,0 +1,354 @@
+//! The fast path against the crate: numbers of every country code in the crate's database
+//! (its own example numbers, and random digits), typed in random layouts with every kind of
+//! prefix, in random default regions, with junk mixed in; and random text. Wherever the fast
+//! path answers it must give exactly the crate's reading, and it must answer every readable cell.
+
+use phonenumber::country::Id as Region;
+use phonenumber::metadata::DATABASE;
+use proptest::prelude::*;
+use proptest::sample::{select, Index};
+
+use super::readable;
+use crate::normalize::{Normalized, Normalizer, E164};
+
+/// Every region the crate knows, sorted (non-geographic entities are no default region).
+fn all_regions() -> Vec<Region> {
+    let mut ids: Vec<&str> = DATABASE.iter().map(|m| m.id()).collect();
+    ids.sort_unstable();
+    ids.into_iter().filter_map(|id| id.parse().ok()).collect()
+}
+
+/// The regions this tool's users mostly run in, and some with unusual prefixes: the US (`1`
+/// national prefix, `011`), Italy (national numbers keep their leading 0), Brazil and Argentina
+/// (carrier codes, prefix transform rules), China, Israel, Japan.
+const HOME_REGIONS: &[Region] = &[
+    Region::RU,
+    Region::KZ,
+    Region::BY,
+    Region::UA,
+    Region::UZ,
+    Region::DE,
+    Region::IT,
+    Region::US,
+    Region::GB,
+    Region::BR,
+    Region::AR,
+    Region::MX,
+    Region::CN,
+    Region::IL,
+    Region::JP,
+];
+
+fn region() -> impl Strategy<Value = Region> {
+    prop_oneof![3 => select(HOME_REGIONS), 1 => select(all_regions())]
+}
+
+/// A number's parts: country code, national number, the region's national prefix.
+type Parts = (String, String, String);
+
+/// Every example number of the crate's metadata, with its region's code and national prefix.
+fn examples() -> Vec<Parts> {
+    let mut all = Vec::new();
+    for meta in DATABASE.iter() {
+        let d = meta.descriptors();
+        let typed = [d.mobile(), d.fixed_line(), d.toll_free(), d.voip(), d.uan()];
+        for example in typed.into_iter().flatten().filter_map(|t| t.example()) {
+            all.push((
+                meta.country_code().to_string(),
+                example.to_string(),
+                meta.national_prefix().unwrap_or("0").to_string(),
+            ));
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
+fn codes() -> Vec<String> {
+    let mut codes: Vec<String> = DATABASE
+        .iter()
+        .map(|m| m.country_code().to_string())
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// Real numbers of every country, the same with a digit changed, added or lost, and random
+/// digits after a real country code.
+fn parts() -> impl Strategy<Value = Parts> {
+    let examples = examples();
+    let mutated = (
+        select(examples.clone()),
+        any::<Index>(),
+        "[0-9]{0,2}",
+        0..2usize,
+    )
+        .prop_map(|((code, national, np), at, digits, cut)| {
+            let i = at.index(national.len() + 1);
+            let end = (i + cut).min(national.len());
+            let national = format!("{}{digits}{}", &national[..i], &national[end..]);
+            (code, national, np)
+        });
+    // Vanity numbers: the last digits as letters (the crate maps them to keys).
+    let vanity =
+        (select(examples.clone()), "[A-Za-z]{1,7}").prop_map(|((code, national, np), word)| {
+            let keep = national.len().saturating_sub(word.len());
+            (code, format!("{}{word}", &national[..keep]), np)
+        });
+    prop_oneof![
+        3 => select(examples),
+        2 => mutated,
+        1 => vanity,
+        1 => (select(codes()), "[1-9][0-9]{3,12}", select(&["0", "8", "1"][..]))
+            .prop_map(|(c, n, np)| (c, n, np.to_string())),
+        1 => (select(codes()), "[0-9]{0,16}").prop_map(|(c, n)| (c, n, "8".to_string())),
+    ]
+}
+
+/// How the start of a number is typed: `{cc}` the country code, `{np}` the national prefix.
+const PREFIXES: &[&str] = &[
+    "+{cc} ",
+    "+{cc}",
+    "+{cc}-",
+    "+{cc}(",
+    "+ {cc} ",
+    "(+{cc}) ",
+    "+{cc} ({np}) ",
+    "+{cc}{np}",
+    "00{cc} ",
+    "00 {cc} ",
+    "00{cc}",
+    "810{cc}",
+    "8 10 {cc} ",
+    "8-10-{cc}-",
+    "011 {cc} ",
+    "{cc} ",
+    "{cc}",
+    "{cc}-",
+    "{np}",
+    "{np} ",
+    "{np}-",
+    "({np})",
+    "",
+    "",
+    "+0{cc}",
+    "++{cc}",
+    "+",
+    "7",
+    "8 ",
+    "+7 ",
+    "0",
+    "(",
+];
+
+/// What people put between groups of digits; the last ones are not readable.
+const SEPARATORS: &[&str] = &[
+    " ", " ", "-", "-", "", "", ".", "/", " - ", "  ", ") ", " (", "(", ")", "+", "-(", "–", "—",
+    "\u{a0}", ":", "_", "\t", "\u{2012}",
+];
+
+/// Text people add to a number, readable or not.
+const JUNK: &[&str] = &[
+    " доб. ",
+    "тел. ",
+    "моб: ",
+    " Иван",
+    "ф",
+    "№",
+    ":",
+    "+",
+    " (жена)",
+    "Ё",
+    "тел.",
+    "ї",
+    "x",
+    " ext. ",
+    "#",
+    ",",
+    ";",
+    "*",
+    "a",
+    "|",
+    "\\",
+    "O",
+    "l",
+    " x12",
+    ", 2",
+    "; 12",
+    "/x",
+    "tel:",
+    ";ext=1",
+    "٣",
+    "\u{301}",
+];
+
+/// A number typed in a random layout, sometimes with junk in it.
+fn typed() -> impl Strategy<Value = String> {
+    (
+        parts(),
+        select(PREFIXES),
+        proptest::collection::vec((1..=5usize, select(SEPARATORS)), 1..7),
+        proptest::option::weighted(0.15, (any::<Index>(), select(JUNK))),
+        select(&["", " ", "  ", "-", ".", ")", " +"][..]),
+    )
+        .prop_map(|((code, national, np), prefix, groups, junk, tail)| {
+            let mut text = prefix.replace("{cc}", &code).replace("{np}", &np);
+            let mut rest = national.as_str();
+            for (len, separator) in groups {
+                let (group, after) = rest.split_at(len.min(rest.len()));
+                text.push_str(group);
+                rest = after;
+                if !rest.is_empty() {
+                    text.push_str(separator);
+                }
+            }
+            text.push_str(rest);
+            text.push_str(tail);
+            if let Some((at, junk)) = junk {
+                let mut i = at.index(text.len() + 1);
+                while !text.is_char_boundary(i) {
+                    i -= 1;
+                }
+                text.insert_str(i, junk);
+            }
+            text
+        })
+}
+
+/// Words people write before and after a number.
+const BEFORE: &[&str] = &[
+    "моб. ", "тел.", "тел: ", "Тел.:", "сот.", "№ ", "раб. ", "ф.", "", "tel. ", "Mob: ", "x ",
+    "tel:", "TEL:", "Tel:+", "ab",
+];
+const AFTER: &[&str] = &[
+    " (Иван)",
+    " доб. 12",
+    " доб.123",
+    "доб",
+    " жена",
+    " - раб.",
+    " :",
+    "",
+    ", 5",
+    ",12",
+    " ;3",
+    ",-49",
+    " WhatsApp",
+    " ext. 12",
+    " x12",
+    " / x 3",
+    "/x45",
+    " EXT: 7",
+    " int 1",
+    " mob",
+    "CALL",
+    "abc",
+    "-F1",
+];
+
+/// One number, with words around it, or two in a cell.
+fn cell() -> impl Strategy<Value = String> {
+    prop_oneof![
+        5 => typed(),
+        1 => (select(BEFORE), typed(), select(AFTER)).prop_map(|(b, n, a)| format!("{b}{n}{a}")),
+        1 => (typed(), select(&[", ", ",", "; ", " / ", "/", " | ", "\n"][..]), typed())
+            .prop_map(|(a, s, b)| format!("{a}{s}{b}")),
+    ]
+}
+
+fn check(region: Region, raw: &str) -> Result<(), TestCaseError> {
+    let n = Normalizer::new(region);
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(());
+    }
+    let want = n.crate_path(raw);
+    match n.fast_path(raw) {
+        Some(got) => prop_assert_eq!(got, want, "{:?} in {:?}", raw, region),
+        None => prop_assert!(
+            !readable(raw),
+            "{raw:?} in {region:?} is readable and was left to the crate"
+        ),
+    }
+    prop_assert_eq!(n.normalize(raw), want, "{:?} in {:?}", raw, region);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6_000))]
+
+    #[test]
+    fn typed_numbers_read_as_the_crate_reads_them(region in region(), raw in cell()) {
+        check(region, &raw)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn plain_text_reads_as_the_crate_reads_it(
+        region in region(),
+        raw in "[0-9 ()./+-]{0,24}",
+    ) {
+        check(region, &raw)?;
+    }
+
+    #[test]
+    fn any_text_reads_as_the_crate_reads_it(region in region(), raw in "\\PC{0,20}") {
+        check(region, &raw)?;
+    }
+}
+
+/// The crate's readings that may surprise, kept because the crate is the reference.
+#[test]
+fn the_crate_s_quirks_are_kept() {
+    let valid = |n: u64| Normalized::Valid(E164(n));
+    let cases: &[(Region, &str, Normalized)] = &[
+        (Region::RU, "8 916 123-45-67", valid(79161234567)),
+        (Region::RU, "+7-916-123-4567", valid(79161234567)),
+        // Without spaces a `+` number is read as RFC 3966: the country code runs to the first
+        // separator, and 7916 is none.
+        (Region::RU, "+7916-123-45-67", Normalized::Invalid),
+        (Region::RU, "+7916 123-45-67", valid(79161234567)),
+        // RU's international prefix is 8~10; 00 is not one, and +00 is no country code.
+        (Region::RU, "8 10 375 29 123-45-67", valid(375291234567)),
+        (Region::RU, "00375 29 123-45-67", Normalized::Invalid),
+        (Region::DE, "00375 29 123-45-67", valid(375291234567)),
+        // The default region's national prefix is stripped after any country code.
+        (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
+        (Region::RU, "+375 8 29 123 45 67", valid(375291234567)),
+        // Italian numbers keep their leading 0.
+        (Region::IT, "+39 02 1234 5678", valid(390212345678)),
+        (Region::RU, "+39 02 1234 5678", valid(390212345678)),
+        // `,` or `;` and up to 7 digits at the end are an extension, not a second number.
+        (Region::RU, "4992923461, 5", valid(74992923461)),
+        // RU's national prefix 8 is stripped even after +7, and twice in the national form;
+        // RU's general descriptor lists no lengths, so the rest is never "too short" and stays:
+        // every number whose national number starts with 8 (812 St. Petersburg, 843 Kazan, 800
+        // toll-free) is invalid to the crate.
+        (Region::RU, "+7 812 123-45-67", Normalized::Invalid),
+        (Region::RU, "8 (812) 123-45-67", Normalized::Invalid),
+        (Region::RU, "+7 800 555-35-35", Normalized::Invalid),
+        (Region::RU, "+7 495 123-45-67", valid(74951234567)),
+        // Latin letters are keys on a phone's pad.
+        (Region::RU, "+7 916 FLOWERS", valid(79163569377)),
+        // `tel:` makes the text RFC 3966, where the country code runs to the first separator.
+        (Region::RU, "tel:+7-916-123-45-67", valid(79161234567)),
+        (Region::RU, "tel:+7916-123-45-67", Normalized::Invalid),
+        // A slash, spaces and `x` start a second number.
+        (Region::RU, "8 916/123-45-67 / xyz", valid(79161234567)),
+        (Region::RU, "8 (800)", Normalized::Invalid),
+        (Region::RU, "123", Normalized::Invalid),
+    ];
+    for &(region, raw, want) in cases {
+        let n = Normalizer::new(region);
+        assert_eq!(
+            n.crate_path(raw),
+            want,
+            "the crate on {raw:?} in {region:?}"
+        );
+        assert_eq!(n.fast_path(raw), Some(want), "{raw:?} in {region:?}");
+    }
+}

@@ -348,42 +348,22 @@ fn every_kind_of_damage_is_refused_reported_and_repaired() {
     damage_fixture(template.path());
     type Damager = fn(&Path);
     let cases: Vec<(&str, Damager, Expected)> = vec![
-        (
-            "sound",
-            |_| {},
-            Expected {
-                part: None,
-                kept: 120_500,
-                lost: Some(0),
-            },
-        ),
+        ("sound", |_| {}, expect(None, 120_500, Some(0))),
         (
             "sled's data file overwritten with random bytes",
             |dir| rewrite(&dir.join("db/db"), |b| *b = random_bytes(b.len(), 7)),
-            Expected {
-                part: Some(Part::Sled),
-                kept: 120_000,
-                lost: Some(500),
-            },
+            expect(Some(Part::Sled), 120_000, Some(500)),
         ),
         (
             "sled's data file cut in half",
             |dir| rewrite(&dir.join("db/db"), |b| b.truncate(b.len() / 2)),
             // What sled still reads of it is sled's affair: at least the snapshot is kept.
-            Expected {
-                part: None,
-                kept: 120_000,
-                lost: None,
-            },
+            expect(None, 120_000, None),
         ),
         (
             "sled's data file deleted",
             |dir| std::fs::remove_file(dir.join("db/db")).unwrap(),
-            Expected {
-                part: Some(Part::Sled),
-                kept: 120_000,
-                lost: Some(500),
-            },
+            expect(Some(Part::Sled), 120_000, Some(500)),
         ),
         (
             "a bit of the snapshot flipped",
@@ -393,65 +373,37 @@ fn every_kind_of_damage_is_refused_reported_and_repaired() {
                     b[at] ^= 8
                 })
             },
-            Expected {
-                part: Some(Part::Snapshot),
-                kept: 120_500 - 54_464,
-                lost: Some(54_464),
-            },
+            expect(Some(Part::Snapshot), 120_500 - 54_464, Some(54_464)),
         ),
         (
             "the snapshot truncated",
             |dir| rewrite(&snapshot_file(dir), |b| b.truncate(b.len() - 500_000)),
-            Expected {
-                part: Some(Part::Snapshot),
-                kept: 120_500 - 54_464,
-                lost: Some(54_464),
-            },
+            expect(Some(Part::Snapshot), 120_500 - 54_464, Some(54_464)),
         ),
         (
             "the snapshot deleted while the log still references it",
             |dir| std::fs::remove_file(snapshot_file(dir)).unwrap(),
-            Expected {
-                part: Some(Part::Snapshot),
-                kept: 500,
-                lost: Some(120_000),
-            },
+            expect(Some(Part::Snapshot), 500, Some(120_000)),
         ),
         (
             "a block of the log gone from sled",
             |dir| remove_from_sled(dir, &log_tree_name("h"), &4u64.to_be_bytes()),
-            Expected {
-                part: Some(Part::Log),
-                kept: 120_400,
-                lost: Some(100),
-            },
+            expect(Some(Part::Log), 120_400, Some(100)),
         ),
         (
             "an answer gone from the dictionary",
             |dir| remove_from_sled(dir, "dict@h", &1u32.to_be_bytes()),
-            Expected {
-                part: Some(Part::Dictionary),
-                kept: 120_500,
-                lost: Some(0),
-            },
+            expect(Some(Part::Dictionary), 120_500, Some(0)),
         ),
         (
             "MANIFEST deleted",
             |dir| std::fs::remove_file(dir.join(manifest::FILE)).unwrap(),
-            Expected {
-                part: Some(Part::Manifest),
-                kept: 120_500,
-                lost: None,
-            },
+            expect(Some(Part::Manifest), 120_500, None),
         ),
         (
             "MANIFEST overwritten with random bytes",
             |dir| rewrite(&dir.join(manifest::FILE), |b| *b = random_bytes(b.len(), 3)),
-            Expected {
-                part: Some(Part::Manifest),
-                kept: 120_500,
-                lost: None,
-            },
+            expect(Some(Part::Manifest), 120_500, None),
         ),
     ];
     assert_eq!(
@@ -466,6 +418,12 @@ fn every_kind_of_damage_is_refused_reported_and_repaired() {
         damage(dir);
         check_damage_case(name, dir, &expected);
     }
+}
+
+/// What a damage case should come to: the part refused (none when the store opens whole), the
+/// answers `cache repair` keeps and those it reports lost (none when it cannot know).
+fn expect(part: Option<Part>, kept: u64, lost: Option<u64>) -> Expected {
+    Expected { part, kept, lost }
 }
 
 fn check_damage_case(name: &str, dir: &Path, expected: &Expected) {

@@ -9,5 +9,5 @@ mod jobs;
 mod operability;
 mod resilience;
 mod store;
-mod typed;
 mod throughput;
+mod typed;

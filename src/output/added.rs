@@ -1,0 +1,347 @@
+//! The added columns of one batch as Arrow arrays, ready for the Parquet encoder.
+//!
+//! Contract: [`added_arrays`] turns a batch's [`Enrichment`]s into one array per entry of
+//! [`ENRICHMENT_COLUMNS`], typed as [`enrichment_dtype`] says. The columns that take few values
+//! (`status` and the operator's fields) come out as dictionary arrays holding exactly the values
+//! the batch uses, so the encoder writes them as dictionary pages without hashing every cell to
+//! find the dictionary (and their statistics, taken from the dictionary, are those of the
+//! values). An operator's fields are looked up once per distinct answer of the batch, not once
+//! per cell.
+
+use std::hash::Hash;
+
+use polars::prelude::{CompatLevel, PlHashMap};
+use polars_arrow::array::{
+    new_null_array, Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
+};
+use polars_arrow::bitmap::MutableBitmap;
+use polars_arrow::datatypes::{ArrowDataType, IntegerType};
+use polars_arrow::types::NativeType;
+use polars_compute::gather::take_unchecked;
+
+use super::{enrichment_dtype, plus_digits, Enrichment, Status};
+use crate::provider::OperatorInfo;
+
+/// One column's cells as keys into the distinct values they hold, in order of first use.
+struct Dictionary<V> {
+    keys: Vec<u32>,
+    validity: MutableBitmap,
+    values: Vec<V>,
+    index: PlHashMap<V, u32>,
+}
+
+impl<V: Hash + Eq + Copy> Dictionary<V> {
+    fn with_capacity(rows: usize) -> Self {
+        Dictionary {
+            keys: Vec::with_capacity(rows),
+            validity: MutableBitmap::with_capacity(rows),
+            values: Vec::new(),
+            index: PlHashMap::default(),
+        }
+    }
+
+    /// The key of `value`, added to the dictionary on first use.
+    fn key(&mut self, value: V) -> u32 {
+        let next = self.values.len() as u32;
+        let key = *self.index.entry(value).or_insert(next);
+        if key == next {
+            self.values.push(value);
+        }
+        key
+    }
+
+    /// Appends a cell: the key of its value, or null.
+    fn push(&mut self, key: Option<u32>) {
+        self.keys.push(key.unwrap_or(0));
+        self.validity.push(key.is_some());
+    }
+
+    /// The column, its distinct values made into an array by `values`.
+    fn finish(self, values: impl FnOnce(Vec<V>) -> Box<dyn Array>) -> Box<dyn Array> {
+        let values = values(self.values);
+        let keys = PrimitiveArray::new(
+            ArrowDataType::UInt32,
+            self.keys.into(),
+            self.validity.into(),
+        );
+        let dtype =
+            ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(values.dtype().clone()), false);
+        Box::new(
+            DictionaryArray::<u32>::try_new(dtype, keys, values)
+                .expect("every key indexes the values it was made for"),
+        )
+    }
+}
+
+/// `array` with each dictionary key replaced by its value (any other array as it is).
+pub(super) fn undictionary(array: Box<dyn Array>) -> Box<dyn Array> {
+    let Some(dictionary) = array.as_any().downcast_ref::<DictionaryArray<u32>>() else {
+        return array;
+    };
+    let values = dictionary.values();
+    if values.is_empty() {
+        return new_null_array(values.dtype().clone(), dictionary.len());
+    }
+    // SAFETY: every key indexes the values (checked when the array was made), a null one too.
+    unsafe { take_unchecked(values.as_ref(), dictionary.keys()) }
+}
+
+fn strings(values: Vec<&str>) -> Box<dyn Array> {
+    Box::new(Utf8ViewArray::from_slice_values(values))
+}
+
+fn primitives<T: NativeType>(values: Vec<T>) -> Box<dyn Array> {
+    Box::new(PrimitiveArray::from_vec(values))
+}
+
+/// A text field, null when empty.
+fn text(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// The operator's fields of a batch, each a dictionary; an answer's keys are found once.
+struct OperatorColumns<'a> {
+    country: Dictionary<&'a str>,
+    operator: Dictionary<&'a str>,
+    region: Dictionary<&'a str>,
+    mcc: Dictionary<u16>,
+    mnc: Dictionary<&'a str>,
+    tz: Dictionary<i8>,
+    /// The keys of each answer met, by its address (answers are shared, not copied, per cell).
+    answers: PlHashMap<*const OperatorInfo, [Option<u32>; 6]>,
+}
+
+impl<'a> OperatorColumns<'a> {
+    fn with_capacity(rows: usize) -> Self {
+        OperatorColumns {
+            country: Dictionary::with_capacity(rows),
+            operator: Dictionary::with_capacity(rows),
+            region: Dictionary::with_capacity(rows),
+            mcc: Dictionary::with_capacity(rows),
+            mnc: Dictionary::with_capacity(rows),
+            tz: Dictionary::with_capacity(rows),
+            answers: PlHashMap::default(),
+        }
+    }
+
+    fn push(&mut self, info: Option<&'a OperatorInfo>) {
+        let keys = match info {
+            None => [None; 6],
+            Some(i) => *self.answers.entry(i as *const _).or_insert_with(|| {
+                [
+                    text(&i.country).map(|v| self.country.key(v)),
+                    text(&i.operator).map(|v| self.operator.key(v)),
+                    text(&i.region).map(|v| self.region.key(v)),
+                    i.mcc.map(|v| self.mcc.key(v)),
+                    text(&i.mnc).map(|v| self.mnc.key(v)),
+                    i.tz.map(|v| self.tz.key(v)),
+                ]
+            }),
+        };
+        self.country.push(keys[0]);
+        self.operator.push(keys[1]);
+        self.region.push(keys[2]);
+        self.mcc.push(keys[3]);
+        self.mnc.push(keys[4]);
+        self.tz.push(keys[5]);
+    }
+
+    /// The columns in [`ENRICHMENT_COLUMNS`](super::ENRICHMENT_COLUMNS)' order.
+    fn finish(self) -> [Box<dyn Array>; 6] {
+        [
+            self.country.finish(strings),
+            self.operator.finish(strings),
+            self.region.finish(strings),
+            self.mcc.finish(primitives),
+            self.mnc.finish(strings),
+            self.tz.finish(primitives),
+        ]
+    }
+}
+
+/// The added columns for a batch, one `Enrichment` per row, in
+/// [`ENRICHMENT_COLUMNS`](super::ENRICHMENT_COLUMNS)' order.
+pub fn added_arrays<'a>(
+    rows: impl ExactSizeIterator<Item = Enrichment<'a>>,
+) -> Vec<Box<dyn Array>> {
+    let n = rows.len();
+    let mut e164 = MutableBinaryViewArray::<str>::with_capacity(n);
+    let mut status = Dictionary::<Status>::with_capacity(n);
+    let mut operators = OperatorColumns::with_capacity(n);
+    let mut checked = Vec::with_capacity(n);
+    let mut checked_valid = MutableBitmap::with_capacity(n);
+    let mut digits = [0u8; 21];
+    for row in rows {
+        e164.push(row.e164.map(|d| plus_digits(&mut digits, d)));
+        let key = row.status.map(|s| status.key(s));
+        status.push(key);
+        operators.push(row.info);
+        checked.push(row.checked_at_ms.map_or(0, |ms| ms * 1000));
+        checked_valid.push(row.checked_at_ms.is_some());
+    }
+    let checked_dtype = enrichment_dtype("checked_at").to_arrow(CompatLevel::newest());
+    let e164: Utf8ViewArray = e164.into();
+    let mut arrays: Vec<Box<dyn Array>> = vec![
+        Box::new(e164),
+        status.finish(|v| strings(v.into_iter().map(Status::as_str).collect())),
+    ];
+    arrays.extend(operators.finish());
+    arrays.push(Box::new(PrimitiveArray::new(
+        checked_dtype,
+        checked.into(),
+        checked_valid.into(),
+    )));
+    arrays
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use polars::prelude::*;
+    use polars_arrow::array::DictionaryArray;
+
+    use super::super::{enrichment_columns, enrichment_dtype, ENRICHMENT_COLUMNS};
+    use super::added_arrays;
+    use crate::output::{Enrichment, Status};
+    use crate::provider::OperatorInfo;
+
+    /// A cell's expected output: e164, status, country, operator, region, mcc, mnc, tz,
+    /// checked_at (µs), as text.
+    type Row = [Option<&'static str>; 9];
+
+    fn found<'a>(info: &'a OperatorInfo) -> Enrichment<'a> {
+        Enrichment {
+            e164: Some(79161234567),
+            status: Some(Status::Ok),
+            info: Some(info),
+            checked_at_ms: Some(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn every_cell_gets_its_answers_fields_typed_as_documented() {
+        let mts = OperatorInfo::example();
+        let mts_elsewhere = OperatorInfo::example();
+        let tele2 = OperatorInfo {
+            operator: "Tele2".into(),
+            mnc: "20".into(),
+            tz: Some(-1),
+            ..OperatorInfo::example()
+        };
+        let partial = OperatorInfo {
+            region: String::new(),
+            mcc: None,
+            tz: None,
+            ..OperatorInfo::example()
+        };
+        let at = Some("1700000000000000");
+        let e164 = Some("+79161234567");
+        let ok = |operator, mnc, tz| -> Row {
+            [
+                e164,
+                Some("ok"),
+                Some("Россия"),
+                Some(operator),
+                Some("Москва"),
+                Some("250"),
+                Some(mnc),
+                Some(tz),
+                at,
+            ]
+        };
+        let table: Vec<(Enrichment, Row)> = vec![
+            (found(&mts), ok("МТС", "01", "3")),
+            (Enrichment::EMPTY, [None; 9]),
+            (
+                Enrichment {
+                    status: Some(Status::InvalidNumber),
+                    ..Enrichment::EMPTY
+                },
+                [
+                    None,
+                    Some("invalid_number"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                ],
+            ),
+            (found(&tele2), ok("Tele2", "20", "-1")),
+            (
+                found(&partial),
+                [
+                    e164,
+                    Some("ok"),
+                    Some("Россия"),
+                    Some("МТС"),
+                    None,
+                    None,
+                    Some("01"),
+                    None,
+                    at,
+                ],
+            ),
+            (found(&mts_elsewhere), ok("МТС", "01", "3")),
+            (
+                Enrichment {
+                    status: Some(Status::NotFound),
+                    info: None,
+                    ..found(&mts)
+                },
+                [
+                    e164,
+                    Some("not_found"),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    at,
+                ],
+            ),
+            (found(&mts), ok("МТС", "01", "3")),
+        ];
+        // The whole table as one batch, then each row as a batch of its own.
+        let batches = std::iter::once(table.clone()).chain(table.iter().map(|r| vec![*r]));
+        for batch in batches {
+            let rows = batch.iter().map(|(e, _)| *e);
+            for array in added_arrays(rows.clone()) {
+                if let Some(d) = array.as_any().downcast_ref::<DictionaryArray<u32>>() {
+                    let used: HashSet<u32> = d.keys().iter().flatten().copied().collect();
+                    assert_eq!(
+                        used.len(),
+                        d.values().len(),
+                        "the values the batch uses, once"
+                    );
+                }
+            }
+            let columns = enrichment_columns("p_", rows);
+            for (c, (column, suffix)) in columns.iter().zip(ENRICHMENT_COLUMNS).enumerate() {
+                assert_eq!(column.name().as_str(), format!("p_{suffix}"));
+                assert_eq!(column.dtype(), &enrichment_dtype(suffix), "{suffix}");
+                let text = match column.dtype() {
+                    DataType::Datetime(..) => column.cast(&DataType::Int64).unwrap(),
+                    _ => column.clone(),
+                }
+                .cast(&DataType::String)
+                .unwrap();
+                let got: Vec<Option<String>> = text
+                    .str()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect();
+                let want: Vec<Option<String>> = batch
+                    .iter()
+                    .map(|(_, row)| row[c].map(str::to_string))
+                    .collect();
+                assert_eq!(got, want, "{suffix}");
+            }
+        }
+    }
+}

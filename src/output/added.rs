@@ -5,8 +5,9 @@
 //! (`status` and the operator's fields) come out as dictionary arrays holding exactly the values
 //! the batch uses, so the encoder writes them as dictionary pages without hashing every cell to
 //! find the dictionary (and their statistics, taken from the dictionary, are those of the
-//! values). An operator's fields are looked up once per distinct answer of the batch, not once
-//! per cell.
+//! values). `e164` and `checked_at` too, unless more than three cells in four are distinct
+//! (polars' rule), then they come out plain. An operator's fields are looked up once per
+//! distinct answer of the batch, not once per cell; a number's text is written once per batch.
 
 use std::hash::Hash;
 
@@ -19,7 +20,7 @@ use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 use polars_arrow::types::NativeType;
 use polars_compute::gather::take_unchecked;
 
-use super::{enrichment_dtype, plus_digits, Enrichment, Status};
+use super::{enrichment_dtype, Enrichment, Status};
 use crate::provider::OperatorInfo;
 
 /// One column's cells as keys into the distinct values they hold, in order of first use.
@@ -31,12 +32,13 @@ struct Dictionary<V> {
 }
 
 impl<V: Hash + Eq + Copy> Dictionary<V> {
-    fn with_capacity(rows: usize) -> Self {
+    /// A column of `rows` cells, holding about `distinct` values.
+    fn with_capacity(rows: usize, distinct: usize) -> Self {
         Dictionary {
             keys: Vec::with_capacity(rows),
             validity: MutableBitmap::with_capacity(rows),
-            values: Vec::new(),
-            index: PlHashMap::default(),
+            values: Vec::with_capacity(distinct),
+            index: PlHashMap::with_capacity_and_hasher(distinct, Default::default()),
         }
     }
 
@@ -54,6 +56,27 @@ impl<V: Hash + Eq + Copy> Dictionary<V> {
     fn push(&mut self, key: Option<u32>) {
         self.keys.push(key.unwrap_or(0));
         self.validity.push(key.is_some());
+    }
+
+    /// Appends a cell holding `value`, or null.
+    fn push_value(&mut self, value: Option<V>) {
+        let key = value.map(|v| self.key(v));
+        self.push(key);
+    }
+
+    /// As [`Dictionary::finish`], but the values in row order when more than three cells in
+    /// four hold distinct values, where polars writes plain pages (a dictionary would not pay).
+    fn finish_unless_distinct(
+        self,
+        values: impl FnOnce(Vec<V>) -> Box<dyn Array>,
+    ) -> Box<dyn Array> {
+        let plain = self.keys.len() > 128 && 4 * self.values.len() > 3 * self.keys.len();
+        let array = self.finish(values);
+        if plain {
+            undictionary(array)
+        } else {
+            array
+        }
     }
 
     /// The column, its distinct values made into an array by `values`.
@@ -94,6 +117,37 @@ fn primitives<T: NativeType>(values: Vec<T>) -> Box<dyn Array> {
     Box::new(PrimitiveArray::from_vec(values))
 }
 
+/// The two-digit numbers 00 to 99, as text.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
+
+/// `+` and the decimal digits of `n`, written into the end of `buffer`.
+fn plus_digits(buffer: &mut [u8; 21], mut n: u64) -> &str {
+    let mut start = buffer.len();
+    while n >= 10 {
+        let pair = 2 * (n % 100) as usize;
+        start -= 2;
+        buffer[start..start + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        n /= 100;
+    }
+    if n > 0 || start == buffer.len() {
+        start -= 1;
+        buffer[start] = b'0' + n as u8;
+    }
+    start -= 1;
+    buffer[start] = b'+';
+    // SAFETY: `+` and ASCII digits only.
+    unsafe { std::str::from_utf8_unchecked(&buffer[start..]) }
+}
+
 /// A text field, null when empty.
 fn text(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
@@ -114,12 +168,12 @@ struct OperatorColumns<'a> {
 impl<'a> OperatorColumns<'a> {
     fn with_capacity(rows: usize) -> Self {
         OperatorColumns {
-            country: Dictionary::with_capacity(rows),
-            operator: Dictionary::with_capacity(rows),
-            region: Dictionary::with_capacity(rows),
-            mcc: Dictionary::with_capacity(rows),
-            mnc: Dictionary::with_capacity(rows),
-            tz: Dictionary::with_capacity(rows),
+            country: Dictionary::with_capacity(rows, 0),
+            operator: Dictionary::with_capacity(rows, 0),
+            region: Dictionary::with_capacity(rows, 0),
+            mcc: Dictionary::with_capacity(rows, 0),
+            mnc: Dictionary::with_capacity(rows, 0),
+            tz: Dictionary::with_capacity(rows, 0),
             answers: PlHashMap::default(),
         }
     }
@@ -165,32 +219,34 @@ pub fn added_arrays<'a>(
     rows: impl ExactSizeIterator<Item = Enrichment<'a>>,
 ) -> Vec<Box<dyn Array>> {
     let n = rows.len();
-    let mut e164 = MutableBinaryViewArray::<str>::with_capacity(n);
-    let mut status = Dictionary::<Status>::with_capacity(n);
+    // Numbers and times are mostly distinct within a batch: sized once, not grown.
+    let mut e164 = Dictionary::<u64>::with_capacity(n, n);
+    let mut status = Dictionary::<Status>::with_capacity(n, 0);
     let mut operators = OperatorColumns::with_capacity(n);
-    let mut checked = Vec::with_capacity(n);
-    let mut checked_valid = MutableBitmap::with_capacity(n);
-    let mut digits = [0u8; 21];
+    let mut checked = Dictionary::<i64>::with_capacity(n, n);
     for row in rows {
-        e164.push(row.e164.map(|d| plus_digits(&mut digits, d)));
-        let key = row.status.map(|s| status.key(s));
-        status.push(key);
+        e164.push_value(row.e164);
+        status.push_value(row.status);
         operators.push(row.info);
-        checked.push(row.checked_at_ms.map_or(0, |ms| ms * 1000));
-        checked_valid.push(row.checked_at_ms.is_some());
+        checked.push_value(row.checked_at_ms);
     }
-    let checked_dtype = enrichment_dtype("checked_at").to_arrow(CompatLevel::newest());
-    let e164: Utf8ViewArray = e164.into();
-    let mut arrays: Vec<Box<dyn Array>> = vec![
-        Box::new(e164),
+    let mut arrays = vec![
+        e164.finish_unless_distinct(|numbers| {
+            let mut digits = [0u8; 21];
+            let mut texts = MutableBinaryViewArray::<str>::with_capacity(numbers.len());
+            for n in numbers {
+                texts.push_value(plus_digits(&mut digits, n));
+            }
+            Box::new(Utf8ViewArray::from(texts))
+        }),
         status.finish(|v| strings(v.into_iter().map(Status::as_str).collect())),
     ];
     arrays.extend(operators.finish());
-    arrays.push(Box::new(PrimitiveArray::new(
-        checked_dtype,
-        checked.into(),
-        checked_valid.into(),
-    )));
+    arrays.push(checked.finish_unless_distinct(|ms| {
+        let dtype = enrichment_dtype("checked_at").to_arrow(CompatLevel::newest());
+        let micros: Vec<i64> = ms.into_iter().map(|ms| ms * 1000).collect();
+        Box::new(PrimitiveArray::new(dtype, micros.into(), None))
+    }));
     arrays
 }
 
@@ -216,6 +272,14 @@ mod tests {
             status: Some(Status::Ok),
             info: Some(info),
             checked_at_ms: Some(1_700_000_000_000),
+        }
+    }
+
+    #[test]
+    fn plus_digits_writes_any_number() {
+        let mut buffer = [0u8; 21];
+        for n in [0, 7, 10, 99, 100, 101, 79161234567, 4915112345678, u64::MAX] {
+            assert_eq!(super::plus_digits(&mut buffer, n), format!("+{n}"));
         }
     }
 
@@ -341,6 +405,34 @@ mod tests {
                     .map(|(_, row)| row[c].map(str::to_string))
                     .collect();
                 assert_eq!(got, want, "{suffix}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_and_times_are_dictionaries_unless_three_cells_in_four_differ() {
+        let mts = OperatorInfo::example();
+        // (cells, distinct numbers and times among them, written as a dictionary)
+        let table = [
+            (200, 200, false),
+            (200, 151, false),
+            (200, 150, true),
+            (200, 1, true),
+            (128, 128, true),
+        ];
+        for (cells, distinct, dictionary) in table {
+            let rows = (0..cells).map(|i: u32| Enrichment {
+                e164: Some(79160000000 + u64::from(i % distinct)),
+                checked_at_ms: Some(i64::from(i % distinct)),
+                ..found(&mts)
+            });
+            let arrays = added_arrays(rows);
+            for (array, name) in [(&arrays[0], "e164"), (&arrays[8], "checked_at")] {
+                let is_dictionary = matches!(array.dtype(), ArrowDataType::Dictionary(..));
+                assert_eq!(
+                    is_dictionary, dictionary,
+                    "{name}, {cells} cells, {distinct} distinct"
+                );
             }
         }
     }

@@ -106,22 +106,6 @@ impl Enrichment<'_> {
     };
 }
 
-/// `+` and the decimal digits of `n`, written into the end of `buffer`.
-fn plus_digits(buffer: &mut [u8; 21], mut n: u64) -> &str {
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    start -= 1;
-    buffer[start] = b'+';
-    std::str::from_utf8(&buffer[start..]).expect("ASCII digits")
-}
-
 /// The output schema: the input's, then each phone column's enrichment columns.
 pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
     let mut schema = input.clone();
@@ -273,10 +257,15 @@ impl RowGroupEncoder {
             if let Some(declared) = &e.declared[i] {
                 array = restore(array, declared)?;
             }
-            self.encode_column(i, array, &mut columns)?;
+            self.encode_column(i, array, &e.encodings[i], &mut columns)?;
         }
         for (i, array) in (input.width()..).zip(added) {
-            self.encode_column(i, array, &mut columns)?;
+            // Made a dictionary, or plain where its values hardly repeat (see `added`).
+            let encodings = match array.dtype() {
+                ArrowDataType::Dictionary(..) => &e.encodings[i],
+                _ => &[ParquetEncoding::Plain][..],
+            };
+            self.encode_column(i, array, encodings, &mut columns)?;
         }
         Ok(EncodedRowGroup {
             rows: input.height(),
@@ -284,11 +273,13 @@ impl RowGroupEncoder {
         })
     }
 
-    /// Encodes and compresses column `i`, appending its leaves' pages to `columns`.
+    /// Encodes column `i` with `encodings` (one per leaf) and compresses it, appending its
+    /// leaves' pages to `columns`.
     fn encode_column(
         &self,
         i: usize,
         array: Box<dyn Array>,
+        encodings: &[ParquetEncoding],
         columns: &mut Vec<Vec<CompressedPage>>,
     ) -> Result<()> {
         let e = &*self.encoding;
@@ -296,7 +287,7 @@ impl RowGroupEncoder {
             array,
             e.parquet_schema.fields()[i].clone(),
             e.options,
-            &e.encodings[i],
+            encodings,
         )?;
         for leaf in pages {
             let pages =
@@ -455,17 +446,6 @@ impl Drop for OutputFile {
     fn drop(&mut self) {
         if self.writer.is_some() {
             let _ = std::fs::remove_file(&self.temp);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn plus_digits_writes_any_number() {
-        let mut buffer = [0u8; 21];
-        for n in [0, 7, 79161234567, u64::MAX] {
-            assert_eq!(super::plus_digits(&mut buffer, n), format!("+{n}"));
         }
     }
 }

@@ -5,9 +5,10 @@
 //! [`RowGroupEncoder`] and appended in order by [`OutputFile::write`]; [`OutputFile::finish`]
 //! writes the footer, syncs the file and renames it into place, so the
 //! target path holds either nothing new or a complete file. A file that is never finished is
-//! removed. [`enrichment_columns`] builds the added columns for one batch, typed as documented
-//! in [`ENRICHMENT_COLUMNS`]. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose
-//! writing could touch its input.
+//! removed. [`added_arrays`] (in `added.rs`) builds the added columns of one batch for the
+//! encoder, typed as documented in [`ENRICHMENT_COLUMNS`], the same [`enrichment_columns`] gives
+//! as polars columns. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose writing
+//! could touch its input.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -202,9 +203,9 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
     }
 }
 
-/// The output's zstd level. Level 1 rather than zstd's default 3 (polars' and DuckDB's): on
-/// the messy export it costs a fifth less CPU to compress and the file comes out 1% smaller, the
-/// pages being short (see BENCHMARKS.md, issue 11).
+/// The output's zstd level. Level 1 rather than zstd's default 3 (polars' and DuckDB's): as
+/// measured on the generator's exports, compressing costs a fifth less CPU and the file comes
+/// out 1–2% smaller, not larger (BENCHMARKS.md, issue 11).
 const ZSTD_LEVEL: i32 = 1;
 
 /// How the output's row groups are encoded: shared by every thread that encodes.

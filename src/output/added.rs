@@ -15,7 +15,7 @@ use polars::prelude::{CompatLevel, PlHashMap};
 use polars_arrow::array::{
     new_null_array, Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray,
 };
-use polars_arrow::bitmap::MutableBitmap;
+use polars_arrow::bitmap::Bitmap;
 use polars_arrow::datatypes::{ArrowDataType, IntegerType};
 use polars_arrow::types::NativeType;
 use polars_compute::gather::take_unchecked;
@@ -23,10 +23,17 @@ use polars_compute::gather::take_unchecked;
 use super::{enrichment_dtype, Enrichment, Status};
 use crate::provider::OperatorInfo;
 
+/// A null cell's key while a column is built.
+const NULL: u32 = u32::MAX;
+
+/// Up to this many values, a value's key is found by comparing, not hashing (a status, a
+/// batch's operators or time zones).
+const FEW: usize = 8;
+
 /// One column's cells as keys into the distinct values they hold, in order of first use.
 struct Dictionary<V> {
+    /// A key per cell, [`NULL`] for a null one.
     keys: Vec<u32>,
-    validity: MutableBitmap,
     values: Vec<V>,
     index: PlHashMap<V, u32>,
 }
@@ -36,7 +43,6 @@ impl<V: Hash + Eq + Copy> Dictionary<V> {
     fn with_capacity(rows: usize, distinct: usize) -> Self {
         Dictionary {
             keys: Vec::with_capacity(rows),
-            validity: MutableBitmap::with_capacity(rows),
             values: Vec::with_capacity(distinct),
             index: PlHashMap::with_capacity_and_hasher(distinct, Default::default()),
         }
@@ -45,23 +51,25 @@ impl<V: Hash + Eq + Copy> Dictionary<V> {
     /// The key of `value`, added to the dictionary on first use.
     fn key(&mut self, value: V) -> u32 {
         let next = self.values.len() as u32;
-        let key = *self.index.entry(value).or_insert(next);
-        if key == next {
-            self.values.push(value);
+        if self.values.len() <= FEW {
+            if let Some(key) = self.values.iter().position(|v| *v == value) {
+                return key as u32;
+            }
+            self.index.insert(value, next);
+        } else {
+            let key = *self.index.entry(value).or_insert(next);
+            if key != next {
+                return key;
+            }
         }
-        key
-    }
-
-    /// Appends a cell: the key of its value, or null.
-    fn push(&mut self, key: Option<u32>) {
-        self.keys.push(key.unwrap_or(0));
-        self.validity.push(key.is_some());
+        self.values.push(value);
+        next
     }
 
     /// Appends a cell holding `value`, or null.
     fn push_value(&mut self, value: Option<V>) {
-        let key = value.map(|v| self.key(v));
-        self.push(key);
+        let key = value.map_or(NULL, |v| self.key(v));
+        self.keys.push(key);
     }
 
     /// As [`Dictionary::finish`], but the values in row order when more than three cells in
@@ -80,13 +88,19 @@ impl<V: Hash + Eq + Copy> Dictionary<V> {
     }
 
     /// The column, its distinct values made into an array by `values`.
-    fn finish(self, values: impl FnOnce(Vec<V>) -> Box<dyn Array>) -> Box<dyn Array> {
+    fn finish(mut self, values: impl FnOnce(Vec<V>) -> Box<dyn Array>) -> Box<dyn Array> {
         let values = values(self.values);
-        let keys = PrimitiveArray::new(
-            ArrowDataType::UInt32,
-            self.keys.into(),
-            self.validity.into(),
-        );
+        let validity = self
+            .keys
+            .contains(&NULL)
+            .then(|| Bitmap::from_iter(self.keys.iter().map(|&k| k != NULL)));
+        // A null cell's key must still index the values.
+        for key in &mut self.keys {
+            if *key == NULL {
+                *key = 0;
+            }
+        }
+        let keys = PrimitiveArray::new(ArrowDataType::UInt32, self.keys.into(), validity);
         let dtype =
             ArrowDataType::Dictionary(IntegerType::UInt32, Box::new(values.dtype().clone()), false);
         Box::new(
@@ -162,7 +176,7 @@ struct OperatorColumns<'a> {
     mnc: Dictionary<&'a str>,
     tz: Dictionary<i8>,
     /// The keys of each answer met, by its address (answers are shared, not copied, per cell).
-    answers: PlHashMap<*const OperatorInfo, [Option<u32>; 6]>,
+    answers: PlHashMap<*const OperatorInfo, [u32; 6]>,
 }
 
 impl<'a> OperatorColumns<'a> {
@@ -180,24 +194,24 @@ impl<'a> OperatorColumns<'a> {
 
     fn push(&mut self, info: Option<&'a OperatorInfo>) {
         let keys = match info {
-            None => [None; 6],
+            None => [NULL; 6],
             Some(i) => *self.answers.entry(i as *const _).or_insert_with(|| {
                 [
-                    text(&i.country).map(|v| self.country.key(v)),
-                    text(&i.operator).map(|v| self.operator.key(v)),
-                    text(&i.region).map(|v| self.region.key(v)),
-                    i.mcc.map(|v| self.mcc.key(v)),
-                    text(&i.mnc).map(|v| self.mnc.key(v)),
-                    i.tz.map(|v| self.tz.key(v)),
+                    text(&i.country).map_or(NULL, |v| self.country.key(v)),
+                    text(&i.operator).map_or(NULL, |v| self.operator.key(v)),
+                    text(&i.region).map_or(NULL, |v| self.region.key(v)),
+                    i.mcc.map_or(NULL, |v| self.mcc.key(v)),
+                    text(&i.mnc).map_or(NULL, |v| self.mnc.key(v)),
+                    i.tz.map_or(NULL, |v| self.tz.key(v)),
                 ]
             }),
         };
-        self.country.push(keys[0]);
-        self.operator.push(keys[1]);
-        self.region.push(keys[2]);
-        self.mcc.push(keys[3]);
-        self.mnc.push(keys[4]);
-        self.tz.push(keys[5]);
+        self.country.keys.push(keys[0]);
+        self.operator.keys.push(keys[1]);
+        self.region.keys.push(keys[2]);
+        self.mcc.keys.push(keys[3]);
+        self.mnc.keys.push(keys[4]);
+        self.tz.keys.push(keys[5]);
     }
 
     /// The columns in [`ENRICHMENT_COLUMNS`](super::ENRICHMENT_COLUMNS)' order.

@@ -22,7 +22,7 @@ use crate::config::Job;
 use crate::input::{phone_text, ColumnTypes, Columns, InputReader, Piece};
 use crate::normalize::{Normalized, Normalizer, E164};
 use crate::output::{
-    enrichment_columns, EncodedRowGroup, Enrichment, OutputFile, RowGroupEncoder, Status,
+    added_arrays, EncodedRowGroup, Enrichment, OutputFile, RowGroupEncoder, Status,
 };
 use crate::progress::{Figures, Progress, ProgressMode};
 use crate::provider::NumberAnswer;
@@ -231,27 +231,23 @@ impl WorkerTally {
             Some(_) => Columns::All,
             None => Columns::PhonesOnly,
         };
-        let mut batch = piece.into_batch(columns).map_err(PassError::Input)?;
+        let batch = piece.into_batch(columns).map_err(PassError::Input)?;
         let rows = batch.height();
         self.tally.rows += rows as u64;
         let mut added = Vec::new();
         let input = &shared.job.input;
-        for (name, prefix) in input.phone_columns.iter().zip(&shared.job.output.prefixes) {
+        for name in &input.phone_columns {
             let column = batch.column(name).map_err(|e| PassError::Input(e.into()))?;
             let text = phone_text(column, &input.path).map_err(PassError::Input)?;
             let enriched = self.column(shared, &text, encoder.is_some());
             if encoder.is_some() {
-                added.extend(enrichment_columns(prefix, enriched.into_iter()));
+                added.extend(added_arrays(enriched.into_iter()));
             }
         }
         let Some(encoder) = encoder.filter(|_| shared.writing.load(Ordering::Relaxed)) else {
             return Ok(Processed { rows, group: None });
         };
-        let output = |e: anyhow::Error| PassError::Output(e);
-        for column in added {
-            batch.with_column(column).map_err(|e| output(e.into()))?;
-        }
-        let group = encoder.encode(&batch).map_err(output)?;
+        let group = encoder.encode(&batch, added).map_err(PassError::Output)?;
         Ok(Processed {
             rows,
             group: Some(group),

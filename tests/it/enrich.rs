@@ -8,6 +8,7 @@ use crate::common::*;
 use phone_enrich::normalize::{Normalized, Normalizer};
 use phone_enrich::provider::sandbox::lookup;
 use polars::prelude::*;
+use polars_parquet::parquet::statistics::Statistics;
 
 /// A hand-written export: formats people type, a duplicate, garbage, an empty cell, quoting
 /// with delimiters, quotes and newlines inside fields, Cyrillic.
@@ -204,6 +205,62 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
         "each number asked once"
     );
     assert_eq!(stats.requests as usize, distinct.len().div_ceil(50));
+    assert_dictionary_encoded(&ws.path("out.parquet"), &df);
+}
+
+/// Asserts that each added column but `phone_e164` (the columns that take few values, written
+/// as dictionary pages as polars, pyarrow and DuckDB write such columns) has a dictionary page
+/// in every row group of the Parquet file at `path` (read back as `df`), and min/max statistics
+/// that are those of the row group's values (taken from the dictionary, they would show a value
+/// the row group lacks).
+fn assert_dictionary_encoded(path: &std::path::Path, df: &DataFrame) {
+    let mut file = std::fs::File::open(path).unwrap();
+    let metadata = polars_parquet::read::read_metadata(&mut file).unwrap();
+    let mut offset = 0;
+    for (g, group) in metadata.row_groups.iter().enumerate() {
+        let rows = df.slice(offset, group.num_rows());
+        offset += group.num_rows() as i64;
+        let added = enrichment(&rows);
+        for column in &added.columns()[1..] {
+            let name = column.name().as_str();
+            let chunk = group.columns_under_root_iter(name).unwrap().next().unwrap();
+            assert!(
+                chunk.dictionary_page_offset().is_some(),
+                "{name} of row group {g} is not dictionary-encoded"
+            );
+            let stats = chunk.statistics(&metadata.footer_buf).unwrap().unwrap();
+            let (min, max) = match stats {
+                Statistics::Binary(s) => {
+                    let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8(v).unwrap());
+                    (text(s.min_value), text(s.max_value))
+                }
+                Statistics::Int32(s) => (
+                    s.min_value.map(|v| v.to_string()),
+                    s.max_value.map(|v| v.to_string()),
+                ),
+                other => panic!("{name}: statistics of an unexpected type {other:?}"),
+            };
+            let (want_min, want_max) = match column.dtype() {
+                DataType::String => {
+                    let values = column.str().unwrap();
+                    (
+                        values.iter().flatten().min().map(str::to_string),
+                        values.iter().flatten().max().map(str::to_string),
+                    )
+                }
+                _ => {
+                    let values = column.cast(&DataType::Int32).unwrap();
+                    let values = values.i32().unwrap();
+                    (
+                        values.min().map(|v| v.to_string()),
+                        values.max().map(|v| v.to_string()),
+                    )
+                }
+            };
+            assert_eq!((min, max), (want_min, want_max), "{name} of row group {g}");
+        }
+    }
+    assert_eq!(offset as usize, df.height());
 }
 
 #[test]

@@ -5,9 +5,10 @@
 //! [`RowGroupEncoder`] and appended in order by [`OutputFile::write`]; [`OutputFile::finish`]
 //! writes the footer, syncs the file and renames it into place, so the
 //! target path holds either nothing new or a complete file. A file that is never finished is
-//! removed. [`enrichment_columns`] builds the added columns for one batch, typed as documented
-//! in [`ENRICHMENT_COLUMNS`]. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose
-//! writing could touch its input.
+//! removed. [`added_arrays`] (in `added.rs`) builds the added columns of one batch for the
+//! encoder, typed as documented in [`ENRICHMENT_COLUMNS`], the same [`enrichment_columns`] gives
+//! as polars columns. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose writing
+//! could touch its input.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -16,20 +17,22 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
-use polars_arrow::array::new_empty_array;
+use polars_arrow::array::{new_empty_array, Array};
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema};
 use polars_parquet::read::ParquetError;
 use polars_parquet::write::{
     array_to_columns, fallible_streaming_iterator, to_parquet_schema, CompressedPage,
     CompressionOptions, Compressor, DynIter, DynStreamingIterator, Encoding as ParquetEncoding,
-    FileWriter, KeyValue, SchemaDescriptor, StatisticsOptions, Version, WriteOptions,
+    FileWriter, KeyValue, SchemaDescriptor, StatisticsOptions, Version, WriteOptions, ZstdLevel,
 };
 
 use crate::input::{restore, InputTypes};
 use crate::provider::{NumberAnswer, OperatorInfo};
 
+mod added;
 mod guard;
 
+pub use added::added_arrays;
 pub use guard::refuse_writing_input;
 
 /// The added columns, by suffix after the prefix, with their types.
@@ -104,27 +107,6 @@ impl Enrichment<'_> {
     };
 }
 
-/// A text field, null when missing or empty.
-fn text(v: Option<&String>) -> Option<&str> {
-    v.filter(|s| !s.is_empty()).map(String::as_str)
-}
-
-/// `+` and the decimal digits of `n`, written into the end of `buffer`.
-fn plus_digits(buffer: &mut [u8; 21], mut n: u64) -> &str {
-    let mut start = buffer.len();
-    loop {
-        start -= 1;
-        buffer[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    start -= 1;
-    buffer[start] = b'+';
-    std::str::from_utf8(&buffer[start..]).expect("ASCII digits")
-}
-
 /// The output schema: the input's, then each phone column's enrichment columns.
 pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
     let mut schema = input.clone();
@@ -142,52 +124,24 @@ pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
     Ok(schema)
 }
 
-/// Builds one phone column's enrichment columns for a batch, one `Enrichment` per row.
+/// One phone column's enrichment columns for a batch, one `Enrichment` per row, as polars
+/// columns named with `prefix` (the output's encoder takes [`added_arrays`] instead).
 pub fn enrichment_columns<'a>(
     prefix: &str,
     rows: impl ExactSizeIterator<Item = Enrichment<'a>>,
 ) -> Vec<Column> {
-    let n = rows.len();
-    let name = |s: &str| PlSmallStr::from(format!("{prefix}{s}"));
-    let mut e164 = StringChunkedBuilder::new(name("e164"), n);
-    let mut status = StringChunkedBuilder::new(name("status"), n);
-    let mut country = StringChunkedBuilder::new(name("country"), n);
-    let mut operator = StringChunkedBuilder::new(name("operator"), n);
-    let mut region = StringChunkedBuilder::new(name("region"), n);
-    let mut mcc = PrimitiveChunkedBuilder::<UInt16Type>::new(name("mcc"), n);
-    let mut mnc = StringChunkedBuilder::new(name("mnc"), n);
-    let mut tz = PrimitiveChunkedBuilder::<Int8Type>::new(name("tz"), n);
-    let mut checked = PrimitiveChunkedBuilder::<Int64Type>::new(name("checked_at"), n);
-    let mut digits = [0u8; 21];
-    for row in rows {
-        match row.e164 {
-            Some(d) => e164.append_value(plus_digits(&mut digits, d)),
-            None => e164.append_null(),
-        }
-        status.append_option(row.status.map(Status::as_str));
-        let info = row.info;
-        country.append_option(text(info.map(|i| &i.country)));
-        operator.append_option(text(info.map(|i| &i.operator)));
-        region.append_option(text(info.map(|i| &i.region)));
-        mcc.append_option(info.and_then(|i| i.mcc));
-        mnc.append_option(text(info.map(|i| &i.mnc)));
-        tz.append_option(info.and_then(|i| i.tz));
-        checked.append_option(row.checked_at_ms.map(|ms| ms * 1000));
-    }
-    vec![
-        e164.finish().into_column(),
-        status.finish().into_column(),
-        country.finish().into_column(),
-        operator.finish().into_column(),
-        region.finish().into_column(),
-        mcc.finish().into_column(),
-        mnc.finish().into_column(),
-        tz.finish().into_column(),
-        checked
-            .finish()
-            .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            .into_column(),
-    ]
+    ENRICHMENT_COLUMNS
+        .iter()
+        .zip(added_arrays(rows))
+        .map(|(suffix, array)| {
+            Series::from_arrow(
+                format!("{prefix}{suffix}").into(),
+                added::undictionary(array),
+            )
+            .expect("added arrays are of polars' types")
+            .into_column()
+        })
+        .collect()
 }
 
 /// The `ARROW:schema` metadata entry: an input column's own type where polars read it as
@@ -249,6 +203,11 @@ fn remove_stale_temporaries(dir: &Path, file_name: &str) {
     }
 }
 
+/// The output's zstd level. Level 1 rather than zstd's default 3 (polars' and DuckDB's): as
+/// measured on the generator's exports, compressing costs a fifth less CPU and the file comes
+/// out 1–2% smaller, not larger (BENCHMARKS.md, issue 11).
+const ZSTD_LEVEL: i32 = 1;
+
 /// How the output's row groups are encoded: shared by every thread that encodes.
 struct Encoding {
     /// The columns as polars turns them into Arrow arrays.
@@ -277,19 +236,20 @@ pub struct EncodedRowGroup {
 }
 
 impl RowGroupEncoder {
-    /// Encodes `batch` (columns in the output schema's order) as one row group: pages per
-    /// column, zstd-compressed, with min/max/null statistics as polars writes them.
-    pub fn encode(&self, batch: &DataFrame) -> Result<EncodedRowGroup> {
+    /// Encodes `input` (the input's columns, in the output schema's order) and `added` (the
+    /// added columns, see [`added_arrays`]) as one row group: pages per column,
+    /// zstd-compressed, with min/max/null statistics as polars writes them.
+    pub fn encode(&self, input: &DataFrame, added: Vec<Box<dyn Array>>) -> Result<EncodedRowGroup> {
         let e = &*self.encoding;
-        if batch.width() != e.arrow_schema.len() {
+        if input.width() + added.len() != e.arrow_schema.len() {
             bail!(
                 "a batch of {} columns for an output of {}",
-                batch.width(),
+                input.width() + added.len(),
                 e.arrow_schema.len()
             );
         }
-        let mut columns = Vec::with_capacity(batch.width());
-        for (i, column) in batch.columns().iter().enumerate() {
+        let mut columns = Vec::with_capacity(e.arrow_schema.len());
+        for (i, column) in input.columns().iter().enumerate() {
             let field = e.polars_schema.get_at_index(i).expect("checked above").1;
             let mut array = column
                 .as_materialized_series()
@@ -298,26 +258,48 @@ impl RowGroupEncoder {
             if let Some(declared) = &e.declared[i] {
                 array = restore(array, declared)?;
             }
-            let pages = array_to_columns(
-                array,
-                e.parquet_schema.fields()[i].clone(),
-                e.options,
-                &e.encodings[i],
-            )?;
-            for leaf in pages {
-                let pages = leaf
-                    .map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
-                let compressed: Vec<CompressedPage> =
-                    Compressor::new_from_vec(pages, e.options.compression, vec![])
-                        .collect::<Result<_, ParquetError>>()
-                        .map_err(|e| anyhow::anyhow!("compressing a column: {e}"))?;
-                columns.push(compressed);
-            }
+            self.encode_column(i, array, &e.encodings[i], &mut columns)?;
+        }
+        for (i, array) in (input.width()..).zip(added) {
+            // Made a dictionary, or plain where its values hardly repeat (see `added`).
+            let encodings = match array.dtype() {
+                ArrowDataType::Dictionary(..) => &e.encodings[i],
+                _ => &[ParquetEncoding::Plain][..],
+            };
+            self.encode_column(i, array, encodings, &mut columns)?;
         }
         Ok(EncodedRowGroup {
-            rows: batch.height(),
+            rows: input.height(),
             columns,
         })
+    }
+
+    /// Encodes column `i` with `encodings` (one per leaf) and compresses it, appending its
+    /// leaves' pages to `columns`.
+    fn encode_column(
+        &self,
+        i: usize,
+        array: Box<dyn Array>,
+        encodings: &[ParquetEncoding],
+        columns: &mut Vec<Vec<CompressedPage>>,
+    ) -> Result<()> {
+        let e = &*self.encoding;
+        let pages = array_to_columns(
+            array,
+            e.parquet_schema.fields()[i].clone(),
+            e.options,
+            encodings,
+        )?;
+        for leaf in pages {
+            let pages =
+                leaf.map(|page| page.map_err(|e| ParquetError::FeatureNotSupported(e.to_string())));
+            let compressed: Vec<CompressedPage> =
+                Compressor::new_from_vec(pages, e.options.compression, vec![])
+                    .collect::<Result<_, ParquetError>>()
+                    .map_err(|e| anyhow::anyhow!("compressing a column: {e}"))?;
+            columns.push(compressed);
+        }
+        Ok(())
     }
 }
 
@@ -365,7 +347,9 @@ impl OutputFile {
         let options = WriteOptions {
             statistics: StatisticsOptions::default(),
             version: Version::V1,
-            compression: CompressionOptions::Zstd(None),
+            compression: CompressionOptions::Zstd(Some(
+                ZstdLevel::try_new(ZSTD_LEVEL).expect("a level zstd has"),
+            )),
             data_page_size: None,
         };
         let encoding = Encoding {
@@ -463,17 +447,6 @@ impl Drop for OutputFile {
     fn drop(&mut self) {
         if self.writer.is_some() {
             let _ = std::fs::remove_file(&self.temp);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn plus_digits_writes_any_number() {
-        let mut buffer = [0u8; 21];
-        for n in [0, 7, 79161234567, u64::MAX] {
-            assert_eq!(super::plus_digits(&mut buffer, n), format!("+{n}"));
         }
     }
 }

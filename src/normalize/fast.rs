@@ -13,7 +13,7 @@ use std::rc::Rc;
 use phonenumber::country::Id as Region;
 
 use super::rules::{self, Country, Length, RegionRules};
-use super::E164;
+use super::{PhoneMetadata, E164};
 
 /// The job's default region, found in its country's rules.
 #[derive(Debug, Clone, Copy)]
@@ -24,12 +24,10 @@ pub(super) struct Home {
 }
 
 impl Home {
-    /// `None` when the crate's database does not know the region.
-    pub(super) fn new(region: Region) -> Option<Home> {
-        let code = phonenumber::metadata::DATABASE
-            .by_id(region.as_ref())?
-            .country_code();
-        let index = rules::country(code)?.position(region.as_ref())?;
+    /// `None` when the plans do not know the region.
+    pub(super) fn new(metadata: PhoneMetadata, region: Region) -> Option<Home> {
+        let code = metadata.database().by_id(region.as_ref())?.country_code();
+        let index = rules::country(metadata, code)?.position(region.as_ref())?;
         Some(Home { code, index })
     }
 }
@@ -86,10 +84,14 @@ fn is_letter(c: char) -> bool {
 /// What the RFC 3966 reader takes as separators inside a number.
 const RFC_SEPARATORS: &[u8] = b"-.()";
 
-/// The crate's reading of `text` with `home` as the default region (`None`: no region):
-/// `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is not [`readable`] (or
-/// one the crate would panic on).
-pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>> {
+/// The crate's reading of `text` in `metadata`'s plans with `home` as the default region
+/// (`None`: no region): `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is
+/// not [`readable`] (or one the crate would panic on).
+pub(super) fn parse_valid(
+    metadata: PhoneMetadata,
+    home: Option<Home>,
+    text: &str,
+) -> Option<Option<E164>> {
     let simple = Simple::scan(text);
     let has_digits = match &simple {
         Some(simple) => simple.digits.len() > 0,
@@ -98,17 +100,17 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
     if !has_digits {
         return None;
     }
-    let country = home.and_then(|h| rules::country(h.code));
+    let country = home.and_then(|h| rules::country(metadata, h.code));
     let home = match (&country, home) {
         (Some(c), Some(h)) => Some(&c.regions[h.index]),
         _ => None,
     };
-    let Some((code, national)) = parse(home, text, simple.as_ref())? else {
+    let Some((code, national)) = parse(metadata, home, text, simple.as_ref())? else {
         return Some(None);
     };
     let valid = match &country {
         Some(c) if c.regions[0].code == code => c.is_valid(national.as_str()),
-        _ => rules::country(code).is_some_and(|c| c.is_valid(national.as_str())),
+        _ => rules::country(metadata, code).is_some_and(|c| c.is_valid(national.as_str())),
     };
     Some(valid.then(|| e164(code, national.as_str())).flatten())
 }
@@ -116,6 +118,7 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
 /// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
 /// error, `None` where the crate would panic.
 fn parse(
+    metadata: PhoneMetadata,
     home: Option<&RegionRules>,
     text: &str,
     simple: Option<&Simple>,
@@ -124,7 +127,8 @@ fn parse(
         Some(read) => read,
         None => read(text),
     };
-    let Some((code, mut national)) = read.and_then(|read| country_code(home, read)) else {
+    let Some((code, mut national)) = read.and_then(|read| country_code(metadata, home, read))
+    else {
         return Some(None);
     };
     // The region whose national prefix is stripped: the default region's, whatever the
@@ -133,7 +137,7 @@ fn parse(
     let meta = match home {
         Some(home) => Some(home),
         None => {
-            owner = rules::country(code);
+            owner = rules::country(metadata, code);
             let without_zeros = national.as_str().trim_start_matches('0');
             owner.as_deref().and_then(|c| c.region_of(without_zeros))
         }
@@ -384,12 +388,16 @@ fn viable_digits(chars: impl Iterator<Item = char>) -> Option<usize> {
 
 /// `helper::country_code` (with `international_prefix`): the country code, and the national
 /// number without it; `None` for a parse error.
-fn country_code(home: Option<&RegionRules>, read: Read) -> Option<(u16, Digits)> {
+fn country_code(
+    metadata: PhoneMetadata,
+    home: Option<&RegionRules>,
+    read: Read,
+) -> Option<(u16, Digits)> {
     let mut national = read.digits;
     if let Some(prefix) = read.prefix {
         // The RFC 3966 prefix: its digits are the country code.
         let code: u16 = prefix.as_str().parse().ok()?;
-        return (national.len() > 2 && rules::known_code(code)).then_some((code, national));
+        return (national.len() > 2 && metadata.knows_code(code)).then_some((code, national));
     }
     let mut international = read.plus;
     // The region's international prefix, unless a 0 follows it.
@@ -408,7 +416,7 @@ fn country_code(home: Option<&RegionRules>, read: Read) -> Option<(u16, Digits)>
         // Country codes are prefix-free: the first 1 to 3 digits that name one.
         let (len, code) = (1..=3)
             .map(|len| (len, digits[..len].parse().expect("digits")))
-            .find(|&(_, code)| rules::known_code(code))?;
+            .find(|&(_, code)| metadata.knows_code(code))?;
         national.skip(len);
         return Some((code, national));
     }

@@ -3,13 +3,58 @@
 //! prefix, in random default regions, with junk mixed in; and random text. Wherever the fast
 //! path answers it must give exactly the crate's reading, and it must answer every readable cell.
 
+use std::io::Read;
+use std::sync::LazyLock;
+
 use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::readable;
-use crate::normalize::{Normalized, Normalizer, E164};
+use crate::normalize::{Normalized, Normalizer, PhoneMetadata, E164};
+
+/// The crate's own `PhoneNumberMetadata.xml` (libphonenumber 9.0.33), committed gzipped.
+pub(crate) fn crate_xml() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
+    );
+    let mut xml = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect(path))
+        .read_to_string(&mut xml)
+        .expect(path);
+    xml
+}
+
+/// RU's mobile pattern as the crate's XML has it, and widened to a range it does not open:
+/// `+7 300 …`.
+const RU_MOBILE: (&str, &str) = (
+    r"<nationalNumberPattern>9\d{9}</nationalNumberPattern>",
+    r"<nationalNumberPattern>9\d{9}|300\d{7}</nationalNumberPattern>",
+);
+
+/// Plans loaded from XML text, as `normalize.metadata` loads a file.
+fn load(xml: &str) -> PhoneMetadata {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), xml).expect("written");
+    PhoneMetadata::load(file.path()).expect("the XML loads")
+}
+
+/// The built-in plans, the crate's XML loaded, and that XML with RU's new range.
+static PLANS: LazyLock<[PhoneMetadata; 3]> = LazyLock::new(|| {
+    let xml = crate_xml();
+    assert_eq!(xml.matches(RU_MOBILE.0).count(), 1, "RU's mobile pattern");
+    [
+        PhoneMetadata::built_in(),
+        load(&xml),
+        load(&xml.replace(RU_MOBILE.0, RU_MOBILE.1)),
+    ]
+});
+
+fn plans() -> impl Strategy<Value = PhoneMetadata> {
+    select(PLANS.to_vec())
+}
 
 /// Every region the crate knows, sorted (non-geographic entities are no default region).
 fn all_regions() -> Vec<Region> {
@@ -103,6 +148,7 @@ fn parts() -> impl Strategy<Value = Parts> {
         1 => (select(codes()), "[1-9][0-9]{3,12}", select(&["0", "8", "1"][..]))
             .prop_map(|(c, n, np)| (c, n, np.to_string())),
         1 => (select(codes()), "[0-9]{0,16}").prop_map(|(c, n)| (c, n, "8".to_string())),
+        1 => "300[0-9]{6,8}".prop_map(|n| ("7".to_string(), n, "8".to_string())),
     ]
 }
 
@@ -257,8 +303,8 @@ fn cell() -> impl Strategy<Value = String> {
     ]
 }
 
-fn check(region: Region, raw: &str) -> Result<(), TestCaseError> {
-    let n = Normalizer::new(region);
+fn check(region: Region, plans: PhoneMetadata, raw: &str) -> Result<(), TestCaseError> {
+    let n = Normalizer::new(region, plans);
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(());
@@ -279,8 +325,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(6_000))]
 
     #[test]
-    fn typed_numbers_read_as_the_crate_reads_them(region in region(), raw in cell()) {
-        check(region, &raw)?;
+    fn typed_numbers_read_as_the_crate_reads_them(
+        region in region(),
+        plans in plans(),
+        raw in cell(),
+    ) {
+        check(region, plans, &raw)?;
     }
 }
 
@@ -292,12 +342,12 @@ proptest! {
         region in region(),
         raw in "[0-9 ()./+-]{0,24}",
     ) {
-        check(region, &raw)?;
+        check(region, PhoneMetadata::built_in(), &raw)?;
     }
 
     #[test]
     fn any_text_reads_as_the_crate_reads_it(region in region(), raw in "\\PC{0,20}") {
-        check(region, &raw)?;
+        check(region, PhoneMetadata::built_in(), &raw)?;
     }
 }
 
@@ -343,12 +393,65 @@ fn the_crate_s_quirks_are_kept() {
         (Region::RU, "123", Normalized::Invalid),
     ];
     for &(region, raw, want) in cases {
-        let n = Normalizer::new(region);
+        let n = Normalizer::new(region, PhoneMetadata::built_in());
         assert_eq!(
             n.crate_path(raw),
             want,
             "the crate on {raw:?} in {region:?}"
         );
         assert_eq!(n.fast_path(raw), Some(want), "{raw:?} in {region:?}");
+    }
+}
+
+/// A number in a range only the edited plans open: invalid with the built-in plans and the
+/// crate's XML, valid with the edited copy, the same in both paths and every layout.
+#[test]
+fn a_range_opened_in_a_loaded_file_is_valid_in_both_paths() {
+    let new = Normalized::Valid(E164(73001234567));
+    let old = Normalized::Invalid;
+    let [built_in, crate_xml, edited] = *PLANS;
+    for raw in [
+        "+7 300 123-45-67",
+        "8 (300) 123 45 67",
+        "3001234567",
+        "73001234567",
+    ] {
+        for (plans, want) in [(built_in, old), (crate_xml, old), (edited, new)] {
+            let n = Normalizer::new(Region::RU, plans);
+            assert_eq!(
+                n.crate_path(raw),
+                want,
+                "the crate on {raw:?} with {plans:?}"
+            );
+            assert_eq!(n.fast_path(raw), Some(want), "{raw:?} with {plans:?}");
+            assert_eq!(n.normalize(raw), want, "{raw:?} with {plans:?}");
+        }
+    }
+}
+
+/// The crate's XML loaded reads every example number of every region as the built-in plans
+/// (built from the same XML) do.
+#[test]
+fn the_crate_s_xml_loaded_reads_as_the_built_in_plans() {
+    let [built_in, crate_xml, _] = *PLANS;
+    for (code, national, np) in examples() {
+        for raw in [format!("+{code} {national}"), format!("{np}{national}")] {
+            for region in &[Region::RU, Region::IT, Region::US, Region::BR] {
+                let (a, b) = (
+                    Normalizer::new(*region, built_in),
+                    Normalizer::new(*region, crate_xml),
+                );
+                assert_eq!(
+                    a.crate_path(&raw),
+                    b.crate_path(&raw),
+                    "{raw:?} in {region:?}"
+                );
+                assert_eq!(
+                    a.fast_path(&raw),
+                    b.fast_path(&raw),
+                    "{raw:?} in {region:?}"
+                );
+            }
+        }
     }
 }

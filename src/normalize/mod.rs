@@ -5,14 +5,16 @@
 //! default region and numbering plans, [`PhoneMetadata`]) does not accept as a valid number, or
 //! `Valid(number)` with the E.164 digits (no `+`) packed in a `u64`. A cell holding several
 //! numbers is represented by its first valid one. The result depends only on the raw text, the
-//! region and the plans. Readable cells (digits, the
-//! punctuation people type in any layout, Russian words around a number) are read by `fast`,
-//! a replay of the crate's own steps; every other cell goes to the crate, once per distinct
-//! value per thread while the thread's memo has room.
+//! region and the plans. Digits are read in any script, as libphonenumber reads them (the
+//! crate reads only ASCII digits). Readable cells (digits, the punctuation people type in any
+//! layout, Russian words around a number) are read by `fast`, a replay of the crate's own
+//! steps; every other cell goes to the crate, once per distinct value per thread while the
+//! thread's memo has room.
 
 mod fast;
 mod metadata;
 mod rules;
+mod scripts;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -129,8 +131,10 @@ impl Normalizer {
     }
 
     /// A cell read whole, else its parts between [`LIST_SEPARATORS`] one by one: the first
-    /// valid number wins.
+    /// valid number wins. Digits of any script are read as their ASCII digits first, as
+    /// libphonenumber reads them (`scripts`).
     fn read(&self, raw: &str, parse: ParseValid<'_>) -> Option<Normalized> {
+        let raw = &*scripts::to_ascii_digits(raw);
         if let Some(n) = self.read_one(raw, parse)? {
             return Some(Normalized::Valid(n));
         }
@@ -253,6 +257,42 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(ru().normalize(raw), *want, "{raw:?}");
+        }
+    }
+
+    /// Digits in other scripts, as libphonenumber reads them (`normalizeDigits`), the same in
+    /// both paths; fullwidth punctuation is the crate's punctuation.
+    #[test]
+    fn digits_of_every_script_are_read() {
+        let moscow = Normalized::Valid(E164(79161234567));
+        let cases: &[(&str, Normalized)] = &[
+            ("＋７ ９１６ １２３ ４５ ６７", moscow),
+            ("８（９１６）１２３－４５－６７", moscow),
+            ("＋７　９１６　１２３　４５　６７", moscow),
+            ("+٧ ٩١٦ ١٢٣ ٤٥ ٦٧", moscow),
+            ("٨ ٩١٦ ١٢٣-٤٥-٦٧", moscow),
+            ("+۷ ۹۱۶ ۱۲۳ ۴۵ ۶۷", moscow),
+            ("+७ ९१६ १२३ ४५ ६७", moscow),
+            ("+৭ ৯১৬ ১২৩ ৪৫ ৬৭", moscow),
+            ("+7 916 123 45 6٧", moscow),
+            (
+                "нет; ８ ９２６ ７６５ ４３ ２１",
+                Normalized::Valid(E164(79267654321)),
+            ),
+            (
+                "＋３７５ ２９ １２３-４５-６７",
+                Normalized::Valid(E164(375291234567)),
+            ),
+            ("٨ ٩١٦ ١٢٣", Normalized::Invalid),
+            ("²³⁴⁵⁶⁷⁸⁹⁰¹²", Normalized::Invalid),
+        ];
+        for (raw, want) in cases {
+            let n = ru();
+            assert_eq!(n.crate_path(raw), *want, "the crate on {raw:?}");
+            assert_eq!(n.normalize(raw), *want, "{raw:?}");
+            if let Some(fast) = n.fast_path(raw) {
+                assert_eq!(fast, *want, "the fast path on {raw:?}");
+            }
         }
     }
 

@@ -293,10 +293,28 @@ const AFTER: &[&str] = &[
     "-F1",
 ];
 
+/// The zeros of some scripts' digits: fullwidth, Arabic-Indic, Eastern Arabic-Indic,
+/// Devanagari, Bengali, mathematical bold.
+const SCRIPT_ZEROS: &[char] = &['０', '٠', '۰', '०', '০', '𝟎'];
+
+/// A typed number with its digits, or some of them, in another script.
+fn in_a_script() -> impl Strategy<Value = String> {
+    (typed(), select(SCRIPT_ZEROS), any::<bool>()).prop_map(|(text, zero, all)| {
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| match c.to_digit(10) {
+                Some(d) if all || i % 3 == 0 => char::from_u32(zero as u32 + d).expect("a digit"),
+                _ => c,
+            })
+            .collect()
+    })
+}
+
 /// One number, with words around it, or two in a cell.
 fn cell() -> impl Strategy<Value = String> {
     prop_oneof![
         5 => typed(),
+        1 => in_a_script(),
         1 => (select(BEFORE), typed(), select(AFTER)).prop_map(|(b, n, a)| format!("{b}{n}{a}")),
         1 => (typed(), select(&[", ", ",", "; ", " / ", "/", " | ", "\n"][..]), typed())
             .prop_map(|(a, s, b)| format!("{a}{s}{b}")),

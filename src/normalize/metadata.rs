@@ -10,9 +10,9 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
-use phonenumber::metadata::{loader, Database, DATABASE};
+use phonenumber::metadata::{loader, Database, Descriptor, DATABASE};
 use sha2::{Digest, Sha256};
 
 /// The libphonenumber release the `phonenumber` crate's built-in metadata comes from.
@@ -26,6 +26,8 @@ pub struct PhoneMetadata(Option<&'static Loaded>);
 /// A metadata file as loaded.
 struct Loaded {
     database: Database,
+    /// [`PhoneMetadata::unstripped`], made on first use.
+    unstripped: OnceLock<Database>,
     known_codes: Vec<bool>,
     path: PathBuf,
     sha256: String,
@@ -67,6 +69,7 @@ impl PhoneMetadata {
         let known_codes = known_codes(&database);
         let loaded: &'static Loaded = Box::leak(Box::new(Loaded {
             database,
+            unstripped: OnceLock::new(),
             known_codes,
             path: path.to_path_buf(),
             sha256: Sha256::digest(&bytes)
@@ -102,6 +105,18 @@ impl PhoneMetadata {
     pub(super) fn territories(&self) -> impl Iterator<Item = &'static phonenumber::Metadata> {
         let database = self.database();
         (0..1000u16).flat_map(move |code| database.by_code(&code).unwrap_or_default())
+    }
+
+    /// These plans without national prefixes, for the crate to read a number's country code and
+    /// its whole national number with: the national prefix is then stripped as libphonenumber
+    /// strips it (`reference`). Made on first use.
+    pub(super) fn unstripped(&self) -> &'static Database {
+        match self.0 {
+            None => &BUILT_IN_UNSTRIPPED,
+            Some(l) => l
+                .unstripped
+                .get_or_init(|| without_national_prefixes(*self)),
+        }
     }
 
     /// Whether these plans have a country code (`database().by_code`), without allocating.
@@ -178,6 +193,58 @@ fn parse(bytes: &[u8]) -> Result<Database, String> {
     Database::from(territories).map_err(|e| e.to_string())
 }
 
+/// A region's descriptors of number types (the crate's `number_type` tries them all): not the
+/// general one, nor those of short numbers or `noInternationalDialling`.
+pub(super) fn number_types(meta: &phonenumber::Metadata) -> [Option<&Descriptor>; 10] {
+    let d = meta.descriptors();
+    [
+        d.mobile(),
+        d.fixed_line(),
+        d.premium_rate(),
+        d.toll_free(),
+        d.shared_cost(),
+        d.voip(),
+        d.personal_number(),
+        d.pager(),
+        d.uan(),
+        d.voicemail(),
+    ]
+}
+
+/// A region's possible lengths as libphonenumber's general description has them (its build
+/// derives them; the XML, and so the crate, lists none): every type's national lengths but
+/// `noInternationalDialling`'s, and their local-only lengths that are no national one.
+pub(super) fn general_lengths(meta: &phonenumber::Metadata) -> (Vec<u16>, Vec<u16>) {
+    let types = number_types(meta);
+    let mut lengths: Vec<u16> = types
+        .iter()
+        .flatten()
+        .flat_map(|t| t.possible_length().iter().copied())
+        .collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let mut local: Vec<u16> = types
+        .iter()
+        .flatten()
+        .flat_map(|t| t.possible_local_length().iter().copied())
+        .filter(|len| !lengths.contains(len))
+        .collect();
+    local.sort_unstable();
+    local.dedup();
+    (lengths, local)
+}
+
+/// libphonenumber's `parseHelper` keeps a national number stripped of its prefix unless
+/// `testNumberLength` calls its length `TOO_SHORT`, `IS_POSSIBLE_LOCAL_ONLY` or
+/// `INVALID_LENGTH` (a length the region has none of: all possible without lengths).
+pub(super) fn keeps_stripped_length(lengths: &[u16], local: &[u16], len: usize) -> bool {
+    let len = u16::try_from(len).unwrap_or(u16::MAX);
+    let (Some(&min), Some(&max)) = (lengths.first(), lengths.last()) else {
+        return !local.contains(&len);
+    };
+    !local.contains(&len) && len >= min && (len > max || lengths.contains(&len))
+}
+
 /// Every country code below 1000 a database has (`by_code`: its `iter` holds one of the
 /// non-geographic entities, which share the id `001`): a table, so that asking costs no
 /// allocation.
@@ -188,6 +255,55 @@ fn known_codes(database: &Database) -> Vec<bool> {
 }
 
 static BUILT_IN_CODES: LazyLock<Vec<bool>> = LazyLock::new(|| known_codes(&DATABASE));
+
+static BUILT_IN_UNSTRIPPED: LazyLock<Database> =
+    LazyLock::new(|| without_national_prefixes(PhoneMetadata::built_in()));
+
+/// The plans' territories as the crate's loader gives them, without their national prefixes
+/// (and without formats, which reading does not use).
+fn without_national_prefixes(metadata: PhoneMetadata) -> Database {
+    let descriptor = |d: Option<&Descriptor>| {
+        d.map(|d| loader::Descriptor {
+            national_number: Some(d.national_number().as_str().into()),
+            possible_length: d.possible_length().to_vec(),
+            possible_local_length: d.possible_local_length().to_vec(),
+            example: d.example().map(Into::into),
+        })
+    };
+    let territories = metadata
+        .territories()
+        .map(|m| {
+            let d = m.descriptors();
+            loader::Metadata {
+                general: descriptor(Some(d.general())),
+                fixed_line: descriptor(d.fixed_line()),
+                mobile: descriptor(d.mobile()),
+                toll_free: descriptor(d.toll_free()),
+                premium_rate: descriptor(d.premium_rate()),
+                shared_cost: descriptor(d.shared_cost()),
+                personal_number: descriptor(d.personal_number()),
+                voip: descriptor(d.voip()),
+                pager: descriptor(d.pager()),
+                uan: descriptor(d.uan()),
+                emergency: descriptor(d.emergency()),
+                voicemail: descriptor(d.voicemail()),
+                short_code: descriptor(d.short_code()),
+                standard_rate: descriptor(d.standard_rate()),
+                carrier: descriptor(d.carrier()),
+                no_international: descriptor(d.no_international()),
+                id: Some(m.id().into()),
+                country_code: Some(m.country_code()),
+                international_prefix: m.international_prefix().map(|r| r.as_str().into()),
+                preferred_international_prefix: m.preferred_international_prefix().map(Into::into),
+                leading_digits: m.leading_digits().map(|r| r.as_str().into()),
+                main_country_for_code: m.is_main_country_for_code(),
+                mobile_number_portable: m.is_mobile_number_portable(),
+                ..loader::Metadata::default()
+            }
+        })
+        .collect();
+    Database::from(territories).expect("the plans' own patterns parse again")
+}
 
 #[cfg(test)]
 mod tests {

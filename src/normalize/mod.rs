@@ -13,6 +13,7 @@
 
 mod fast;
 mod metadata;
+mod reference;
 mod rules;
 mod scripts;
 
@@ -20,7 +21,6 @@ use std::cell::RefCell;
 use std::fmt;
 
 use phonenumber::country::Id as Region;
-use phonenumber::metadata::Database;
 use polars::prelude::PlHashMap;
 
 pub use metadata::{MetadataError, PhoneMetadata, BUILT_IN_VERSION};
@@ -120,12 +120,12 @@ impl Normalizer {
         })
     }
 
-    /// The `phonenumber` crate's reading of a trimmed cell, with the two fallbacks: the
-    /// reference the fast path must agree with.
+    /// The `phonenumber` crate's reading of a trimmed cell (with libphonenumber's
+    /// national-prefix step, `reference`), with the two fallbacks: the reference the fast path
+    /// must agree with.
     pub fn crate_path(&self, raw: &str) -> Normalized {
-        let database = self.metadata.database();
         self.read(raw, &mut |region, text| {
-            Some(parse_valid(database, region, text))
+            Some(reference::parse_valid(self.metadata, region, text))
         })
         .expect("the crate always tells")
     }
@@ -170,17 +170,6 @@ impl Normalizer {
         }
         Some(None)
     }
-}
-
-fn parse_valid(database: &Database, region: Option<Region>, text: &str) -> Option<E164> {
-    let number = phonenumber::parse_with(database, region, text).ok()?;
-    if !phonenumber::is_valid_with(database, &number) {
-        return None;
-    }
-    let e164 = phonenumber::format_with(database, &number)
-        .mode(phonenumber::Mode::E164)
-        .to_string();
-    E164::from_digits(&e164)
 }
 
 /// The crate's readings of the cells the fast path does not take, kept for repeats (the same

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use phonenumber::metadata::Metadata;
 use regex::bytes::Regex;
 
+use super::metadata::{general_lengths, number_types};
 use super::PhoneMetadata;
 
 /// A metadata pattern, compiled on its first use as the crate compiles it (whitespace
@@ -25,6 +26,8 @@ pub(super) struct Pattern {
     source: &'static str,
     shortcut: Option<Shortcut>,
     compiled: OnceCell<Regex>,
+    /// The pattern matching whole texts only, for [`Pattern::matches_whole`].
+    whole: OnceCell<Regex>,
 }
 
 /// Patterns common enough to be worth not running: compared instead.
@@ -67,6 +70,7 @@ impl Pattern {
             source,
             shortcut: Shortcut::of(source),
             compiled: OnceCell::new(),
+            whole: OnceCell::new(),
         }
     }
 
@@ -92,6 +96,18 @@ impl Pattern {
         }
     }
 
+    /// Whether the pattern matches all of `digits` (libphonenumber's `matchNationalNumber`
+    /// without prefix matches).
+    pub(super) fn matches_whole(&self, digits: &str) -> bool {
+        if self.shortcut.is_some() {
+            return self.match_at_start(digits) == Some(digits.len());
+        }
+        let whole = self
+            .whole
+            .get_or_init(|| compile_whole(self.source).expect("the metadata's patterns compile"));
+        whole.is_match(digits.as_bytes())
+    }
+
     pub(super) fn regex(&self) -> &Regex {
         self.compiled.get_or_init(|| {
             // `check_patterns` compiled every pattern of a loaded file; the crate unwraps its own
@@ -104,7 +120,16 @@ impl Pattern {
 /// A pattern as the fast path runs it.
 fn compile(source: &str) -> Result<Regex, regex::Error> {
     // The line feed ends any `#` comment before the closing parenthesis.
-    regex::bytes::RegexBuilder::new(&format!("^(?:{source}\n)"))
+    build(&format!("^(?:{source}\n)"))
+}
+
+/// A pattern matching whole texts only.
+fn compile_whole(source: &str) -> Result<Regex, regex::Error> {
+    build(&format!("^(?:{source}\n)$"))
+}
+
+fn build(anchored: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(anchored)
         .ignore_whitespace(true)
         .unicode(false)
         .build()
@@ -135,6 +160,11 @@ impl Descriptor {
             local_lengths: d.possible_local_length(),
             pattern: Pattern::new(d.national_number().as_str()),
         }
+    }
+
+    /// Whether the pattern alone matches all of `national`, whatever its length.
+    pub(super) fn matches_whole(&self, national: &str) -> bool {
+        self.pattern.matches_whole(national)
     }
 
     pub(super) fn is_match(&self, national: &str) -> bool {
@@ -171,7 +201,11 @@ pub(super) struct RegionRules {
     pub(super) general: Descriptor,
     /// Every typed descriptor: a number is valid when any of them matches, in any order.
     types: Vec<Descriptor>,
-    pub(super) national_prefix: Option<&'static str>,
+    /// libphonenumber's general lengths ([`super::metadata::general_lengths`]).
+    pub(super) lengths: Vec<u16>,
+    pub(super) local_lengths: Vec<u16>,
+    /// `nationalPrefixForParsing`, else the national prefix itself (as libphonenumber's build
+    /// sets it).
     pub(super) prefix_for_parsing: Option<Pattern>,
     pub(super) prefix_transform: Option<&'static str>,
     pub(super) international_prefix: Option<Pattern>,
@@ -180,18 +214,8 @@ pub(super) struct RegionRules {
 impl RegionRules {
     fn new(meta: &'static Metadata) -> RegionRules {
         let d = meta.descriptors();
-        let typed = [
-            d.mobile(),
-            d.fixed_line(),
-            d.premium_rate(),
-            d.toll_free(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ];
+        let typed = number_types(meta);
+        let (lengths, local_lengths) = general_lengths(meta);
         RegionRules {
             id: meta.id(),
             code: meta.country_code(),
@@ -199,10 +223,13 @@ impl RegionRules {
             leading_digits: meta.leading_digits().map(|p| Pattern::new(p.as_str())),
             general: Descriptor::new(d.general()),
             types: typed.into_iter().flatten().map(Descriptor::new).collect(),
-            national_prefix: meta.national_prefix(),
+            lengths,
+            local_lengths,
             prefix_for_parsing: meta
                 .national_prefix_for_parsing()
-                .map(|p| Pattern::new(p.as_str())),
+                .map(|p| p.as_str())
+                .or(meta.national_prefix())
+                .map(Pattern::new),
             prefix_transform: meta.national_prefix_transform_rule(),
             international_prefix: meta
                 .international_prefix()
@@ -302,6 +329,8 @@ pub(super) fn country(metadata: PhoneMetadata, code: u16) -> Option<Rc<Country>>
 pub(super) fn check_patterns(metadata: PhoneMetadata) -> Result<(), String> {
     for meta in metadata.territories() {
         let rules = RegionRules::new(meta);
+        compile_whole(rules.general.pattern.source)
+            .map_err(|e| format!("territory {}: general pattern: {e}", meta.id()))?;
         for pattern in rules.patterns() {
             compile(pattern.source).map_err(|e| {
                 format!("territory {}: pattern {:?}: {e}", meta.id(), pattern.source)
@@ -380,7 +409,11 @@ mod tests {
             let country = country(built_in, meta.country_code()).expect("every code");
             for r in &country.regions {
                 let descriptors = std::iter::once(&r.general).chain(&r.types);
-                let patterns = [&r.leading_digits, &r.international_prefix];
+                let patterns = [
+                    &r.leading_digits,
+                    &r.international_prefix,
+                    &r.prefix_for_parsing,
+                ];
                 let with_shortcut = descriptors
                     .map(|d| &d.pattern)
                     .chain(patterns.into_iter().flatten())

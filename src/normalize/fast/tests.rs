@@ -369,7 +369,8 @@ proptest! {
     }
 }
 
-/// The crate's readings that may surprise, kept because the crate is the reference.
+/// The crate's readings that may surprise, kept because the crate is the reference (but for
+/// its national-prefix step, which is libphonenumber's: see the next test).
 #[test]
 fn the_crate_s_quirks_are_kept() {
     let valid = |n: u64| Normalized::Valid(E164(n));
@@ -380,25 +381,10 @@ fn the_crate_s_quirks_are_kept() {
         // separator, and 7916 is none.
         (Region::RU, "+7916-123-45-67", Normalized::Invalid),
         (Region::RU, "+7916 123-45-67", valid(79161234567)),
-        // RU's international prefix is 8~10; 00 is not one, and +00 is no country code.
-        (Region::RU, "8 10 375 29 123-45-67", valid(375291234567)),
-        (Region::RU, "00375 29 123-45-67", Normalized::Invalid),
+        // 00 is an international prefix in Germany (in Russia it is 8 10: see the next test).
         (Region::DE, "00375 29 123-45-67", valid(375291234567)),
-        // The default region's national prefix is stripped after any country code.
-        (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
-        (Region::RU, "+375 8 29 123 45 67", valid(375291234567)),
-        // Italian numbers keep their leading 0.
-        (Region::IT, "+39 02 1234 5678", valid(390212345678)),
-        (Region::RU, "+39 02 1234 5678", valid(390212345678)),
         // `,` or `;` and up to 7 digits at the end are an extension, not a second number.
         (Region::RU, "4992923461, 5", valid(74992923461)),
-        // RU's national prefix 8 is stripped even after +7, and twice in the national form;
-        // RU's general descriptor lists no lengths, so the rest is never "too short" and stays:
-        // every number whose national number starts with 8 (812 St. Petersburg, 843 Kazan, 800
-        // toll-free) is invalid to the crate.
-        (Region::RU, "+7 812 123-45-67", Normalized::Invalid),
-        (Region::RU, "8 (812) 123-45-67", Normalized::Invalid),
-        (Region::RU, "+7 800 555-35-35", Normalized::Invalid),
         (Region::RU, "+7 495 123-45-67", valid(74951234567)),
         // Latin letters are keys on a phone's pad.
         (Region::RU, "+7 916 FLOWERS", valid(79163569377)),
@@ -407,18 +393,62 @@ fn the_crate_s_quirks_are_kept() {
         (Region::RU, "tel:+7916-123-45-67", Normalized::Invalid),
         // A slash, spaces and `x` start a second number.
         (Region::RU, "8 916/123-45-67 / xyz", valid(79161234567)),
-        (Region::RU, "8 (800)", Normalized::Invalid),
         (Region::RU, "123", Normalized::Invalid),
     ];
+    assert_readings(cases);
+}
+
+/// Each case read by the reference and by the fast path with the built-in plans.
+fn assert_readings(cases: &[(Region, &str, Normalized)]) {
     for &(region, raw, want) in cases {
         let n = Normalizer::new(region, PhoneMetadata::built_in());
-        assert_eq!(
-            n.crate_path(raw),
-            want,
-            "the crate on {raw:?} in {region:?}"
-        );
+        let reference = n.crate_path(raw);
+        assert_eq!(reference, want, "the reference on {raw:?} in {region:?}");
         assert_eq!(n.fast_path(raw), Some(want), "{raw:?} in {region:?}");
     }
+}
+
+/// National prefixes as libphonenumber's `PhoneNumberUtil` reads them
+/// (`maybeStripNationalPrefixAndCarrierCode`: a prefix goes only when the number was not
+/// viable without stripping or still is after, and what is left has a possible length;
+/// `parseHelper`: with the metadata of the number's own country code), where the `phonenumber`
+/// crate read them otherwise (it strips RU's 8 from every number, twice, with the default
+/// region's prefix whatever the country code).
+#[test]
+fn national_prefixes_read_as_libphonenumber_reads_them() {
+    let valid = |n: u64| Normalized::Valid(E164(n));
+    let cases: &[(Region, &str, Normalized)] = &[
+        // St. Petersburg, Kazan, toll-free: their national number starts with 8, the prefix.
+        (Region::RU, "+7 812 123-45-67", valid(78121234567)),
+        (Region::RU, "+7 (812) 1234567", valid(78121234567)),
+        (Region::RU, "78121234567", valid(78121234567)),
+        (Region::RU, "8121234567", valid(78121234567)),
+        (Region::RU, "8 (812) 123-45-67", valid(78121234567)),
+        (Region::RU, "+7 843 123-45-67", valid(78431234567)),
+        (Region::RU, "8 843 123 45 67", valid(78431234567)),
+        (Region::RU, "8 (800) 555-35-35", valid(78005553535)),
+        (Region::RU, "+7 800 555-35-35", valid(78005553535)),
+        (Region::KZ, "+7 812 123-45-67", valid(78121234567)),
+        (Region::DE, "+7 812 123-45-67", valid(78121234567)),
+        // A Moscow mobile, however written.
+        (Region::RU, "+7 916 123-45-67", valid(79161234567)),
+        (Region::RU, "8 916 123-45-67", valid(79161234567)),
+        (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
+        // RU's international prefix is 8 10; 00 is none there.
+        (Region::RU, "8 10 375 29 123-45-67", valid(375291234567)),
+        (Region::RU, "00375 29 123-45-67", Normalized::Invalid),
+        // Other countries' national prefixes after their country code: the UK's 0 goes, Italy
+        // has none and keeps its leading 0, Germany's 0 goes.
+        (Region::RU, "+44 (0)121 234 5678", valid(441212345678)),
+        (Region::RU, "+44 0121 234 5678", valid(441212345678)),
+        (Region::GB, "0121 234 5678", valid(441212345678)),
+        (Region::RU, "+39 02 1234 5678", valid(390212345678)),
+        (Region::IT, "02 1234 5678", valid(390212345678)),
+        (Region::RU, "+49 030 123456", valid(4930123456)),
+        (Region::DE, "030 123456", valid(4930123456)),
+        (Region::RU, "8 (800)", Normalized::Invalid),
+    ];
+    assert_readings(cases);
 }
 
 /// A number in a range only the edited plans open: invalid with the built-in plans and the

@@ -72,15 +72,9 @@ fn strip_national_prefix(meta: &Metadata, national: &str) -> String {
         };
         (!viable || general.is_match(&potential)).then_some(potential)
     });
+    let (lengths, local) = general_lengths(meta);
     match stripped {
-        Some(potential) if !national.is_empty() => {
-            let (lengths, local) = general_lengths(meta);
-            if keeps_stripped_length(&lengths, &local, potential.len()) {
-                potential
-            } else {
-                national.to_string()
-            }
-        }
+        Some(potential) if keeps_stripped_length(&lengths, &local, potential.len()) => potential,
         _ => national.to_string(),
     }
 }

@@ -34,7 +34,10 @@ fn write_metadata(ws: &Workspace) -> [(String, String); 2] {
     })
 }
 
-const PHONES: &str = "id,phone\n1,+7 300 123-45-67\n2,8 (300) 1234568\n3,8 916 123 45 67\n";
+/// Two numbers in the new range, a Moscow mobile, a St. Petersburg number (whose national
+/// number starts with the national prefix 8, valid with any plans).
+const PHONES: &str =
+    "id,phone\n1,+7 300 123-45-67\n2,8 (300) 1234568\n3,8 916 123 45 67\n4,8 (812) 123-45-67\n";
 
 #[test]
 fn a_range_the_metadata_file_opens_is_looked_up_and_the_file_is_named_in_the_output() {
@@ -47,9 +50,9 @@ fn a_range_the_metadata_file_opens_is_looked_up_and_the_file_is_named_in_the_out
     let [crate_xml, edited] = write_metadata(&ws);
     let provider = provider_for(&sandbox, "");
     // Each run: the setting, how the run names its plans, whether `+7 300 …` is a number, and
-    // the numbers it looks up (the Moscow mobile once, then the two new ones).
+    // the numbers it looks up (the Moscow and St. Petersburg ones once, then the two new ones).
     let runs = [
-        ("", "built-in (libphonenumber 9.0.33)", false, 1),
+        ("", "built-in (libphonenumber 9.0.33)", false, 2),
         ("metadata = \"crate.xml\"", crate_xml.0.as_str(), false, 0),
         ("metadata = \"edited.xml\"", edited.0.as_str(), true, 2),
     ];
@@ -79,6 +82,11 @@ fn a_range_the_metadata_file_opens_is_looked_up_and_the_file_is_named_in_the_out
             assert_eq!(e164[1].as_deref(), Some("+73001234568"));
         }
         assert_eq!(status[2].as_deref(), Some("ok"), "{setting}");
+        assert!(
+            matches!(status[3].as_deref(), Some("ok" | "not_found")),
+            "{setting}"
+        );
+        assert_eq!(e164[3].as_deref(), Some("+78121234567"), "{setting}");
         let kv = parquet_metadata(&ws.path("out.parquet"));
         assert_eq!(kv["normalize.metadata"], described, "{setting}");
         let summary = &ws.report("report.json")["summary"];

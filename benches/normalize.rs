@@ -4,24 +4,45 @@
 //! Prints rates and ratios (all measured here), the share of distinct values the fast path
 //! reads without the crate, how the crate reads the cells, and the disagreements (must be 0).
 //!
-//!     cargo bench --bench normalize [-- DISTINCT]
+//! With `--metadata PATH`, every reading uses that libphonenumber `PhoneNumberMetadata.xml`
+//! (`normalize.metadata`), and the time loading it took is printed first.
+//!
+//!     cargo bench --bench normalize [-- DISTINCT] [--metadata PATH]
 
 use std::collections::HashSet;
 use std::time::Instant;
 
 use phone_enrich::generate::{phone_cells, Profile};
-use phone_enrich::normalize::{Normalized, Normalizer};
+use phone_enrich::normalize::{Normalized, Normalizer, PhoneMetadata};
 
 const REGION: phonenumber::country::Id = phonenumber::country::Id::RU;
 
 fn main() {
-    let distinct: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(300_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let distinct: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(300_000);
+    let metadata = match args.iter().position(|a| a == "--metadata") {
+        Some(i) => {
+            let path = std::path::Path::new(args.get(i + 1).expect("--metadata PATH"));
+            let start = Instant::now();
+            let loaded = PhoneMetadata::load(path).expect("a metadata file");
+            println!(
+                "loading {}: {:.0} ms",
+                loaded.describe(),
+                start.elapsed().as_secs_f64() * 1e3
+            );
+            loaded
+        }
+        None => PhoneMetadata::built_in(),
+    };
+    let start = Instant::now();
+    Normalizer::new(REGION, metadata).crate_path("+7 916 123 45 67");
+    println!(
+        "first reference reading (plans parsed, and made without national prefixes): {:.0} ms",
+        start.elapsed().as_secs_f64() * 1e3
+    );
     let mut disagreements = 0;
     for profile in [Profile::Standard, Profile::Messy] {
-        disagreements += measure(profile, distinct);
+        disagreements += measure(profile, distinct, metadata);
     }
     assert_eq!(disagreements, 0, "the fast path disagrees with the crate");
 }
@@ -46,7 +67,7 @@ fn rate(values: usize, f: impl FnOnce()) -> f64 {
     values as f64 / start.elapsed().as_secs_f64()
 }
 
-fn measure(profile: Profile, distinct: usize) -> usize {
+fn measure(profile: Profile, distinct: usize, metadata: PhoneMetadata) -> usize {
     let cells = phone_cells(profile, (distinct as f64 / 0.6 * 1.2) as u64, 0.6, 11);
     let mut seen = HashSet::new();
     let values: Vec<&str> = cells
@@ -56,7 +77,7 @@ fn measure(profile: Profile, distinct: usize) -> usize {
         .filter(|c| !c.is_empty() && seen.insert(*c))
         .take(distinct)
         .collect();
-    let n = Normalizer::new(REGION);
+    let n = Normalizer::new(REGION, metadata);
 
     let mut by_crate = Vec::new();
     let crate_rate = on_a_new_thread("crate", || {

@@ -311,7 +311,7 @@ impl Pass<'_> {
             unknown: self.unknown,
             encoder: out.as_ref().map(OutputFile::encoder),
             writing: AtomicBool::new(out.is_some()),
-            normalizer: Normalizer::new(job.input.default_region),
+            normalizer: Normalizer::new(job.input.default_region, job.normalize.metadata),
         };
         let workers = workers().get();
         let bar = Progress::new(self.label, self.total_rows, self.progress);

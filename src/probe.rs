@@ -67,7 +67,7 @@ fn numbers(job: &Job, phones: &[String]) -> anyhow::Result<Vec<E164>> {
     if phones.is_empty() {
         return Ok(vec![EXAMPLE_NUMBER]);
     }
-    let normalizer = Normalizer::new(job.input.default_region);
+    let normalizer = Normalizer::new(job.input.default_region, job.normalize.metadata);
     phones
         .iter()
         .map(|p| match normalizer.normalize(p) {

@@ -83,6 +83,7 @@ pub fn log_summary(s: &RunSummary, output: &Path) {
         batch_size = s.batch_size,
         batch_size_reason = %s.batch_size_reason,
         shard = s.plan.shard,
+        metadata = %s.metadata,
         output = %written(s, output),
         "summary"
     );

@@ -26,6 +26,16 @@ pub(super) struct JobFile {
     pub provider: ProviderSection,
     #[serde(default)]
     pub state: StateSection,
+    #[serde(default)]
+    pub normalize: NormalizeSection,
+}
+
+/// `[normalize]`.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct NormalizeSection {
+    /// A libphonenumber `PhoneNumberMetadata.xml`; `None`: the `phonenumber` crate's own.
+    pub metadata: Option<PathBuf>,
 }
 
 /// `[input]`.

@@ -41,6 +41,16 @@ pub struct Job {
     pub provider: ProviderConfig,
     /// Where answers are kept between runs.
     pub state: StateConfig,
+    /// How phone cells are read.
+    pub normalize: NormalizeConfig,
+}
+
+/// How phone cells are read, beyond the default region.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NormalizeConfig {
+    /// The numbering plans: `normalize.metadata`, loaded and checked, else the `phonenumber`
+    /// crate's own.
+    pub metadata: crate::normalize::PhoneMetadata,
 }
 
 /// How the input file is stored.
@@ -270,6 +280,10 @@ impl Job {
                 p.identical_limit.to_string(),
             ),
             ("provider.concurrency".into(), p.concurrency.to_string()),
+            (
+                "normalize.metadata".into(),
+                self.normalize.metadata.describe(),
+            ),
         ]
     }
 }

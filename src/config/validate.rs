@@ -11,13 +11,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use polars::prelude::DataType;
 
-use super::file::{InputSection, JobFile, OutputSection, ProviderSection, StateSection};
+use super::file::{
+    InputSection, JobFile, NormalizeSection, OutputSection, ProviderSection, StateSection,
+};
 use super::{
-    BatchSize, Compression, Faults, InputConfig, InputFormat, Job, OutputConfig, Overrides,
-    ProviderConfig, ProviderKind, SandboxConfig, StateConfig, TextEncoding, MAX_BATCH_SIZE,
-    MAX_CONCURRENCY,
+    BatchSize, Compression, Faults, InputConfig, InputFormat, Job, NormalizeConfig, OutputConfig,
+    Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig, TextEncoding,
+    MAX_BATCH_SIZE, MAX_CONCURRENCY,
 };
 use crate::input::{column_type, toml_key, COLUMN_TYPE_NAMES};
+use crate::normalize::PhoneMetadata;
 
 /// Turns a job file located at `path` into a [`Job`], with the command line's path overrides.
 pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<Job> {
@@ -38,13 +41,38 @@ pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<J
     let output = output(file.output, &input, overrides.output.clone(), &resolve)?;
     let provider = provider(file.provider, &resolve)?;
     let state = state(file.state, overrides.state.clone(), &resolve);
+    let normalize = normalize(file.normalize, &input, &resolve)?;
     Ok(Job {
         name,
         input,
         output,
         provider,
         state,
+        normalize,
     })
+}
+
+/// `[normalize]`: a metadata file is loaded and checked here, so that a bad one stops the job
+/// before any work, and must hold the default region.
+fn normalize(
+    f: NormalizeSection,
+    input: &InputConfig,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<NormalizeConfig> {
+    let Some(path) = f.metadata else {
+        return Ok(NormalizeConfig::default());
+    };
+    let path = resolve(&path);
+    let metadata = PhoneMetadata::load(&path)
+        .map_err(|e| anyhow::Error::new(e).context("normalize.metadata"))?;
+    if !metadata.has_region(input.default_region) {
+        bail!(
+            "normalize.metadata: {} has no territory {:?} (input.default_region)",
+            path.display(),
+            input.default_region
+        );
+    }
+    Ok(NormalizeConfig { metadata })
 }
 
 /// A key the job file must set.

@@ -284,12 +284,12 @@ fn write_parquet(mut rows: Rows, file: File) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::normalize::{Normalized, Normalizer};
+    use crate::normalize::{Normalized, Normalizer, PhoneMetadata};
 
     /// How the crate reads a profile's cells: shares of empty, invalid, valid with country code
     /// 7 and valid foreign cells, in percent.
     fn spread(profile: Profile) -> [f64; 4] {
-        let n = Normalizer::new(phonenumber::country::Id::RU);
+        let n = Normalizer::new(phonenumber::country::Id::RU, PhoneMetadata::built_in());
         let cells = phone_cells(profile, 20_000, 0.6, 3);
         let mut counts = [0usize; 4];
         for cell in &cells {

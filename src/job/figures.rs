@@ -88,6 +88,9 @@ pub struct RunSummary {
     pub sandbox: Option<SandboxStats>,
     /// Files under the state directory keeping the first answers the parser rejected.
     pub rejected_answers: Vec<std::path::PathBuf>,
+    /// The numbering plans cells were read with: `normalize.metadata`'s path and SHA-256, or
+    /// the built-in version (`PhoneMetadata::describe`).
+    pub metadata: String,
 }
 
 /// Seconds per stage of a run: where the time went.

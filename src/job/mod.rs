@@ -194,7 +194,7 @@ fn check_before_reading(job: &Job) -> Result<(ColumnTypes, Schema), JobError> {
 /// Everything before the first request, as `how` says.
 fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     let (types, schema) = check_before_reading(job)?;
-    crate::normalize::warm_up();
+    crate::normalize::warm_up(job.normalize.metadata);
     let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
     let started = Instant::now();
     let ttl = Ttl {
@@ -301,7 +301,10 @@ pub fn plan(
 /// Runs a job from input to output. The summary is returned whatever the outcome.
 pub async fn run(job: &Job, options: &RunOptions) -> (RunSummary, Result<(), JobError>) {
     let started = Instant::now();
-    let mut summary = RunSummary::default();
+    let mut summary = RunSummary {
+        metadata: job.normalize.metadata.describe(),
+        ..RunSummary::default()
+    };
     let result = run_stages(job, options, &mut summary).await;
     summary.elapsed_s = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     (summary, result)

@@ -5,15 +5,17 @@
 //! punctuation people type, `+`, and Russian words around or inside a number), whatever the
 //! order; for any other text it says nothing (`None`) and the crate decides. Each step mirrors
 //! one of the crate's (0.3.10, named in the comments), with the metadata compiled per thread by
-//! [`super::rules`]; the crate's quirks are kept on purpose, since the crate is the reference.
+//! [`super::rules`]; the crate's quirks are kept on purpose, since the crate is the reference,
+//! but for its national-prefix step, which is libphonenumber's as [`super::reference`] has it.
 //! `tests` hold the two equal over random layouts, country codes, regions and junk.
 
 use std::rc::Rc;
 
 use phonenumber::country::Id as Region;
 
+use super::metadata::keeps_stripped_length;
 use super::rules::{self, Country, Length, RegionRules};
-use super::E164;
+use super::{PhoneMetadata, E164};
 
 /// The job's default region, found in its country's rules.
 #[derive(Debug, Clone, Copy)]
@@ -24,12 +26,10 @@ pub(super) struct Home {
 }
 
 impl Home {
-    /// `None` when the crate's database does not know the region.
-    pub(super) fn new(region: Region) -> Option<Home> {
-        let code = phonenumber::metadata::DATABASE
-            .by_id(region.as_ref())?
-            .country_code();
-        let index = rules::country(code)?.position(region.as_ref())?;
+    /// `None` when the plans do not know the region.
+    pub(super) fn new(metadata: PhoneMetadata, region: Region) -> Option<Home> {
+        let code = metadata.database().by_id(region.as_ref())?.country_code();
+        let index = rules::country(metadata, code)?.position(region.as_ref())?;
         Some(Home { code, index })
     }
 }
@@ -86,10 +86,14 @@ fn is_letter(c: char) -> bool {
 /// What the RFC 3966 reader takes as separators inside a number.
 const RFC_SEPARATORS: &[u8] = b"-.()";
 
-/// The crate's reading of `text` with `home` as the default region (`None`: no region):
-/// `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is not [`readable`] (or
-/// one the crate would panic on).
-pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>> {
+/// The crate's reading of `text` in `metadata`'s plans with `home` as the default region
+/// (`None`: no region): `Some(Some(number))` valid, `Some(None)` not, `None` for a text that is
+/// not [`readable`] (or one the crate would panic on).
+pub(super) fn parse_valid(
+    metadata: PhoneMetadata,
+    home: Option<Home>,
+    text: &str,
+) -> Option<Option<E164>> {
     let simple = Simple::scan(text);
     let has_digits = match &simple {
         Some(simple) => simple.digits.len() > 0,
@@ -98,17 +102,17 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
     if !has_digits {
         return None;
     }
-    let country = home.and_then(|h| rules::country(h.code));
+    let country = home.and_then(|h| rules::country(metadata, h.code));
     let home = match (&country, home) {
         (Some(c), Some(h)) => Some(&c.regions[h.index]),
         _ => None,
     };
-    let Some((code, national)) = parse(home, text, simple.as_ref())? else {
+    let Some((code, national)) = parse(metadata, home, text, simple.as_ref())? else {
         return Some(None);
     };
     let valid = match &country {
         Some(c) if c.regions[0].code == code => c.is_valid(national.as_str()),
-        _ => rules::country(code).is_some_and(|c| c.is_valid(national.as_str())),
+        _ => rules::country(metadata, code).is_some_and(|c| c.is_valid(national.as_str())),
     };
     Some(valid.then(|| e164(code, national.as_str())).flatten())
 }
@@ -116,6 +120,7 @@ pub(super) fn parse_valid(home: Option<Home>, text: &str) -> Option<Option<E164>
 /// `parser::parse_with`: the country code and national number, `Some(None)` for a parse
 /// error, `None` where the crate would panic.
 fn parse(
+    metadata: PhoneMetadata,
     home: Option<&RegionRules>,
     text: &str,
     simple: Option<&Simple>,
@@ -124,43 +129,42 @@ fn parse(
         Some(read) => read,
         None => read(text),
     };
-    let Some((code, mut national)) = read.and_then(|read| country_code(home, read)) else {
+    let Some((code, mut national, extracted)) =
+        read.and_then(|read| country_code(metadata, home, read))
+    else {
         return Some(None);
     };
-    // The region whose national prefix is stripped: the default region's, whatever the
-    // number's country code (a quirk of the crate), else the number's own.
+    // The crate's checks of the whole national number, then libphonenumber's choice of the
+    // region whose national prefix is stripped: the default region's for a number read
+    // without a country code, else the country code's main region's.
+    if !fits_national_number(national.as_str()) {
+        return Some(None);
+    }
     let owner: Option<Rc<Country>>;
     let meta = match home {
-        Some(home) => Some(home),
-        None => {
-            owner = rules::country(code);
-            let without_zeros = national.as_str().trim_start_matches('0');
-            owner.as_deref().and_then(|c| c.region_of(without_zeros))
+        Some(home) if !extracted => Some(home),
+        _ => {
+            owner = rules::country(metadata, code);
+            owner.as_deref().map(|c| &c.regions[0])
         }
     };
     if let Some(meta) = meta {
-        let mut potential = national;
-        national_number(meta, &mut potential)?;
-        if let Some(prefix) = meta.national_prefix {
-            if potential.as_str().starts_with(prefix) {
-                potential.skip(prefix.len());
-            }
-        }
-        if meta.general.length(potential.len()) != Length::TooShort {
-            national = potential;
-        }
+        national = strip_national_prefix(meta, national)?;
     }
-    // MIN_LENGTH_FOR_NSN, MAX_LENGTH_FOR_NSN, then `NationalNumber::from_str`: not all zeros,
-    // below 2^56.
-    let digits = national.as_str();
+    Some(fits_national_number(national.as_str()).then_some((code, national)))
+}
+
+/// The crate's checks of a national number (`MIN_LENGTH_FOR_NSN`, `MAX_LENGTH_FOR_NSN`, then
+/// `NationalNumber::from_str`): 2 to 17 digits, not all zeros, below 2^56.
+fn fits_national_number(digits: &str) -> bool {
     let zeros = digits.bytes().take_while(|&b| b == b'0').count();
     if !(2..=17).contains(&digits.len()) || zeros == digits.len() {
-        return Some(None);
+        return false;
     }
     let value = digits
         .bytes()
         .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    Some((value < 1 << 56).then_some((code, national)))
+    value < 1 << 56
 }
 
 /// A number as the crate's readers leave it for `country_code`: its digits, after any pluses
@@ -382,14 +386,19 @@ fn viable_digits(chars: impl Iterator<Item = char>) -> Option<usize> {
     Some(digits)
 }
 
-/// `helper::country_code` (with `international_prefix`): the country code, and the national
-/// number without it; `None` for a parse error.
-fn country_code(home: Option<&RegionRules>, read: Read) -> Option<(u16, Digits)> {
+/// `helper::country_code` (with `international_prefix`): the country code, the national
+/// number without it, and whether the code was read from the number (rather than being the
+/// default region's); `None` for a parse error.
+fn country_code(
+    metadata: PhoneMetadata,
+    home: Option<&RegionRules>,
+    read: Read,
+) -> Option<(u16, Digits, bool)> {
     let mut national = read.digits;
     if let Some(prefix) = read.prefix {
         // The RFC 3966 prefix: its digits are the country code.
         let code: u16 = prefix.as_str().parse().ok()?;
-        return (national.len() > 2 && rules::known_code(code)).then_some((code, national));
+        return (national.len() > 2 && metadata.knows_code(code)).then_some((code, national, true));
     }
     let mut international = read.plus;
     // The region's international prefix, unless a 0 follows it.
@@ -408,55 +417,56 @@ fn country_code(home: Option<&RegionRules>, read: Read) -> Option<(u16, Digits)>
         // Country codes are prefix-free: the first 1 to 3 digits that name one.
         let (len, code) = (1..=3)
             .map(|len| (len, digits[..len].parse().expect("digits")))
-            .find(|&(_, code)| rules::known_code(code))?;
+            .find(|&(_, code)| metadata.knows_code(code))?;
         national.skip(len);
-        return Some((code, national));
+        return Some((code, national, true));
     }
     // No `+` and no international prefix: the default region's code, which the number may
     // start with when it does not fit the region without it.
     let home = home?;
     let digits = national.as_str();
-    if digits.starts_with(home.code_digits.as_str())
-        && (!home.general.is_match(digits) || home.general.length(digits.len()) != Length::Possible)
-    {
+    let extracted = digits.starts_with(home.code_digits.as_str())
+        && (!home.general.is_match(digits)
+            || home.general.length(digits.len()) != Length::Possible);
+    if extracted {
         national.skip(home.code_digits.len());
     }
-    Some((home.code, national))
+    Some((home.code, national, extracted))
 }
 
-/// `helper::national_number`: the national prefix (and carrier code) stripped as the region's
-/// `national_prefix_for_parsing` says; `None` where the crate would panic.
-fn national_number(meta: &RegionRules, national: &mut Digits) -> Option<()> {
-    let Some(parsing) = meta.prefix_for_parsing.as_ref().map(|p| p.regex()) else {
-        if let Some(prefix) = meta.national_prefix {
-            if national.as_str().starts_with(prefix) {
-                national.skip(prefix.len());
-            }
-        }
-        return Some(());
+/// `reference::strip_national_prefix` (libphonenumber's) on the fast path's rules; `None`
+/// where a transformed number is no digits.
+fn strip_national_prefix(meta: &RegionRules, national: Digits) -> Option<Digits> {
+    let Some(parsing) = meta.prefix_for_parsing.as_ref() else {
+        return Some(national);
     };
     let digits = national.as_str();
-    let Some(captures) = parsing.captures(digits.as_bytes()) else {
-        return Some(());
-    };
-    let end = captures.get(0).expect("the whole match").end();
-    let last = captures.get(captures.len() - 1);
-    match (&meta.prefix_transform, last) {
-        (Some(rule), Some(_)) => {
-            let transformed = parsing.replace(digits.as_bytes(), rule.as_bytes());
-            let transformed = std::str::from_utf8(&transformed).ok()?;
-            if meta.general.is_match(digits) && !meta.general.is_match(transformed) {
-                return Some(());
+    let mut potential = national;
+    match meta.prefix_transform.filter(|rule| !rule.is_empty()) {
+        Some(rule) => {
+            let regex = parsing.regex();
+            let Some(captures) = regex.captures(digits.as_bytes()) else {
+                return Some(national);
+            };
+            if captures.get(captures.len() - 1).is_some() {
+                let transformed = regex.replace(digits.as_bytes(), rule.as_bytes());
+                potential = Digits::exactly(std::str::from_utf8(&transformed).ok()?)?;
+            } else {
+                potential.skip(captures.get(0).expect("the whole match").end());
             }
-            // The crate unwraps the first group here (as its carrier code).
-            captures.get(1)?;
-            *national = Digits::exactly(transformed)?;
         }
-        // The crate's check of the rest against the general pattern reads the whole number
-        // (`national[start..]` with start 0), so it never holds: the prefix always goes.
-        _ => national.skip(end),
+        // Without a rule only the match's end matters (a literal prefix is compared, not run).
+        None => match parsing.match_at_start(digits) {
+            Some(end) => potential.skip(end),
+            None => return Some(national),
+        },
     }
-    Some(())
+    // Whether the original was viable matters only when the result is not (one pattern run
+    // fewer for most numbers).
+    let kept = (meta.general.matches_whole(potential.as_str())
+        || !meta.general.matches_whole(digits))
+        && keeps_stripped_length(&meta.lengths, &meta.local_lengths, potential.len());
+    Some(if kept { potential } else { national })
 }
 
 /// A valid number formatted as E.164, as `E164::from_digits` reads it (8 to 15 digits).

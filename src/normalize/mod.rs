@@ -2,21 +2,28 @@
 //!
 //! Contract: [`Normalizer::normalize`] maps one raw cell to [`Normalized`]: `Empty` for a blank
 //! cell, `Invalid` for anything [`Normalizer::crate_path`] (the `phonenumber` crate in the job's
-//! default region) does not accept as a valid number, or `Valid(number)` with the E.164 digits
-//! (no `+`) packed in a `u64`. A cell holding several numbers is represented by its first valid
-//! one. The result depends only on the raw text and the region. Readable cells (digits, the
-//! punctuation people type in any layout, Russian words around a number) are read by `fast`,
-//! a replay of the crate's own steps; every other cell goes to the crate, once per distinct
-//! value per thread while the thread's memo has room.
+//! default region and numbering plans, [`PhoneMetadata`]) does not accept as a valid number, or
+//! `Valid(number)` with the E.164 digits (no `+`) packed in a `u64`. A cell holding several
+//! numbers is represented by its first valid one. The result depends only on the raw text, the
+//! region and the plans. Digits are read in any script, as libphonenumber reads them (the
+//! crate reads only ASCII digits). Readable cells (digits, the punctuation people type in any
+//! layout, Russian words around a number) are read by `fast`, a replay of the crate's own
+//! steps; every other cell goes to the crate, once per distinct value per thread while the
+//! thread's memo has room.
 
 mod fast;
+mod metadata;
+mod reference;
 mod rules;
+mod scripts;
 
 use std::cell::RefCell;
 use std::fmt;
 
 use phonenumber::country::Id as Region;
 use polars::prelude::PlHashMap;
+
+pub use metadata::{MetadataError, PhoneMetadata, BUILT_IN_VERSION};
 
 /// An E.164 number's digits (country code first, no `+`), at most 15 digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,13 +54,14 @@ pub enum Normalized {
     Valid(E164),
 }
 
-/// Starts what reading cells needs first — the `phonenumber` crate's metadata, which it parses
-/// on first use (some 0.2 s of CPU) — on a thread of its own, so that it overlaps with other
-/// work; a [`Normalizer`] made meanwhile waits for it instead of parsing it again.
-pub fn warm_up() {
+/// Starts what reading cells needs first — the `phonenumber` crate's built-in metadata, which it
+/// parses on first use (some 0.2 s of CPU), and the plans without national prefixes that the
+/// reference reads with — on a thread of its own, so that it overlaps with other work; a
+/// [`Normalizer`] made meanwhile waits for them instead of making them again.
+pub fn warm_up(metadata: PhoneMetadata) {
     let started = std::thread::Builder::new()
         .name("normalize-warm-up".into())
-        .spawn(|| phonenumber::metadata::DATABASE.by_code(&1).is_some());
+        .spawn(move || metadata.unstripped().by_code(&1).is_some());
     // Without a thread, the first `Normalizer` parses it.
     drop(started);
 }
@@ -66,7 +74,8 @@ const LIST_SEPARATORS: &[char] = &[',', ';', '/', '|', '\n', '\r'];
 #[derive(Debug, Clone, Copy)]
 pub struct Normalizer {
     region: Region,
-    /// The region in the fast path's rules; `None` if the crate's database lacks it.
+    metadata: PhoneMetadata,
+    /// The region in the fast path's rules; `None` if the plans lack it.
     home: Option<fast::Home>,
 }
 
@@ -75,10 +84,12 @@ pub struct Normalizer {
 type ParseValid<'a> = &'a mut dyn FnMut(Option<Region>, &str) -> Option<Option<E164>>;
 
 impl Normalizer {
-    pub fn new(region: Region) -> Self {
+    /// Reads in `region` with `metadata`'s numbering plans.
+    pub fn new(region: Region, metadata: PhoneMetadata) -> Self {
         Normalizer {
             region,
-            home: fast::Home::new(region),
+            metadata,
+            home: fast::Home::new(metadata, region),
         }
     }
 
@@ -93,7 +104,9 @@ impl Normalizer {
         }
         MEMO.with(|memo| {
             memo.borrow_mut()
-                .get_or_insert(self.region, raw, || self.crate_path(raw))
+                .get_or_insert((self.region, self.metadata.identity()), raw, || {
+                    self.crate_path(raw)
+                })
         })
     }
 
@@ -103,20 +116,25 @@ impl Normalizer {
     pub fn fast_path(&self, raw: &str) -> Option<Normalized> {
         let home = self.home?;
         self.read(raw, &mut |region, text| {
-            fast::parse_valid(region.map(|_| home), text)
+            fast::parse_valid(self.metadata, region.map(|_| home), text)
         })
     }
 
-    /// The `phonenumber` crate's reading of a trimmed cell, with the two fallbacks: the
-    /// reference the fast path must agree with.
+    /// The `phonenumber` crate's reading of a trimmed cell (with libphonenumber's
+    /// national-prefix step, `reference`), with the two fallbacks: the reference the fast path
+    /// must agree with.
     pub fn crate_path(&self, raw: &str) -> Normalized {
-        self.read(raw, &mut |region, text| Some(parse_valid(region, text)))
-            .expect("the crate always tells")
+        self.read(raw, &mut |region, text| {
+            Some(reference::parse_valid(self.metadata, region, text))
+        })
+        .expect("the crate always tells")
     }
 
     /// A cell read whole, else its parts between [`LIST_SEPARATORS`] one by one: the first
-    /// valid number wins.
+    /// valid number wins. Digits of any script are read as their ASCII digits first, as
+    /// libphonenumber reads them (`scripts`).
     fn read(&self, raw: &str, parse: ParseValid<'_>) -> Option<Normalized> {
+        let raw = &*scripts::to_ascii_digits(raw);
         if let Some(n) = self.read_one(raw, parse)? {
             return Some(Normalized::Valid(n));
         }
@@ -154,19 +172,11 @@ impl Normalizer {
     }
 }
 
-fn parse_valid(region: Option<Region>, text: &str) -> Option<E164> {
-    let number = phonenumber::parse(region, text).ok()?;
-    if !phonenumber::is_valid(&number) {
-        return None;
-    }
-    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
-    E164::from_digits(&e164)
-}
-
 /// The crate's readings of the cells the fast path does not take, kept for repeats (the same
 /// placeholder, the same note): at most [`MEMO_ENTRIES`], forgotten all at once when full.
 struct Memo {
-    region: Option<Region>,
+    /// The region and the plans' identity the readings are in.
+    region: Option<(Region, usize)>,
     readings: PlHashMap<Box<str>, Normalized>,
 }
 
@@ -176,7 +186,7 @@ const MEMO_ENTRIES: usize = 1 << 16;
 impl Memo {
     fn get_or_insert(
         &mut self,
-        region: Region,
+        region: (Region, usize),
         raw: &str,
         read: impl FnOnce() -> Normalized,
     ) -> Normalized {
@@ -205,7 +215,7 @@ mod tests {
     use super::*;
 
     fn ru() -> Normalizer {
-        Normalizer::new(Region::RU)
+        Normalizer::new(Region::RU, PhoneMetadata::built_in())
     }
 
     #[test]
@@ -236,6 +246,42 @@ mod tests {
         ];
         for (raw, want) in cases {
             assert_eq!(ru().normalize(raw), *want, "{raw:?}");
+        }
+    }
+
+    /// Digits in other scripts, as libphonenumber reads them (`normalizeDigits`), the same in
+    /// both paths; fullwidth punctuation is the crate's punctuation.
+    #[test]
+    fn digits_of_every_script_are_read() {
+        let moscow = Normalized::Valid(E164(79161234567));
+        let cases: &[(&str, Normalized)] = &[
+            ("＋７ ９１６ １２３ ４５ ６７", moscow),
+            ("８（９１６）１２３－４５－６７", moscow),
+            ("＋７　９１６　１２３　４５　６７", moscow),
+            ("+٧ ٩١٦ ١٢٣ ٤٥ ٦٧", moscow),
+            ("٨ ٩١٦ ١٢٣-٤٥-٦٧", moscow),
+            ("+۷ ۹۱۶ ۱۲۳ ۴۵ ۶۷", moscow),
+            ("+७ ९१६ १२३ ४५ ६७", moscow),
+            ("+৭ ৯১৬ ১২৩ ৪৫ ৬৭", moscow),
+            ("+7 916 123 45 6٧", moscow),
+            (
+                "нет; ８ ９２６ ７６５ ４３ ２１",
+                Normalized::Valid(E164(79267654321)),
+            ),
+            (
+                "＋３７５ ２９ １２３-４５-６７",
+                Normalized::Valid(E164(375291234567)),
+            ),
+            ("٨ ٩١٦ ١٢٣", Normalized::Invalid),
+            ("²³⁴⁵⁶⁷⁸⁹⁰¹²", Normalized::Invalid),
+        ];
+        for (raw, want) in cases {
+            let n = ru();
+            assert_eq!(n.crate_path(raw), *want, "the crate on {raw:?}");
+            assert_eq!(n.normalize(raw), *want, "{raw:?}");
+            if let Some(fast) = n.fast_path(raw) {
+                assert_eq!(fast, *want, "the fast path on {raw:?}");
+            }
         }
     }
 

@@ -1,19 +1,21 @@
-//! The `phonenumber` crate's metadata, compiled once per thread for the fast path.
+//! The numbering plans' metadata ([`PhoneMetadata`]), compiled once per thread for the fast path.
 //!
 //! Contract: [`country`] gives the rules of every region sharing a country code, in the crate's
 //! order, each pattern compiled as the crate compiles it (whitespace ignored), anchored at the
 //! first digit, on its first use; [`Country::is_valid`] is the crate's `is_valid` on a country
-//! code's national number; [`known_code`] is whether the crate's database has a country code.
-//! Nothing here is shared between threads: the crate's own regex cache locks one mutex and
+//! code's national number; [`check_patterns`] is whether every pattern of a database compiles
+//! here. Nothing here is shared between threads: the crate's own regex cache locks one mutex and
 //! hashes the pattern's source on every use, which is most of its cost. A thread compiles only
 //! the patterns its numbers ask for (code 1 alone has 25 regions and some 300 patterns).
 
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
-use std::sync::LazyLock;
 
-use phonenumber::metadata::{Metadata, DATABASE};
+use phonenumber::metadata::Metadata;
 use regex::bytes::Regex;
+
+use super::metadata::{general_lengths, number_types};
+use super::PhoneMetadata;
 
 /// A metadata pattern, compiled on its first use as the crate compiles it (whitespace
 /// ignored), anchored at the first digit: the crate's `find(..)` starting at 0 is the leftmost
@@ -24,6 +26,8 @@ pub(super) struct Pattern {
     source: &'static str,
     shortcut: Option<Shortcut>,
     compiled: OnceCell<Regex>,
+    /// The pattern matching whole texts only, for [`Pattern::matches_whole`].
+    whole: OnceCell<Regex>,
 }
 
 /// Patterns common enough to be worth not running: compared instead.
@@ -66,6 +70,7 @@ impl Pattern {
             source,
             shortcut: Shortcut::of(source),
             compiled: OnceCell::new(),
+            whole: OnceCell::new(),
         }
     }
 
@@ -91,17 +96,43 @@ impl Pattern {
         }
     }
 
+    /// Whether the pattern matches all of `digits` (libphonenumber's `matchNationalNumber`
+    /// without prefix matches).
+    pub(super) fn matches_whole(&self, digits: &str) -> bool {
+        if self.shortcut.is_some() {
+            return self.match_at_start(digits) == Some(digits.len());
+        }
+        let whole = self
+            .whole
+            .get_or_init(|| compile_whole(self.source).expect("the metadata's patterns compile"));
+        whole.is_match(digits.as_bytes())
+    }
+
     pub(super) fn regex(&self) -> &Regex {
         self.compiled.get_or_init(|| {
-            // The line feed ends any `#` comment before the closing parenthesis.
-            regex::bytes::RegexBuilder::new(&format!("^(?:{}\n)", self.source))
-                .ignore_whitespace(true)
-                .unicode(false)
-                .build()
-                // The crate unwraps its own compilation of the same pattern.
-                .expect("the crate's metadata patterns compile")
+            // `check_patterns` compiled every pattern of a loaded file; the crate unwraps its own
+            // compilation of each.
+            compile(self.source).expect("the metadata's patterns compile")
         })
     }
+}
+
+/// A pattern as the fast path runs it.
+fn compile(source: &str) -> Result<Regex, regex::Error> {
+    // The line feed ends any `#` comment before the closing parenthesis.
+    build(&format!("^(?:{source}\n)"))
+}
+
+/// A pattern matching whole texts only.
+fn compile_whole(source: &str) -> Result<Regex, regex::Error> {
+    build(&format!("^(?:{source}\n)$"))
+}
+
+fn build(anchored: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(anchored)
+        .ignore_whitespace(true)
+        .unicode(false)
+        .build()
 }
 
 /// One of the crate's number descriptors: `Descriptor::is_match` (possible lengths, then a match
@@ -129,6 +160,11 @@ impl Descriptor {
             local_lengths: d.possible_local_length(),
             pattern: Pattern::new(d.national_number().as_str()),
         }
+    }
+
+    /// Whether the pattern alone matches all of `national`, whatever its length.
+    pub(super) fn matches_whole(&self, national: &str) -> bool {
+        self.pattern.matches_whole(national)
     }
 
     pub(super) fn is_match(&self, national: &str) -> bool {
@@ -165,7 +201,11 @@ pub(super) struct RegionRules {
     pub(super) general: Descriptor,
     /// Every typed descriptor: a number is valid when any of them matches, in any order.
     types: Vec<Descriptor>,
-    pub(super) national_prefix: Option<&'static str>,
+    /// libphonenumber's general lengths ([`super::metadata::general_lengths`]).
+    pub(super) lengths: Vec<u16>,
+    pub(super) local_lengths: Vec<u16>,
+    /// `nationalPrefixForParsing`, else the national prefix itself (as libphonenumber's build
+    /// sets it).
     pub(super) prefix_for_parsing: Option<Pattern>,
     pub(super) prefix_transform: Option<&'static str>,
     pub(super) international_prefix: Option<Pattern>,
@@ -174,18 +214,8 @@ pub(super) struct RegionRules {
 impl RegionRules {
     fn new(meta: &'static Metadata) -> RegionRules {
         let d = meta.descriptors();
-        let typed = [
-            d.mobile(),
-            d.fixed_line(),
-            d.premium_rate(),
-            d.toll_free(),
-            d.shared_cost(),
-            d.voip(),
-            d.personal_number(),
-            d.pager(),
-            d.uan(),
-            d.voicemail(),
-        ];
+        let typed = number_types(meta);
+        let (lengths, local_lengths) = general_lengths(meta);
         RegionRules {
             id: meta.id(),
             code: meta.country_code(),
@@ -193,10 +223,13 @@ impl RegionRules {
             leading_digits: meta.leading_digits().map(|p| Pattern::new(p.as_str())),
             general: Descriptor::new(d.general()),
             types: typed.into_iter().flatten().map(Descriptor::new).collect(),
-            national_prefix: meta.national_prefix(),
+            lengths,
+            local_lengths,
             prefix_for_parsing: meta
                 .national_prefix_for_parsing()
-                .map(|p| Pattern::new(p.as_str())),
+                .map(|p| p.as_str())
+                .or(meta.national_prefix())
+                .map(Pattern::new),
             prefix_transform: meta.national_prefix_transform_rule(),
             international_prefix: meta
                 .international_prefix()
@@ -216,14 +249,15 @@ pub(super) struct Country {
 }
 
 impl Country {
-    fn build(code: u16) -> Option<Country> {
-        let regions = DATABASE.region(&code)?;
+    fn build(metadata: PhoneMetadata, code: u16) -> Option<Country> {
+        let database = metadata.database();
+        let regions = database.region(&code)?;
         let metas: Vec<&'static Metadata> = if regions.len() == 1 && regions[0] == "001" {
-            DATABASE.by_code(&code)?.into_iter().take(1).collect()
+            database.by_code(&code)?.into_iter().take(1).collect()
         } else {
             regions
                 .iter()
-                .map(|r| DATABASE.by_id(*r))
+                .map(|r| database.by_id(*r))
                 .collect::<Option<_>>()?
         };
         let regions: Vec<RegionRules> = metas.into_iter().map(RegionRules::new).collect();
@@ -255,39 +289,70 @@ impl Country {
     }
 }
 
-thread_local! {
-    /// Each thread's rules, by country code, built on first use: no lock, no shared counter,
-    /// and each thread owns its compiled patterns (regex's fast path for its owner thread).
-    static COUNTRIES: RefCell<Vec<Option<Option<Rc<Country>>>>> =
-        const { RefCell::new(Vec::new()) };
+/// A thread's rules of one [`PhoneMetadata`], by country code, built on first use.
+struct Countries {
+    /// [`PhoneMetadata::identity`] of the plans they are built from.
+    plans: usize,
+    by_code: Vec<Option<Option<Rc<Country>>>>,
 }
 
-/// The rules of a country code (`None` for a code the crate cannot validate).
-pub(super) fn country(code: u16) -> Option<Rc<Country>> {
-    if !known_code(code) {
+thread_local! {
+    /// Each thread's rules: no lock, no shared counter, and each thread owns its compiled
+    /// patterns (regex's fast path for its owner thread). Other plans start them afresh.
+    static COUNTRIES: RefCell<Countries> =
+        const { RefCell::new(Countries { plans: 0, by_code: Vec::new() }) };
+}
+
+/// The rules of a country code (`None` for a code the plans cannot validate).
+pub(super) fn country(metadata: PhoneMetadata, code: u16) -> Option<Rc<Country>> {
+    if !metadata.knows_code(code) {
         return None;
     }
     COUNTRIES.with(|cell| {
         let mut all = cell.borrow_mut();
-        if all.len() <= usize::from(code) {
-            all.resize(usize::from(code) + 1, None);
+        if all.plans != metadata.identity() {
+            all.plans = metadata.identity();
+            all.by_code.clear();
         }
-        all[usize::from(code)]
-            .get_or_insert_with(|| Country::build(code).map(Rc::new))
+        if all.by_code.len() <= usize::from(code) {
+            all.by_code.resize(usize::from(code) + 1, None);
+        }
+        all.by_code[usize::from(code)]
+            .get_or_insert_with(|| Country::build(metadata, code).map(Rc::new))
             .clone()
     })
 }
 
-/// Country codes the crate's database has metadata for (`DATABASE.by_code`), all below 1000.
-static KNOWN_CODES: LazyLock<Vec<bool>> = LazyLock::new(|| {
-    (0..1000u16)
-        .map(|code| DATABASE.by_code(&code).is_some())
-        .collect()
-});
+/// Every pattern the fast path may run, of every region of `metadata`, compiled once: a
+/// loaded file's pattern that does not compile here is refused at start rather than met in a
+/// run. The error names the region and the pattern.
+pub(super) fn check_patterns(metadata: PhoneMetadata) -> Result<(), String> {
+    for meta in metadata.territories() {
+        let rules = RegionRules::new(meta);
+        compile_whole(rules.general.pattern.source)
+            .map_err(|e| format!("territory {}: general pattern: {e}", meta.id()))?;
+        for pattern in rules.patterns() {
+            compile(pattern.source).map_err(|e| {
+                format!("territory {}: pattern {:?}: {e}", meta.id(), pattern.source)
+            })?;
+        }
+    }
+    Ok(())
+}
 
-/// Whether the crate's database has metadata for a country code.
-pub(super) fn known_code(code: u16) -> bool {
-    KNOWN_CODES.get(usize::from(code)).copied().unwrap_or(false)
+impl RegionRules {
+    /// Every pattern of the region: its descriptors', then its prefixes' and leading digits'.
+    fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        let descriptors = std::iter::once(&self.general).chain(&self.types);
+        let others = [
+            &self.leading_digits,
+            &self.prefix_for_parsing,
+            &self.international_prefix,
+        ];
+        descriptors
+            .map(|d| &d.pattern)
+            .chain(others.into_iter().flatten())
+    }
 }
 
 #[cfg(test)]
@@ -298,24 +363,12 @@ mod tests {
     /// is compiled here (the crate unwraps its own compilation of each, too).
     #[test]
     fn every_country_code_is_below_1000_and_every_pattern_compiles() {
-        for meta in DATABASE.iter() {
+        let built_in = PhoneMetadata::built_in();
+        assert_eq!(check_patterns(built_in), Ok(()));
+        for meta in built_in.territories() {
             let code = meta.country_code();
-            assert!(code < 1000 && known_code(code), "{}", meta.id());
-            let country = country(code).unwrap_or_else(|| panic!("{} ({code})", meta.id()));
-            for r in &country.regions {
-                let descriptors = std::iter::once(&r.general).chain(&r.types);
-                let patterns = [
-                    &r.leading_digits,
-                    &r.prefix_for_parsing,
-                    &r.international_prefix,
-                ];
-                for pattern in descriptors
-                    .map(|d| &d.pattern)
-                    .chain(patterns.into_iter().flatten())
-                {
-                    pattern.regex();
-                }
-            }
+            assert!(code < 1000 && built_in.knows_code(code), "{}", meta.id());
+            assert!(country(built_in, code).is_some(), "{} ({code})", meta.id());
         }
     }
 
@@ -351,11 +404,16 @@ mod tests {
             .flat_map(|len| (0..10u32.pow(len as u32)).map(move |n| format!("{n:0len$}")))
             .collect();
         let mut checked = 0;
-        for meta in DATABASE.iter() {
-            let country = country(meta.country_code()).expect("every code");
+        let built_in = PhoneMetadata::built_in();
+        for meta in built_in.database().iter() {
+            let country = country(built_in, meta.country_code()).expect("every code");
             for r in &country.regions {
                 let descriptors = std::iter::once(&r.general).chain(&r.types);
-                let patterns = [&r.leading_digits, &r.international_prefix];
+                let patterns = [
+                    &r.leading_digits,
+                    &r.international_prefix,
+                    &r.prefix_for_parsing,
+                ];
                 let with_shortcut = descriptors
                     .map(|d| &d.pattern)
                     .chain(patterns.into_iter().flatten())

@@ -158,6 +158,19 @@ pub fn read_parquet(path: &Path) -> DataFrame {
     ParquetReader::new(file).finish().unwrap()
 }
 
+/// A Parquet file's key/value metadata (the job's settings, the run's summary).
+pub fn parquet_metadata(path: &Path) -> std::collections::HashMap<String, String> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let metadata = ParquetReader::new(file).get_metadata().unwrap().clone();
+    metadata
+        .key_value_metadata()
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
+        .collect()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

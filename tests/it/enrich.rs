@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use crate::common::*;
-use phone_enrich::normalize::{Normalized, Normalizer};
+use phone_enrich::normalize::{Normalized, Normalizer, PhoneMetadata};
 use phone_enrich::provider::sandbox::lookup;
 use polars::prelude::*;
 use polars_parquet::parquet::statistics::Statistics;
@@ -161,7 +161,7 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
 
     let df = ws.read_output();
     assert_eq!(df.height(), 1500);
-    let normalizer = Normalizer::new(phonenumber::country::Id::RU);
+    let normalizer = Normalizer::new(phonenumber::country::Id::RU, PhoneMetadata::built_in());
     let (ids, phones, e164, status, operator) = (
         strings(&df, "id"),
         strings(&df, "phone"),

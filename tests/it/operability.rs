@@ -5,7 +5,6 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use crate::common::*;
-use polars::prelude::SerReader;
 
 const PASSWORD: &str = "pw-7f3a9c-secret";
 
@@ -115,18 +114,7 @@ fn without_a_terminal_progress_is_json_events_and_the_plan_matches_the_report() 
         .is_empty());
 
     // The output carries the settings and the summary, never the password.
-    let file = std::fs::File::open(ws.path("out.parquet")).unwrap();
-    let metadata = polars::prelude::ParquetReader::new(file)
-        .get_metadata()
-        .unwrap()
-        .clone();
-    let kv: std::collections::HashMap<String, String> = metadata
-        .key_value_metadata()
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect();
+    let kv = parquet_metadata(&ws.path("out.parquet"));
     assert_eq!(
         kv.get("provider.batch_size").map(String::as_str),
         Some("15")

@@ -3,13 +3,58 @@
 //! prefix, in random default regions, with junk mixed in; and random text. Wherever the fast
 //! path answers it must give exactly the crate's reading, and it must answer every readable cell.
 
+use std::io::Read;
+use std::sync::LazyLock;
+
 use phonenumber::country::Id as Region;
 use phonenumber::metadata::DATABASE;
 use proptest::prelude::*;
 use proptest::sample::{select, Index};
 
 use super::readable;
-use crate::normalize::{Normalized, Normalizer, E164};
+use crate::normalize::{Normalized, Normalizer, PhoneMetadata, E164};
+
+/// The crate's own `PhoneNumberMetadata.xml` (libphonenumber 9.0.33), committed gzipped.
+pub(crate) fn crate_xml() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
+    );
+    let mut xml = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect(path))
+        .read_to_string(&mut xml)
+        .expect(path);
+    xml
+}
+
+/// RU's mobile pattern as the crate's XML has it, and widened to a range it does not open:
+/// `+7 300 …`.
+const RU_MOBILE: (&str, &str) = (
+    r"<nationalNumberPattern>9\d{9}</nationalNumberPattern>",
+    r"<nationalNumberPattern>9\d{9}|300\d{7}</nationalNumberPattern>",
+);
+
+/// Plans loaded from XML text, as `normalize.metadata` loads a file.
+fn load(xml: &str) -> PhoneMetadata {
+    let file = tempfile::NamedTempFile::new().expect("a temporary file");
+    std::fs::write(file.path(), xml).expect("written");
+    PhoneMetadata::load(file.path()).expect("the XML loads")
+}
+
+/// The built-in plans, the crate's XML loaded, and that XML with RU's new range.
+static PLANS: LazyLock<[PhoneMetadata; 3]> = LazyLock::new(|| {
+    let xml = crate_xml();
+    assert_eq!(xml.matches(RU_MOBILE.0).count(), 1, "RU's mobile pattern");
+    [
+        PhoneMetadata::built_in(),
+        load(&xml),
+        load(&xml.replace(RU_MOBILE.0, RU_MOBILE.1)),
+    ]
+});
+
+fn plans() -> impl Strategy<Value = PhoneMetadata> {
+    select(PLANS.to_vec())
+}
 
 /// Every region the crate knows, sorted (non-geographic entities are no default region).
 fn all_regions() -> Vec<Region> {
@@ -103,6 +148,7 @@ fn parts() -> impl Strategy<Value = Parts> {
         1 => (select(codes()), "[1-9][0-9]{3,12}", select(&["0", "8", "1"][..]))
             .prop_map(|(c, n, np)| (c, n, np.to_string())),
         1 => (select(codes()), "[0-9]{0,16}").prop_map(|(c, n)| (c, n, "8".to_string())),
+        1 => "300[0-9]{6,8}".prop_map(|n| ("7".to_string(), n, "8".to_string())),
     ]
 }
 
@@ -247,18 +293,36 @@ const AFTER: &[&str] = &[
     "-F1",
 ];
 
+/// The zeros of some scripts' digits: fullwidth, Arabic-Indic, Eastern Arabic-Indic,
+/// Devanagari, Bengali, mathematical bold.
+const SCRIPT_ZEROS: &[char] = &['０', '٠', '۰', '०', '০', '𝟎'];
+
+/// A typed number with its digits, or some of them, in another script.
+fn in_a_script() -> impl Strategy<Value = String> {
+    (typed(), select(SCRIPT_ZEROS), any::<bool>()).prop_map(|(text, zero, all)| {
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| match c.to_digit(10) {
+                Some(d) if all || i % 3 == 0 => char::from_u32(zero as u32 + d).expect("a digit"),
+                _ => c,
+            })
+            .collect()
+    })
+}
+
 /// One number, with words around it, or two in a cell.
 fn cell() -> impl Strategy<Value = String> {
     prop_oneof![
         5 => typed(),
+        1 => in_a_script(),
         1 => (select(BEFORE), typed(), select(AFTER)).prop_map(|(b, n, a)| format!("{b}{n}{a}")),
         1 => (typed(), select(&[", ", ",", "; ", " / ", "/", " | ", "\n"][..]), typed())
             .prop_map(|(a, s, b)| format!("{a}{s}{b}")),
     ]
 }
 
-fn check(region: Region, raw: &str) -> Result<(), TestCaseError> {
-    let n = Normalizer::new(region);
+fn check(region: Region, plans: PhoneMetadata, raw: &str) -> Result<(), TestCaseError> {
+    let n = Normalizer::new(region, plans);
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(());
@@ -279,8 +343,12 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(6_000))]
 
     #[test]
-    fn typed_numbers_read_as_the_crate_reads_them(region in region(), raw in cell()) {
-        check(region, &raw)?;
+    fn typed_numbers_read_as_the_crate_reads_them(
+        region in region(),
+        plans in plans(),
+        raw in cell(),
+    ) {
+        check(region, plans, &raw)?;
     }
 }
 
@@ -292,16 +360,17 @@ proptest! {
         region in region(),
         raw in "[0-9 ()./+-]{0,24}",
     ) {
-        check(region, &raw)?;
+        check(region, PhoneMetadata::built_in(), &raw)?;
     }
 
     #[test]
     fn any_text_reads_as_the_crate_reads_it(region in region(), raw in "\\PC{0,20}") {
-        check(region, &raw)?;
+        check(region, PhoneMetadata::built_in(), &raw)?;
     }
 }
 
-/// The crate's readings that may surprise, kept because the crate is the reference.
+/// The crate's readings that may surprise, kept because the crate is the reference (but for
+/// its national-prefix step, which is libphonenumber's: see the next test).
 #[test]
 fn the_crate_s_quirks_are_kept() {
     let valid = |n: u64| Normalized::Valid(E164(n));
@@ -312,25 +381,10 @@ fn the_crate_s_quirks_are_kept() {
         // separator, and 7916 is none.
         (Region::RU, "+7916-123-45-67", Normalized::Invalid),
         (Region::RU, "+7916 123-45-67", valid(79161234567)),
-        // RU's international prefix is 8~10; 00 is not one, and +00 is no country code.
-        (Region::RU, "8 10 375 29 123-45-67", valid(375291234567)),
-        (Region::RU, "00375 29 123-45-67", Normalized::Invalid),
+        // 00 is an international prefix in Germany (in Russia it is 8 10: see the next test).
         (Region::DE, "00375 29 123-45-67", valid(375291234567)),
-        // The default region's national prefix is stripped after any country code.
-        (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
-        (Region::RU, "+375 8 29 123 45 67", valid(375291234567)),
-        // Italian numbers keep their leading 0.
-        (Region::IT, "+39 02 1234 5678", valid(390212345678)),
-        (Region::RU, "+39 02 1234 5678", valid(390212345678)),
         // `,` or `;` and up to 7 digits at the end are an extension, not a second number.
         (Region::RU, "4992923461, 5", valid(74992923461)),
-        // RU's national prefix 8 is stripped even after +7, and twice in the national form;
-        // RU's general descriptor lists no lengths, so the rest is never "too short" and stays:
-        // every number whose national number starts with 8 (812 St. Petersburg, 843 Kazan, 800
-        // toll-free) is invalid to the crate.
-        (Region::RU, "+7 812 123-45-67", Normalized::Invalid),
-        (Region::RU, "8 (812) 123-45-67", Normalized::Invalid),
-        (Region::RU, "+7 800 555-35-35", Normalized::Invalid),
         (Region::RU, "+7 495 123-45-67", valid(74951234567)),
         // Latin letters are keys on a phone's pad.
         (Region::RU, "+7 916 FLOWERS", valid(79163569377)),
@@ -339,16 +393,113 @@ fn the_crate_s_quirks_are_kept() {
         (Region::RU, "tel:+7916-123-45-67", Normalized::Invalid),
         // A slash, spaces and `x` start a second number.
         (Region::RU, "8 916/123-45-67 / xyz", valid(79161234567)),
-        (Region::RU, "8 (800)", Normalized::Invalid),
         (Region::RU, "123", Normalized::Invalid),
     ];
+    assert_readings(cases);
+}
+
+/// Each case read by the reference and by the fast path with the built-in plans.
+fn assert_readings(cases: &[(Region, &str, Normalized)]) {
     for &(region, raw, want) in cases {
-        let n = Normalizer::new(region);
-        assert_eq!(
-            n.crate_path(raw),
-            want,
-            "the crate on {raw:?} in {region:?}"
-        );
+        let n = Normalizer::new(region, PhoneMetadata::built_in());
+        let reference = n.crate_path(raw);
+        assert_eq!(reference, want, "the reference on {raw:?} in {region:?}");
         assert_eq!(n.fast_path(raw), Some(want), "{raw:?} in {region:?}");
+    }
+}
+
+/// National prefixes as libphonenumber's `PhoneNumberUtil` reads them
+/// (`maybeStripNationalPrefixAndCarrierCode`: a prefix goes only when the number was not
+/// viable without stripping or still is after, and what is left has a possible length;
+/// `parseHelper`: with the metadata of the number's own country code), where the `phonenumber`
+/// crate read them otherwise (it strips RU's 8 from every number, twice, with the default
+/// region's prefix whatever the country code).
+#[test]
+fn national_prefixes_read_as_libphonenumber_reads_them() {
+    let valid = |n: u64| Normalized::Valid(E164(n));
+    let cases: &[(Region, &str, Normalized)] = &[
+        // St. Petersburg, Kazan, toll-free: their national number starts with 8, the prefix.
+        (Region::RU, "+7 812 123-45-67", valid(78121234567)),
+        (Region::RU, "+7 (812) 1234567", valid(78121234567)),
+        (Region::RU, "78121234567", valid(78121234567)),
+        (Region::RU, "8121234567", valid(78121234567)),
+        (Region::RU, "8 (812) 123-45-67", valid(78121234567)),
+        (Region::RU, "+7 843 123-45-67", valid(78431234567)),
+        (Region::RU, "8 843 123 45 67", valid(78431234567)),
+        (Region::RU, "8 (800) 555-35-35", valid(78005553535)),
+        (Region::RU, "+7 800 555-35-35", valid(78005553535)),
+        (Region::KZ, "+7 812 123-45-67", valid(78121234567)),
+        (Region::DE, "+7 812 123-45-67", valid(78121234567)),
+        // A Moscow mobile, however written.
+        (Region::RU, "+7 916 123-45-67", valid(79161234567)),
+        (Region::RU, "8 916 123-45-67", valid(79161234567)),
+        (Region::RU, "+7 8 916 123 45 67", valid(79161234567)),
+        // RU's international prefix is 8 10; 00 is none there.
+        (Region::RU, "8 10 375 29 123-45-67", valid(375291234567)),
+        (Region::RU, "00375 29 123-45-67", Normalized::Invalid),
+        // Other countries' national prefixes after their country code: the UK's 0 goes, Italy
+        // has none and keeps its leading 0, Germany's 0 goes.
+        (Region::RU, "+44 (0)121 234 5678", valid(441212345678)),
+        (Region::RU, "+44 0121 234 5678", valid(441212345678)),
+        (Region::GB, "0121 234 5678", valid(441212345678)),
+        (Region::RU, "+39 02 1234 5678", valid(390212345678)),
+        (Region::IT, "02 1234 5678", valid(390212345678)),
+        (Region::RU, "+49 030 123456", valid(4930123456)),
+        (Region::DE, "030 123456", valid(4930123456)),
+        (Region::RU, "8 (800)", Normalized::Invalid),
+    ];
+    assert_readings(cases);
+}
+
+/// A number in a range only the edited plans open: invalid with the built-in plans and the
+/// crate's XML, valid with the edited copy, the same in both paths and every layout.
+#[test]
+fn a_range_opened_in_a_loaded_file_is_valid_in_both_paths() {
+    let new = Normalized::Valid(E164(73001234567));
+    let old = Normalized::Invalid;
+    let [built_in, crate_xml, edited] = *PLANS;
+    for raw in [
+        "+7 300 123-45-67",
+        "8 (300) 123 45 67",
+        "3001234567",
+        "73001234567",
+    ] {
+        for (plans, want) in [(built_in, old), (crate_xml, old), (edited, new)] {
+            let n = Normalizer::new(Region::RU, plans);
+            assert_eq!(
+                n.crate_path(raw),
+                want,
+                "the crate on {raw:?} with {plans:?}"
+            );
+            assert_eq!(n.fast_path(raw), Some(want), "{raw:?} with {plans:?}");
+            assert_eq!(n.normalize(raw), want, "{raw:?} with {plans:?}");
+        }
+    }
+}
+
+/// The crate's XML loaded reads every example number of every region as the built-in plans
+/// (built from the same XML) do.
+#[test]
+fn the_crate_s_xml_loaded_reads_as_the_built_in_plans() {
+    let [built_in, crate_xml, _] = *PLANS;
+    for (code, national, np) in examples() {
+        for raw in [format!("+{code} {national}"), format!("{np}{national}")] {
+            for region in &[Region::RU, Region::IT, Region::US, Region::BR] {
+                let (a, b) = (
+                    Normalizer::new(*region, built_in),
+                    Normalizer::new(*region, crate_xml),
+                );
+                assert_eq!(
+                    a.crate_path(&raw),
+                    b.crate_path(&raw),
+                    "{raw:?} in {region:?}"
+                );
+                assert_eq!(
+                    a.fast_path(&raw),
+                    b.fast_path(&raw),
+                    "{raw:?} in {region:?}"
+                );
+            }
+        }
     }
 }

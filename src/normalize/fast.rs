@@ -173,8 +173,9 @@ struct Read {
     digits: Digits,
     /// Whether it started with a `+` (the natural-language reader).
     plus: bool,
-    /// The RFC 3966 reader's prefix (its digits).
-    prefix: Option<Digits>,
+    /// The RFC 3966 reader's prefix, as the country code its digits spell (`Some(None)`: they
+    /// spell none).
+    prefix: Option<Option<u16>>,
 }
 
 /// The crate's readers step by step (RFC 3966, else natural language) and `is_viable`; `None`
@@ -191,7 +192,7 @@ fn read(text: &str) -> Option<Read> {
     Some(Read {
         digits: Digits::of(without_pluses),
         plus: prefix.is_none() && without_pluses.len() < national.len(),
-        prefix: prefix.map(Digits::of),
+        prefix: prefix.map(|p| Digits::of(p).as_str().parse().ok()),
     })
 }
 
@@ -395,9 +396,9 @@ fn country_code(
     read: Read,
 ) -> Option<(u16, Digits, bool)> {
     let mut national = read.digits;
-    if let Some(prefix) = read.prefix {
+    if let Some(code) = read.prefix {
         // The RFC 3966 prefix: its digits are the country code.
-        let code: u16 = prefix.as_str().parse().ok()?;
+        let code = code?;
         return (national.len() > 2 && metadata.knows_code(code)).then_some((code, national, true));
     }
     let mut international = read.plus;
@@ -502,12 +503,13 @@ const KEYS: [u8; 256] = {
     keys
 };
 
-/// ASCII digits on the stack, with a start that moves forward as prefixes are stripped.
+/// ASCII digits on the stack, with a start that moves forward as prefixes are stripped. Small
+/// (74 bytes), as it is copied from step to step for every cell.
 #[derive(Clone, Copy)]
 struct Digits {
     buf: [u8; 72],
-    start: usize,
-    end: usize,
+    start: u8,
+    end: u8,
 }
 
 impl Digits {
@@ -534,8 +536,8 @@ impl Digits {
 
     /// Appends an ASCII digit (there is room for any text `read` is given).
     fn push(&mut self, digit: u8) {
-        if self.end < self.buf.len() {
-            self.buf[self.end] = digit;
+        if usize::from(self.end) < self.buf.len() {
+            self.buf[usize::from(self.end)] = digit;
             self.end += 1;
         }
     }
@@ -546,18 +548,20 @@ impl Digits {
     }
 
     fn as_str(&self) -> &str {
-        let digits = &self.buf[self.start..self.end];
+        let digits = &self.buf[usize::from(self.start)..usize::from(self.end)];
         debug_assert!(digits.is_ascii());
         // SAFETY: `of` and `exactly` put only ASCII digits in the buffer.
         unsafe { std::str::from_utf8_unchecked(digits) }
     }
 
     fn len(&self) -> usize {
-        self.end - self.start
+        usize::from(self.end - self.start)
     }
 
     fn skip(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.end);
+        self.start = self
+            .end
+            .min(u8::try_from(usize::from(self.start) + n).unwrap_or(u8::MAX));
     }
 }
 

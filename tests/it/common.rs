@@ -185,6 +185,12 @@ pub fn assert_exit(o: &Output, code: i32) {
     );
 }
 
+/// Asserts that the run's stderr holds `text`, showing the stderr when it does not.
+pub fn assert_stderr_contains(o: &Output, text: &str) {
+    let stderr = stderr(o);
+    assert!(stderr.contains(text), "stderr lacks `{text}`:\n{stderr}");
+}
+
 pub fn strings(df: &DataFrame, column: &str) -> Vec<Option<String>> {
     df.column(column)
         .unwrap()

@@ -188,7 +188,7 @@ fn a_server_that_only_serves_html_stops_after_two_requests_and_keeps_them() {
             text.contains("<!DOCTYPE html>") && text.contains("an HTML page"),
             "{text}"
         );
-        assert!(stderr(&out).contains("no request"), "{}", stderr(&out));
+        assert_stderr_contains(&out, "no request");
     }
 }
 
@@ -198,16 +198,8 @@ fn a_redirect_is_never_followed_and_names_where_it_points() {
         let (ws, sandbox, job) = setup(Dialect::Redirect, batch);
         let out = ws.run(&job, &[]);
         assert_exit(&out, 2);
-        assert!(
-            stderr(&out).contains("https://smsc.example/sys/info.php"),
-            "{}",
-            stderr(&out)
-        );
-        assert!(
-            stderr(&out).contains("provider.base_url"),
-            "{}",
-            stderr(&out)
-        );
+        assert_stderr_contains(&out, "https://smsc.example/sys/info.php");
+        assert_stderr_contains(&out, "provider.base_url");
         assert_eq!(sandbox.stats().requests, 1);
         assert!(!ws.path("out.parquet").exists());
     }

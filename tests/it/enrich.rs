@@ -509,11 +509,7 @@ fn wrong_credentials_stop_after_one_request_with_their_own_exit_code() {
         ],
     );
     assert_exit(&out, 5);
-    assert!(
-        stderr(&out).contains("refused the credentials"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "refused the credentials");
     assert!(
         !stderr(&out).contains("not-the-password"),
         "the password was printed"

@@ -450,10 +450,9 @@ fn every_line_end_gives_every_row_and_an_open_quote_is_refused() {
     std::fs::remove_file(ws.path("out.parquet")).unwrap();
     let out = ws.run(&ws.job("job.toml", "open.csv", "", &provider), &[]);
     assert_exit(&out, 3);
-    assert!(
-        stderr(&out).contains("open.csv: line 10: a quoted field opens here and is never closed"),
-        "{}",
-        stderr(&out)
+    assert_stderr_contains(
+        &out,
+        "open.csv: line 10: a quoted field opens here and is never closed",
     );
     assert!(!ws.path("out.parquet").exists());
 }
@@ -580,11 +579,7 @@ fn a_pipe_is_refused_at_once_and_stdin_from_a_file_is_read() {
     // Nothing ever writes to the FIFO: a run that opened it would wait forever.
     let out = ws.run(&job, &["--input", "fifo.csv"]);
     assert_exit(&out, 3);
-    assert!(
-        stderr(&out).contains("fifo.csv is a pipe"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "fifo.csv is a pipe");
 
     // Standard input: a pipe is refused, a file is read (twice: a lookup pass, then writing).
     let text = ten_rows("\n", "\n");
@@ -606,7 +601,7 @@ fn a_pipe_is_refused_at_once_and_stdin_from_a_file_is_read() {
     let out = piped(Stdio::from(child.stdout.take().unwrap()));
     let _ = child.wait();
     assert_exit(&out, 3);
-    assert!(stderr(&out).contains("is a pipe"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "is a pipe");
     ws.write("in.csv", &text);
     let out = piped(Stdio::from(std::fs::File::open(ws.path("in.csv")).unwrap()));
     assert_exit(&out, 0);

@@ -152,11 +152,7 @@ fn more_failed_numbers_than_allowed_exit_4_with_the_output_written() {
     );
     let out = ws.run(&job, &["--report", "report.json"]);
     assert_exit(&out, 4);
-    assert!(
-        stderr(&out).contains("max_failed_ratio"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "max_failed_ratio");
     assert!(
         ws.path("out.parquet").exists(),
         "the output is written all the same"
@@ -212,7 +208,7 @@ fn an_output_that_cannot_be_written_is_an_internal_error_with_answers_kept() {
     }
     let out = cmd.output().unwrap();
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("out.parquet"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "out.parquet");
     assert!(!ws.path("out.parquet").exists());
     let leftovers = temp_files(ws.dir.path());
     assert!(leftovers.is_empty(), "{leftovers:?}");

@@ -180,11 +180,7 @@ fn error_4_past_the_allowed_wait_stops_resumably() {
     let started = Instant::now();
     let out = ws.run(&job, &[]);
     assert_exit(&out, 6);
-    assert!(
-        stderr(&out).contains("run the same command again"),
-        "{}",
-        stderr(&out)
-    );
+    assert_stderr_contains(&out, "run the same command again");
     // Paused 100 + 200 ms, then gave up rather than waiting 400 ms more.
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(

@@ -104,11 +104,11 @@ fn an_accounts_file_others_can_read_or_beside_smsc_login_is_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let out = ws.run(&job, &[]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "chmod 600");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = ws.run_env(&job, &[], &[("SMSC_LOGIN", "a"), ("SMSC_PASSWORD", "pa")]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("both set"), "{}", stderr(&out));
+    assert_stderr_contains(&out, "both set");
     // Nothing was sent.
     assert_eq!(sandbox.stats().requests, 0);
     // The same file given by SMSC_ACCOUNTS_FILE instead of the job.

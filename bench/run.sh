@@ -12,6 +12,8 @@
 #
 #   bench/run.sh [ROWS]            (default 10000000; needs ~5 GB of disk in $BENCH_DIR)
 #   PROFILE=standard bench/run.sh  (the generator's standard profile; default: messy)
+#   PROFILE=faker bench/run.sh     (an export made by Faker, not by phone-enrich's generator:
+#                                   bench/faker_export.py)
 #
 # Each timed command runs REPEAT times (default 3), alternating, and the median counts.
 #
@@ -28,11 +30,17 @@ if [ ! -x "$DIR/venv/bin/python" ]; then
   python3 -m venv "$DIR/venv"
   "$DIR/venv/bin/pip" install -q polars duckdb
 fi
+[ "$PROFILE" != faker ] || "$DIR/venv/bin/python" -c 'import faker' 2>/dev/null \
+  || "$DIR/venv/bin/pip" install -q faker
 PY="$DIR/venv/bin/python"
 source bench/common.sh
 
 CSV="$W/export.csv"
-[ -f "$CSV" ] || "$BIN" generate "$CSV" --rows "$ROWS" --distinct-ratio 0.6 --seed 5 --profile "$PROFILE"
+if [ ! -f "$CSV" ] && [ "$PROFILE" = faker ]; then
+  "$PY" bench/faker_export.py "$CSV" "$ROWS"
+elif [ ! -f "$CSV" ]; then
+  "$BIN" generate "$CSV" --rows "$ROWS" --distinct-ratio 0.6 --seed 5 --profile "$PROFILE"
+fi
 sandbox_job "$W/job.toml" "$CSV" "$W" 300 "1000000/1s" "0s"
 
 REPEAT=${REPEAT:-3}

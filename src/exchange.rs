@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use polars::prelude::*;
 
@@ -24,7 +23,7 @@ use crate::normalize::E164;
 use crate::output::{enrichment_columns, Enrichment, Status};
 use crate::provider::{NumberAnswer, OperatorInfo};
 use crate::report::thousands;
-use crate::state::{now_ms, StateError, StateStore, StoredAnswer, Ttl};
+use crate::state::{StateError, StateStore, StoredAnswer};
 
 /// Rows per row group written, and answers per block committed.
 const CHUNK: usize = 100_000;
@@ -97,27 +96,12 @@ impl fmt::Display for Imported {
     }
 }
 
-/// Answers at least this old still count when merging: every answer is compared, whatever the
-/// job's freshness rule.
-const EVERY_ANSWER: Ttl = Ttl {
-    found: Duration::from_secs(1000 * 365 * 86_400),
-    not_found: Duration::from_secs(1000 * 365 * 86_400),
-};
-
 impl ExchangeError {
     /// `path` could not be used while `doing`.
-    fn file<'a>(path: &'a Path, doing: &'static str) -> impl Fn(PolarsError) -> ExchangeError + 'a {
-        move |source| ExchangeError::File {
-            path: path.to_path_buf(),
-            doing,
-            source: source.into(),
-        }
-    }
-
-    fn io<'a>(
-        path: &'a Path,
-        doing: &'static str,
-    ) -> impl Fn(std::io::Error) -> ExchangeError + 'a {
+    fn file<'a, E>(path: &'a Path, doing: &'static str) -> impl Fn(E) -> ExchangeError + 'a
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         move |source| ExchangeError::File {
             path: path.to_path_buf(),
             doing,
@@ -126,43 +110,60 @@ impl ExchangeError {
     }
 }
 
-/// Writes every answer `store` holds to `path`, as the module's contract says.
+/// Writes every answer `store` holds to `path`, as the module's contract says; a temporary
+/// file left by a failure is removed.
 pub fn export(store: &StateStore, path: &Path) -> Result<Exported, ExchangeError> {
-    let file_error = |doing| ExchangeError::file(path, doing);
     let temporary = path.with_extension("parquet.tmp");
-    let file = File::create(&temporary).map_err(ExchangeError::io(&temporary, "creating"))?;
-    let mut writer = ParquetWriter::new(file)
+    let exported = write_export(store, &temporary).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temporary);
+    })?;
+    std::fs::rename(&temporary, path).map_err(ExchangeError::file(path, "moving into place"))?;
+    Ok(exported)
+}
+
+/// Every answer of `store` written and synced to `temporary`, a row group per [`CHUNK`].
+fn write_export(store: &StateStore, temporary: &Path) -> Result<Exported, ExchangeError> {
+    let writing = ExchangeError::file(temporary, "writing");
+    let file = File::create(temporary).map_err(ExchangeError::file(temporary, "creating"))?;
+    let mut writer = ParquetWriter::new(&file)
         .with_compression(ParquetCompression::Zstd(None))
         .batched(&export_schema())
-        .map_err(file_error("writing"))?;
+        .map_err(&writing)?;
     let mut exported = Exported::default();
     for host in store.hosts() {
-        let book = store.load(&host, EVERY_ANSWER, now_ms())?;
-        let answers: Vec<_> = book.iter().collect();
-        for chunk in answers.chunks(CHUNK) {
-            let rows = chunk.iter().map(|(n, answer, at_ms)| Enrichment {
-                e164: Some(n.0),
-                status: Some(Status::of(answer)),
-                info: match answer {
-                    NumberAnswer::Found(info) => Some(info),
-                    _ => None,
-                },
-                checked_at_ms: Some(*at_ms),
-            });
-            let hosts = Column::new("host".into(), vec![host.as_str(); chunk.len()]);
-            let mut columns = vec![hosts];
-            columns.extend(enrichment_columns("", rows));
-            let df = DataFrame::new(chunk.len(), columns).map_err(file_error("writing"))?;
-            writer.write_batch(&df).map_err(file_error("writing"))?;
+        let book = store.answers(&host)?;
+        let mut chunk = Vec::with_capacity(CHUNK.min(book.len()));
+        let mut answers = book.iter().peekable();
+        while let Some(answer) = answers.next() {
+            chunk.push(answer);
+            if chunk.len() == CHUNK || answers.peek().is_none() {
+                let df = answers_frame(&host, &chunk).map_err(&writing)?;
+                writer.write_batch(&df).map_err(&writing)?;
+                chunk.clear();
+            }
         }
-        exported.hosts.insert(host, answers.len() as u64);
+        exported.hosts.insert(host, book.len() as u64);
     }
-    writer.finish().map_err(file_error("writing"))?;
-    File::open(&temporary)
-        .and_then(|f| f.sync_all())
-        .map_err(ExchangeError::io(&temporary, "syncing"))?;
-    std::fs::rename(&temporary, path).map_err(ExchangeError::io(path, "moving into place"))?;
+    writer.finish().map_err(&writing)?;
+    file.sync_all()
+        .map_err(ExchangeError::file(temporary, "syncing"))?;
     Ok(exported)
+}
+
+/// One row group of an export: `host`, then the added columns of `answers`.
+fn answers_frame(host: &str, answers: &[(E164, &NumberAnswer, i64)]) -> PolarsResult<DataFrame> {
+    let rows = answers.iter().map(|(n, answer, at_ms)| Enrichment {
+        e164: Some(n.0),
+        status: Some(Status::of(answer)),
+        info: match answer {
+            NumberAnswer::Found(info) => Some(info),
+            _ => None,
+        },
+        checked_at_ms: Some(*at_ms),
+    });
+    let mut columns = vec![Column::new("host".into(), vec![host; answers.len()])];
+    columns.extend(enrichment_columns("", rows));
+    DataFrame::new(answers.len(), columns)
 }
 
 /// The columns of an export, in order.
@@ -196,7 +197,7 @@ pub fn import(store: &StateStore, files: &[PathBuf]) -> Result<Imported, Exchang
         }
     }
     for (host, answers) in newest {
-        let book = store.load(&host, EVERY_ANSWER, now_ms())?;
+        let book = store.answers(&host)?;
         let newer: Vec<(E164, StoredAnswer)> = answers
             .into_iter()
             .filter(|(n, answer)| {
@@ -220,7 +221,7 @@ fn second(answer: &StoredAnswer) -> i64 {
 
 /// Every row of the export `path` as (host, number, answer), or the first that is not one.
 fn read_answers(path: &Path) -> Result<Vec<(String, E164, StoredAnswer)>, ExchangeError> {
-    let file = File::open(path).map_err(ExchangeError::io(path, "opening"))?;
+    let file = File::open(path).map_err(ExchangeError::file(path, "opening"))?;
     let df = ParquetReader::new(file)
         .finish()
         .map_err(ExchangeError::file(path, "reading"))?;
@@ -349,7 +350,7 @@ mod tests {
 
     /// Every answer of `host` in `store`: number → (second, answer).
     fn answers(store: &StateStore, host: &str) -> BTreeMap<u64, (i64, NumberAnswer)> {
-        let book = store.load(host, EVERY_ANSWER, now_ms()).unwrap();
+        let book = store.answers(host).unwrap();
         book.iter()
             .map(|(n, a, ms)| (n.0, (ms / 1000, a.clone())))
             .collect()

@@ -23,6 +23,11 @@ pub struct Plan {
     taken: usize,
 }
 
+/// Requests `numbers` numbers take in lists of `batch_size`.
+pub fn requests_for(numbers: usize, batch_size: usize) -> u64 {
+    numbers.div_ceil(batch_size.max(1)) as u64
+}
+
 impl Plan {
     /// The numbers keyed in `unknown`, sorted, those of `shard` only when given.
     pub fn new<V>(unknown: &PlHashMap<E164, V>, shard: Option<Shard>) -> Plan {
@@ -42,7 +47,7 @@ impl Plan {
 
     /// Requests the numbers take in lists of `batch_size`.
     pub fn requests(&self, batch_size: usize) -> u64 {
-        self.numbers.len().div_ceil(batch_size.max(1)) as u64
+        requests_for(self.numbers.len(), batch_size)
     }
 
     /// How many of the numbers each of `count` shards holds, in shard order.
@@ -79,8 +84,9 @@ pub struct Shard {
 impl Shard {
     /// The shard (1-based) of `count` that `number` belongs to.
     pub fn of(number: E164, count: NonZeroU32) -> u32 {
-        let text = format!("+{number}");
-        (xxhash_rust::xxh3::xxh3_64(text.as_bytes()) % count.get() as u64) as u32 + 1
+        let mut buffer = [0; 21];
+        let text = number.plus_text(&mut buffer).as_bytes();
+        (xxhash_rust::xxh3::xxh3_64(text) % count.get() as u64) as u32 + 1
     }
 
     /// Whether `number` is in this shard.

@@ -8,8 +8,6 @@
 //! end on such an answer, as the [`JobError`] whose kind the binary maps to an exit code. With
 //! an accounts file, the request goes with its first account.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 
 use crate::config::Job;
@@ -39,8 +37,7 @@ pub async fn probe(job: &Job, phones: &[String]) -> Result<(), JobError> {
     accounts.truncate(1);
     let redactor = Redactor::new(&accounts[0].password);
     let login = accounts[0].login.clone();
-    let timeout = job.provider.timeout + Duration::from_secs(5);
-    let connection = crate::provider::connect(&job.provider, accounts, timeout)
+    let connection = crate::provider::connect(&job.provider, accounts)
         .await
         .map_err(|e| fail(ExitKind::Internal, e))?;
     let client = connection.clients[0].clone();

@@ -29,7 +29,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// A duration for people: `0.42 s`, `12.3 s`, `4m 05s`, `2h 10m`.
-pub fn human_seconds(seconds: f64) -> String {
+fn human_seconds(seconds: f64) -> String {
     let s = seconds.max(0.0);
     match s {
         s if s < 10.0 => format!("{s:.2} s"),
@@ -308,7 +308,7 @@ fn aligned(rows: &[(&str, String)]) -> String {
 }
 
 /// `93 MB`, `512 kB`, `17 B` (powers of 1000, as `du --si`).
-pub fn human_bytes(n: u64) -> String {
+fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1_000_000_000 => format!("{:.1} GB", n as f64 / 1e9),
         n if n >= 1_000_000 => format!("{:.1} MB", n as f64 / 1e6),

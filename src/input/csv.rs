@@ -36,7 +36,7 @@ pub(super) struct CsvSource {
 
 /// What the parser of a chunk needs to know of the file.
 #[derive(Debug)]
-pub struct CsvLayout {
+struct CsvLayout {
     path: PathBuf,
     delimiter: u8,
     /// Fields in the header.

@@ -1,8 +1,7 @@
 //! The CSV file's bytes as UTF-8 text: gzip undone, windows-1251 decoded, a BOM dropped, a
 //! file that starts with a UTF-16 BOM (Excel's "Unicode text") decoded from UTF-16 whatever
 //! `input.encoding` says (a BOM cannot be mistaken); and the delimiter, when not set, sniffed
-//! from the header line as first read (never by reading the file again: a pipe could not give
-//! it twice).
+//! from the header line as first read, so the file is read once.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -35,7 +34,7 @@ pub(super) fn decode_text(
     let encoding = match (head.get(..2), cfg.encoding) {
         (Some(b"\xFF\xFE"), _) => encoding_rs::UTF_16LE,
         (Some(b"\xFE\xFF"), _) => encoding_rs::UTF_16BE,
-        // UTF-8 passes through untouched (fields are validated one by one); only a BOM goes.
+        // UTF-8 passes through untouched (validated where pieces are parsed); only a BOM goes.
         (_, TextEncoding::Utf8) => {
             if head == b"\xEF\xBB\xBF" {
                 head.clear();

@@ -169,8 +169,8 @@ pub(crate) fn check_phone_columns<'a>(
     for wanted in &cfg.phone_columns {
         if !names.clone().any(|n| n == wanted) {
             let available: Vec<&str> = names.clone().collect();
-            let hint = closest_name(wanted, names.clone())
-                .map(|n| format!(" did you mean `{}`?", excerpt(n)))
+            let hint = did_you_mean(wanted, names.clone())
+                .map(|hint| format!(" {hint}"))
                 .unwrap_or_default();
             bail!(
                 "{}: no column `{wanted}` (input.phone_columns);{hint} the columns are: {}",
@@ -180,6 +180,15 @@ pub(crate) fn check_phone_columns<'a>(
         }
     }
     Ok(())
+}
+
+/// "did you mean `NAME`?" for the name among `names` that `wanted` most likely meant, if any
+/// ([`closest_name`]), quoted as messages quote input text.
+pub(super) fn did_you_mean<'a>(
+    wanted: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    closest_name(wanted, names).map(|name| format!("did you mean `{}`?", excerpt(name)))
 }
 
 /// The name among `names` that `wanted` most likely meant: the same in another case, or
@@ -247,7 +256,7 @@ fn check_regular_file(path: &Path) -> Result<()> {
 }
 
 /// Longest input text (in bytes) a message quotes.
-pub const EXCERPT_BYTES: usize = 200;
+const EXCERPT_BYTES: usize = 200;
 
 /// Input text as a message shows it: at most [`EXCERPT_BYTES`] bytes of it, line ends and other
 /// control characters escaped, and how long it was when cut. Every message that quotes input

@@ -16,7 +16,7 @@ use anyhow::bail;
 use polars::io::csv::read::schema_inference::{finish_infer_field_schema, infer_field_schema};
 use polars::prelude::*;
 
-use super::{closest_name, excerpt, Columns, InputReader};
+use super::{did_you_mean, excerpt, Columns, InputReader};
 use crate::config::{InputConfig, InputFormat};
 
 /// The names `input.types` takes, as messages list them.
@@ -163,8 +163,8 @@ impl ColumnTypes {
                     key: toml_key(column),
                     column: excerpt(column),
                     file: cfg.path.display().to_string(),
-                    hint: closest_name(column, names.iter().copied())
-                        .map(|n| format!("; did you mean `{}`?", excerpt(n)))
+                    hint: did_you_mean(column, names.iter().copied())
+                        .map(|hint| format!("; {hint}"))
                         .unwrap_or_default(),
                 });
             }

@@ -146,8 +146,9 @@ pub(super) fn plan_figures(tally: &Tally, plan: &Plan, lookup: &Lookup) -> PlanF
         least_time(lookup.provider, requests, numbers, lookup.accounts).as_secs_f64()
     };
     let sharded = lookup.shards.map(|count| {
-        let largest = plan.shard_sizes(count).into_iter().max().unwrap_or(0) as u64;
-        let requests = largest.div_ceil(size.max(1) as u64);
+        let largest = plan.shard_sizes(count).into_iter().max().unwrap_or(0);
+        let requests = crate::plan::requests_for(largest, size);
+        let largest = largest as u64;
         ShardedFigures {
             shards: count.get(),
             largest_shard: largest,

@@ -46,9 +46,7 @@ impl Lookups<'_> {
     ) -> Result<Option<String>, JobError> {
         let provider = &self.job.provider;
         let redactor = Redactor::of_all(accounts.iter().map(|a| a.password.as_str()));
-        // The reqwest timeout is a backstop behind the pacer's own.
-        let timeout = provider.timeout + Duration::from_secs(5);
-        let connection = crate::provider::connect(provider, accounts, timeout)
+        let connection = crate::provider::connect(provider, accounts)
             .await
             .or_kind(ExitKind::Internal)?;
         let rejected = RejectedBodies::new(&self.job.state.dir.join("rejected"), redactor);
@@ -187,15 +185,16 @@ impl Lookups<'_> {
                 (n, stored)
             })
             .collect();
-        if !stored.is_empty() {
-            let (state, host, to_commit) =
-                (self.state.clone(), cache_key(self.job), stored.clone());
-            tokio::task::spawn_blocking(move || state.commit(&host, &to_commit))
+        let stored = if stored.is_empty() {
+            stored
+        } else {
+            let (state, host) = (self.state.clone(), cache_key(self.job));
+            tokio::task::spawn_blocking(move || state.commit(&host, &stored).map(|()| stored))
                 .await
                 .or_kind(ExitKind::Internal)?
                 .context("committing answers to the state store")
-                .or_kind(ExitKind::Internal)?;
-        }
+                .or_kind(ExitKind::Internal)?
+        };
         let answered = stored.len() as u64;
         for (n, answer) in stored {
             book.insert(n, answer);

@@ -44,7 +44,40 @@ impl E164 {
         }
         digits.parse().ok().map(E164)
     }
+
+    /// The number as `+` and its digits (as the output's `phone_e164` and the shard hash read
+    /// it), written into the end of `buffer` without allocating.
+    pub fn plus_text(self, buffer: &mut [u8; 21]) -> &str {
+        let mut n = self.0;
+        let mut start = buffer.len();
+        while n >= 10 {
+            let pair = 2 * (n % 100) as usize;
+            start -= 2;
+            buffer[start..start + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+            n /= 100;
+        }
+        if n > 0 || start == buffer.len() {
+            start -= 1;
+            buffer[start] = b'0' + n as u8;
+        }
+        start -= 1;
+        buffer[start] = b'+';
+        // SAFETY: `+` and ASCII digits only.
+        unsafe { std::str::from_utf8_unchecked(&buffer[start..]) }
+    }
 }
+
+/// The two-digit numbers 00 to 99, as text.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[2 * i] = b'0' + (i / 10) as u8;
+        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
 
 /// What a phone cell holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +144,8 @@ impl Normalizer {
     }
 
     /// [`Normalizer::crate_path`]'s reading of a trimmed cell, without the crate: `None` for a
-    /// cell that is not readable (Latin letters, extension marks), which only the crate reads.
+    /// cell that is not [`fast::readable`] (a character outside its set), which only the crate
+    /// reads.
     /// `fast::tests` hold it equal to the crate wherever it answers.
     pub fn fast_path(&self, raw: &str) -> Option<Normalized> {
         let home = self.home?;
@@ -216,6 +250,14 @@ mod tests {
 
     fn ru() -> Normalizer {
         Normalizer::new(Region::RU, PhoneMetadata::built_in())
+    }
+
+    #[test]
+    fn plus_text_writes_any_number() {
+        let mut buffer = [0u8; 21];
+        for n in [0, 7, 10, 99, 100, 101, 79161234567, 4915112345678, u64::MAX] {
+            assert_eq!(E164(n).plus_text(&mut buffer), format!("+{n}"));
+        }
     }
 
     #[test]

@@ -408,17 +408,7 @@ mod tests {
         for meta in built_in.database().iter() {
             let country = country(built_in, meta.country_code()).expect("every code");
             for r in &country.regions {
-                let descriptors = std::iter::once(&r.general).chain(&r.types);
-                let patterns = [
-                    &r.leading_digits,
-                    &r.international_prefix,
-                    &r.prefix_for_parsing,
-                ];
-                let with_shortcut = descriptors
-                    .map(|d| &d.pattern)
-                    .chain(patterns.into_iter().flatten())
-                    .filter(|p| p.shortcut.is_some());
-                for pattern in with_shortcut {
+                for pattern in r.patterns().filter(|p| p.shortcut.is_some()) {
                     checked += 1;
                     for s in &strings {
                         let by_regex = pattern.regex().find(s.as_bytes()).map(|m| m.end());

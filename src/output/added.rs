@@ -21,6 +21,7 @@ use polars_arrow::types::NativeType;
 use polars_compute::gather::take_unchecked;
 
 use super::{enrichment_dtype, Enrichment, Status};
+use crate::normalize::E164;
 use crate::provider::OperatorInfo;
 
 /// A null cell's key while a column is built.
@@ -131,37 +132,6 @@ fn primitives<T: NativeType>(values: Vec<T>) -> Box<dyn Array> {
     Box::new(PrimitiveArray::from_vec(values))
 }
 
-/// The two-digit numbers 00 to 99, as text.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut pairs = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        pairs[2 * i] = b'0' + (i / 10) as u8;
-        pairs[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    pairs
-};
-
-/// `+` and the decimal digits of `n`, written into the end of `buffer`.
-fn plus_digits(buffer: &mut [u8; 21], mut n: u64) -> &str {
-    let mut start = buffer.len();
-    while n >= 10 {
-        let pair = 2 * (n % 100) as usize;
-        start -= 2;
-        buffer[start..start + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        n /= 100;
-    }
-    if n > 0 || start == buffer.len() {
-        start -= 1;
-        buffer[start] = b'0' + n as u8;
-    }
-    start -= 1;
-    buffer[start] = b'+';
-    // SAFETY: `+` and ASCII digits only.
-    unsafe { std::str::from_utf8_unchecked(&buffer[start..]) }
-}
-
 /// A text field, null when empty.
 fn text(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
@@ -249,7 +219,7 @@ pub fn added_arrays<'a>(
             let mut digits = [0u8; 21];
             let mut texts = MutableBinaryViewArray::<str>::with_capacity(numbers.len());
             for n in numbers {
-                texts.push_value(plus_digits(&mut digits, n));
+                texts.push_value(E164(n).plus_text(&mut digits));
             }
             Box::new(Utf8ViewArray::from(texts))
         }),
@@ -286,14 +256,6 @@ mod tests {
             status: Some(Status::Ok),
             info: Some(info),
             checked_at_ms: Some(1_700_000_000_000),
-        }
-    }
-
-    #[test]
-    fn plus_digits_writes_any_number() {
-        let mut buffer = [0u8; 21];
-        for n in [0, 7, 10, 99, 100, 101, 79161234567, 4915112345678, u64::MAX] {
-            assert_eq!(super::plus_digits(&mut buffer, n), format!("+{n}"));
         }
     }
 

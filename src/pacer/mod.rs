@@ -59,8 +59,6 @@ pub enum Stop {
 /// One request as it went: the answer as it came off the wire, if any came, and what it said.
 #[derive(Debug)]
 pub struct Sent<'a> {
-    /// The login it was sent with.
-    pub login: String,
     /// The index of that login's account.
     account: usize,
     /// The login's first-request gate, held (before its first answer) until the caller has

@@ -61,9 +61,11 @@ impl Pacer {
                 Ok(raw) => raw,
                 Err(_) => Err(ProviderError::Timeout(timeout)),
             };
-            let result = raw.clone().and_then(|raw| answer::read(&raw, asked));
+            let result = raw
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|raw| answer::read(raw, asked));
             let sent = Sent {
-                login: account.login.clone(),
                 account: slot.index(),
                 turn,
                 asked: asked.len(),

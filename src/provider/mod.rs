@@ -31,13 +31,13 @@ pub struct Connection {
 }
 
 /// Connects a job's `accounts` to its provider: its `base_url`, or a sandbox started on
-/// 127.0.0.1 when the job is a sandbox job without one. `timeout` is the clients' own, a
-/// backstop behind the pacer's.
+/// 127.0.0.1 when the job is a sandbox job without one. The clients' own timeout is a backstop
+/// 5 s behind the pacer's `provider.timeout`.
 pub async fn connect(
     config: &ProviderConfig,
     accounts: Vec<Credentials>,
-    timeout: Duration,
 ) -> anyhow::Result<Connection> {
+    let timeout = config.timeout + Duration::from_secs(5);
     let sandbox = match (config.kind, &config.base_url) {
         (ProviderKind::Sandbox, None) => {
             let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

@@ -55,7 +55,7 @@ impl Redactor {
         for secret in &self.secrets {
             let mut redacted = Vec::with_capacity(out.len());
             let mut rest = out.as_slice();
-            while let Some(at) = find(rest, secret) {
+            while let Some(at) = memchr::memmem::find(rest, secret) {
                 redacted.extend_from_slice(&rest[..at]);
                 redacted.extend_from_slice(b"***");
                 rest = &rest[at + secret.len()..];
@@ -70,10 +70,6 @@ impl Redactor {
     pub fn text(&self, text: &str) -> String {
         String::from_utf8_lossy(&self.bytes(text.as_bytes())).into_owned()
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The first few answers of a run the parser rejected, written under one directory.

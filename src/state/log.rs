@@ -392,6 +392,12 @@ impl StateStore {
         Ok(book)
     }
 
+    /// Every stored answer of `host`, fresh or not ([`AnswerBook::get`] returns them all),
+    /// without compacting: for reading a store rather than running on it.
+    pub fn answers(&self, host: &str) -> Result<AnswerBook, StateError> {
+        self.replay(host).map(|(book, _)| book)
+    }
+
     /// Every stored answer of `host` (fresh or not), as MANIFEST records them; also how many
     /// entries the log held.
     pub(super) fn replay(&self, host: &str) -> Result<(AnswerBook, u64), StateError> {

@@ -257,16 +257,18 @@ impl Snapshot {
             let n = left.min(CHUNK);
             let chunk = &mut buffer[..n * ENTRY];
             read_exact(&mut self.file, chunk)?;
-            whole.add(chunk);
             if self.version == 2 {
-                if read_u64(&mut self.file)? != Checksum::of(chunk) {
+                let sum = Checksum::of(chunk);
+                if read_u64(&mut self.file)? != sum {
                     return Err(invalid(format!(
                         "the checksum of its chunk {index} (entries {} to {}) does not match: corrupt",
                         index * CHUNK,
                         index * CHUNK + n - 1
                     )));
                 }
-                self.sections.add(&Checksum::of(chunk).to_le_bytes());
+                self.sections.add(&sum.to_le_bytes());
+            } else {
+                whole.add(chunk);
             }
             each(chunk).map_err(SnapshotError::Invalid)?;
             left -= n;

@@ -169,16 +169,6 @@ fn auto_lists_settle_under_the_providers_longest_and_the_next_run_starts_there()
     eprintln!("auto: settled at {settled} with {requests} requests ({fixed} in lists of 250), {refused} refused: {why}");
 }
 
-/// `phone-enrich cache ARGS...` in the workspace.
-fn cache(ws: &Workspace, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .arg("cache")
-        .args(args)
-        .current_dir(ws.dir.path())
-        .output()
-        .expect("the binary runs")
-}
-
 /// The numbers an export holds.
 fn exported_numbers(ws: &Workspace, name: &str) -> std::collections::BTreeSet<String> {
     let df = read_parquet(&ws.path(name));

@@ -215,6 +215,11 @@ fn a_later_value_that_does_not_fit_stops_the_run_before_any_request() {
     assert_exit(&ws.run(&job, &fixed), 0);
     let output = ws.read_output();
     assert_eq!(output.column("id").unwrap().dtype(), &DataType::Int64);
+    assert_eq!(
+        output.column("phone").unwrap().dtype(),
+        &DataType::String,
+        "a phone column of digits stays text"
+    );
     let amounts: Vec<Option<f64>> = output
         .column("amount")
         .unwrap()

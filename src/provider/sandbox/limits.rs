@@ -86,7 +86,9 @@ impl Logins {
             return Err((9, "too many numbers, wait a minute"));
         }
         state.recent.push_back(arrived);
-        state.numbers.push_back((arrived, listed));
+        if cfg.number_limit.is_some() {
+            state.numbers.push_back((arrived, listed));
+        }
         same.push_back(arrived);
         Ok(same.len() as u64)
     }

@@ -11,7 +11,7 @@
 mod data;
 mod dialect;
 mod limits;
-pub mod render;
+mod render;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

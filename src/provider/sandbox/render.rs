@@ -280,6 +280,7 @@ mod tests {
             let Reply::Entries(entries) = reply else {
                 panic!("{fmt:?}: {reply:?}");
             };
+            assert_eq!(entries.len(), list.len(), "{fmt:?}");
             for (entry, item) in entries.iter().zip(&list) {
                 assert_eq!(entry.phone.as_deref(), Some(item.phone.as_str()), "{fmt:?}");
                 match (&entry.content, &item.info) {

@@ -67,12 +67,34 @@ const READABLE_ASCII: [bool; 128] = {
     table
 };
 
-/// The crate's punctuation (`helper::punctuation`) as people type it: spaces (also no-break),
-/// hyphens and dashes, dots, parentheses, slashes.
+/// The crate's punctuation (`helper::punctuation`): spaces (no-break, ideographic, zero-width),
+/// hyphens, dashes and minus signs, soft hyphens, dots, parentheses and brackets, slashes, in
+/// ASCII or fullwidth. Not the ones that also mark an extension (`~`, fullwidth `～`), not the
+/// fullwidth full stop (the crate reads `76．22…` otherwise), not the katakana long-vowel mark
+/// (a letter to the crate's end-of-number rule), not ASCII `[` `]`.
 fn is_punctuation(c: char) -> bool {
     matches!(
         c,
-        ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' | '\u{2013}' | '\u{2014}'
+        ' ' | '-'
+            | '.'
+            | '('
+            | ')'
+            | '/'
+            | '\u{a0}'
+            | '\u{ad}'
+            | '\u{200b}'
+            | '\u{2010}'..='\u{2015}'
+            | '\u{2053}'
+            | '\u{2060}'
+            | '\u{2212}'
+            | '\u{223c}'
+            | '\u{3000}'
+            | '\u{ff08}'
+            | '\u{ff09}'
+            | '\u{ff0d}'
+            | '\u{ff0f}'
+            | '\u{ff3b}'
+            | '\u{ff3d}'
     )
 }
 

@@ -15,7 +15,7 @@ use super::readable;
 use crate::normalize::{Normalized, Normalizer, PhoneMetadata, E164};
 
 /// The crate's own `PhoneNumberMetadata.xml` (libphonenumber 9.0.33), committed gzipped.
-pub(crate) fn crate_xml() -> String {
+fn crate_xml() -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
@@ -188,10 +188,56 @@ const PREFIXES: &[&str] = &[
     "(",
 ];
 
-/// What people put between groups of digits; the last ones are not readable.
+/// What people put between groups of digits (or what a word processor or a web form puts
+/// there: every kind of space, hyphen, dash and minus, in ASCII or fullwidth); the last ones
+/// are not readable.
 const SEPARATORS: &[&str] = &[
-    " ", " ", "-", "-", "", "", ".", "/", " - ", "  ", ") ", " (", "(", ")", "+", "-(", "–", "—",
-    "\u{a0}", ":", "_", "\t", "\u{2012}",
+    " ",
+    " ",
+    "-",
+    "-",
+    "",
+    "",
+    ".",
+    "/",
+    " - ",
+    "  ",
+    ") ",
+    " (",
+    "(",
+    ")",
+    "+",
+    "-(",
+    "–",
+    "—",
+    "\u{a0}",
+    "\u{ad}",
+    "\u{200b}",
+    "\u{2010}",
+    "\u{2011}",
+    "\u{2012}",
+    "\u{2015}",
+    "\u{2053}",
+    "\u{2060}",
+    "\u{2212}",
+    "\u{223c}",
+    "\u{3000}",
+    "\u{ff08}",
+    "\u{ff09}",
+    "\u{ff0d}",
+    "\u{ff0e}",
+    "\u{ff0f}",
+    "\u{ff3b}",
+    "\u{ff3d}",
+    " \u{200b}",
+    "\u{3000}(",
+    ":",
+    "_",
+    "\t",
+    "~",
+    "\u{ff5e}",
+    "\u{30fc}",
+    "[",
 ];
 
 /// Text people add to a number, readable or not.

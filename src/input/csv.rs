@@ -235,18 +235,16 @@ fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<Str
             cfg.path.display()
         );
     }
-    let mut reader = csv_reader(delimiter, text);
-    let mut headers = csv::ByteRecord::new();
-    let has_header = reader
-        .read_byte_record(&mut headers)
-        .map_err(|e| csv_error(e, &cfg.path, 1))?;
-    if !has_header || headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-        bail!(
+    let mut headers: Vec<Vec<u8>> = Vec::new();
+    let start = Records::new(text, delimiter).next(|_, field| headers.push(field.to_vec()));
+    let start = match start {
+        Some((start, _)) if !(headers.len() == 1 && headers[0].is_empty()) => start,
+        _ => bail!(
             "{}: the file is empty or has no header row",
             cfg.path.display()
-        );
-    }
-    let line = 1 + line_ends(&text[..record_start(text, &headers)]);
+        ),
+    };
+    let line = 1 + line_ends(&text[..start]);
     let mut names: Vec<String> = Vec::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
         let name = utf8_field(h, &cfg.path, line, &format!("#{}", i + 1))?.trim();
@@ -264,27 +262,6 @@ fn header_names(cfg: &InputConfig, text: &[u8], delimiter: u8) -> Result<Vec<Str
         names.push(name);
     }
     Ok(names)
-}
-
-/// Where `record` of `text` starts: past the empty lines the `csv` crate skipped before it
-/// (its position is where it started looking).
-fn record_start(text: &[u8], record: &csv::ByteRecord) -> usize {
-    let from = record.position().map_or(0, |p| p.byte() as usize);
-    from + text[from..]
-        .iter()
-        .take_while(|&&b| b == b'\n' || b == b'\r')
-        .count()
-}
-
-/// The `csv` crate's reader of whole records as this module reads them: no header, any number
-/// of fields (checked against the header's by the caller, to name the line).
-fn csv_reader(delimiter: u8, text: &[u8]) -> csv::Reader<&[u8]> {
-    csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .double_quote(true)
-        .from_reader(text)
 }
 
 /// Appends at least `at_least` bytes of `text` to `buffer` (less at its end); `true` at the end.
@@ -398,26 +375,23 @@ fn read_error(path: &Path, e: impl std::fmt::Display) -> anyhow::Error {
     anyhow!("{}: {e} (a corrupt or truncated file?)", path.display())
 }
 
-/// A `csv` error in text that starts on line `first_line` of the file.
-fn csv_error(e: csv::Error, path: &Path, first_line: u64) -> anyhow::Error {
-    let line = e.position().map_or(1, |p| p.line());
-    match e.kind() {
-        csv::ErrorKind::Io(io) => read_error(path, io),
-        _ => anyhow!(
-            "{}: near line {}: {}",
-            path.display(),
-            first_line - 1 + line,
-            excerpt(&e.to_string())
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Compression, InputFormat, TextEncoding};
     use std::io::Write;
     use std::num::NonZeroUsize;
+
+    /// The `csv` crate's reader of whole records as this module reads them (the reference): no header, any number
+    /// of fields (checked against the header's by the caller, to name the line).
+    fn csv_reader(delimiter: u8, text: &[u8]) -> csv::Reader<&[u8]> {
+        csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .double_quote(true)
+            .from_reader(text)
+    }
 
     fn cfg(path: &Path, encoding: TextEncoding, compression: Compression) -> InputConfig {
         InputConfig {

@@ -256,15 +256,17 @@ fn malformed(what: &str, body: &str) -> ProviderError {
 
 /// The number sent that an echoed `phone` names: the same digits, or the national `8` for
 /// `7`. `None` when it names no number sent.
-fn echoed(phone: &str, wanted: &HashMap<u64, E164>) -> Option<E164> {
+fn echoed(phone: &str, wanted: &HashSet<E164>) -> Option<E164> {
     let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-    let exact = E164::from_digits(&digits).and_then(|n| wanted.get(&n.0));
-    let trunk = digits
-        .strip_prefix('8')
-        .filter(|rest| rest.len() == 10)
-        .and_then(|rest| E164::from_digits(&format!("7{rest}")))
-        .and_then(|n| wanted.get(&n.0));
-    exact.or(trunk).copied()
+    let exact = E164::from_digits(&digits).filter(|n| wanted.contains(n));
+    let trunk = || {
+        digits
+            .strip_prefix('8')
+            .filter(|rest| rest.len() == 10)
+            .and_then(|rest| E164::from_digits(&format!("7{rest}")))
+            .filter(|n| wanted.contains(n))
+    };
+    exact.or_else(trunk)
 }
 
 /// Whether `phone` could name a number at all.
@@ -297,7 +299,7 @@ impl Reply {
             }
             Reply::Entries(entries) => entries,
         };
-        let wanted: HashMap<u64, E164> = sent.iter().map(|n| (n.0, *n)).collect();
+        let wanted: HashSet<E164> = sent.iter().copied().collect();
         let mut out = Answered::default();
         let mut answered = HashSet::new();
         let mut phoneless = Vec::new();

@@ -228,19 +228,6 @@ enum Fault {
     Limited,
 }
 
-impl Fault {
-    fn name(self) -> &'static str {
-        match self {
-            Fault::Http5xx => "http_5xx",
-            Fault::Hang => "hang",
-            Fault::Drop => "drop",
-            Fault::Truncate => "truncate",
-            Fault::Blocked => "blocked",
-            Fault::Limited => "limited",
-        }
-    }
-}
-
 /// The handler of `/sys/info.php`, stage by stage: a server that never answers, admission
 /// (parameters, credentials, limits), an injected fault, the latency, the numbers, the answer.
 async fn info(
@@ -368,6 +355,7 @@ impl Shared {
     fn draw_fault(&self) -> Option<Fault> {
         let roll: f64 = self.rng.lock().unwrap().random();
         let mut edge = 0.0;
+        // In the order of `Faults::ratios`, whose keys name them in the counters.
         let faults = [
             Fault::Http5xx,
             Fault::Hang,
@@ -377,14 +365,14 @@ impl Shared {
             Fault::Limited,
         ];
         let ratios = self.config.faults.ratios();
-        let fault = faults
+        let (fault, name) = faults
             .into_iter()
             .zip(ratios)
-            .find_map(|(fault, (_, ratio))| {
+            .find_map(|(fault, (name, ratio))| {
                 edge += ratio;
-                (roll < edge).then_some(fault)
+                (roll < edge).then_some((fault, name))
             })?;
-        count(&mut self.stats.lock().unwrap().faults, fault.name());
+        count(&mut self.stats.lock().unwrap().faults, name);
         Some(fault)
     }
 

@@ -103,7 +103,7 @@ pub struct PassOutcome {
 }
 
 /// Threads that parse and enrich pieces: one per core.
-fn workers() -> NonZeroUsize {
+pub fn workers() -> NonZeroUsize {
     std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 

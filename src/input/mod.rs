@@ -256,7 +256,7 @@ fn check_regular_file(path: &Path) -> Result<()> {
 }
 
 /// Longest input text (in bytes) a message quotes.
-const EXCERPT_BYTES: usize = 200;
+pub const EXCERPT_BYTES: usize = 200;
 
 /// Input text as a message shows it: at most [`EXCERPT_BYTES`] bytes of it, line ends and other
 /// control characters escaped, and how long it was when cut. Every message that quotes input

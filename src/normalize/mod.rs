@@ -144,8 +144,8 @@ impl Normalizer {
     }
 
     /// [`Normalizer::crate_path`]'s reading of a trimmed cell, without the crate: `None` for a
-    /// cell that is not [`fast::readable`] (a character outside its set), which only the crate
-    /// reads.
+    /// cell that is not readable (`fast::readable`: a character outside its set), which only
+    /// the crate reads.
     /// `fast::tests` hold it equal to the crate wherever it answers.
     pub fn fast_path(&self, raw: &str) -> Option<Normalized> {
         let home = self.home?;

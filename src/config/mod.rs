@@ -6,6 +6,7 @@
 //! credentials are read from the environment or a password file, never from the job or argv.
 
 mod batch;
+mod column_types;
 mod credentials;
 mod file;
 mod overrides;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use batch::{BatchSize, MAX_BATCH_SIZE};
+pub use column_types::{column_type, toml_key, type_name, COLUMN_TYPE_NAMES};
 pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};
@@ -254,7 +256,7 @@ impl Job {
                 self.input
                     .types
                     .iter()
-                    .map(|(column, dtype)| format!("{column}={}", crate::input::type_name(dtype)))
+                    .map(|(column, dtype)| format!("{column}={}", type_name(dtype)))
                     .collect::<Vec<_>>()
                     .join(","),
             ),

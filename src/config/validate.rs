@@ -19,7 +19,7 @@ use super::{
     Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig, TextEncoding,
     MAX_BATCH_SIZE, MAX_CONCURRENCY,
 };
-use crate::input::{column_type, toml_key, COLUMN_TYPE_NAMES};
+use super::{column_type, toml_key, COLUMN_TYPE_NAMES};
 use crate::normalize::PhoneMetadata;
 
 /// Turns a job file located at `path` into a [`Job`], with the command line's path overrides.

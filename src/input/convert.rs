@@ -18,7 +18,8 @@ use polars::time::chunkedarray::string::infer::{
 use polars::time::chunkedarray::string::Pattern;
 
 use super::excerpt;
-use super::types::{column_type, infer_value, toml_key, type_name, ColumnType, Origin};
+use super::types::{infer_value, ColumnType, Origin};
+use crate::config::{column_type, toml_key, type_name};
 
 /// A value that does not fit its column's type.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

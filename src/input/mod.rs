@@ -36,7 +36,7 @@ use self::csv::{CsvChunk, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
 pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
-pub use types::{column_type, toml_key, type_name, ColumnTypes, TypesError, COLUMN_TYPE_NAMES};
+pub use types::{ColumnTypes, TypesError};
 
 /// The input file, open: its schema, and its pieces in file order.
 pub struct InputReader {

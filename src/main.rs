@@ -221,7 +221,7 @@ fn cache_command(action: CacheAction) -> Outcome {
                 .map_err(internal)?;
             print_out(&format!(
                 "removed {} answers checked more than {} ago\n",
-                report::thousands(n),
+                phone_enrich::progress::thousands(n),
                 humantime::format_duration(older_than)
             ));
         }

@@ -13,20 +13,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::job::{ExitKind, JobError, PlanFigures, RunSummary};
+use crate::progress::thousands;
 use crate::state::CacheStats;
-
-/// `12345678` as `12,345,678`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
 
 /// A duration for people: `0.42 s`, `12.3 s`, `4m 05s`, `2h 10m`.
 fn human_seconds(seconds: f64) -> String {

@@ -19,7 +19,8 @@ use cli::{CacheAction, Cli, Command, GenerateArgs, JobArgs, LogFormat, OutputFor
 use phone_enrich::config::{self, Job, Overrides};
 use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
-use phone_enrich::job::{ExitKind, JobError, RunOptions};
+use phone_enrich::job::RunOptions;
+use phone_enrich::outcome::{ExitKind, JobError};
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;

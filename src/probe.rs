@@ -11,7 +11,7 @@
 use anyhow::anyhow;
 
 use crate::config::Job;
-use crate::job::{ExitKind, JobError};
+use crate::outcome::{ExitKind, JobError};
 use crate::normalize::{Normalized, Normalizer, E164};
 use crate::pacer::{PacerBuilder, Sent};
 use crate::provider::answer::{decode, Answered, Fmt};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::job::{ExitKind, JobError, PlanFigures, RunSummary};
+use crate::outcome::{ExitKind, JobError, PlanFigures, RunSummary};
 use crate::progress::thousands;
 use crate::state::CacheStats;
 
@@ -343,7 +343,7 @@ mod tests {
             least_time_s: 3_725.0,
             batch_size: 100,
             batch_size_reason: "provider.batch_size".into(),
-            sharded: Some(crate::job::ShardedFigures {
+            sharded: Some(crate::outcome::ShardedFigures {
                 shards: 3,
                 largest_shard: 1_040,
                 requests_per_shard: 11,

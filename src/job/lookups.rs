@@ -3,8 +3,8 @@
 //!
 //! Contract: [`Lookups::run`] starts the provider (the in-process sandbox, or a client per
 //! account for the real one), keeps enough lists in flight to fill every live account's slots,
-//! commits each answered list (flushed) and only then puts it in the book, and fills the
-//! summary's lookup figures (per login too) whatever the outcome. What `batch_size = "auto"`
+//! commits each answered list (flushed) and only then puts it in the book, and returns the
+//! stage's figures (per login too) whatever the outcome. What `batch_size = "auto"`
 //! learned of the host is remembered in the state store for the next run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use tokio::task::JoinSet;
 
-use super::{cache_key, stop_error, ExitKind, JobError, OrKind, RunOptions, RunSummary};
+use super::summary::LookupFigures;
+use super::{cache_key, stop_error, ExitKind, JobError, OrKind, RunOptions};
 use crate::config::{Credentials, Job};
 use crate::normalize::E164;
 use crate::pacer::{BatchResult, Pacer, PacerBuilder, Stop};
@@ -32,23 +33,35 @@ pub(super) struct Lookups<'a> {
     pub options: &'a RunOptions,
     /// What an earlier run learned of the longest list the host takes.
     pub remembered: Option<ListLimit>,
+    /// Distinct numbers with a fresh answer, for the progress bar.
+    pub cached: u64,
+}
+
+/// How the lookup stage ended, when nothing stopped the run.
+#[derive(Debug)]
+pub(super) enum LookupsEnd {
+    /// Every list was answered or given up on.
+    Done,
+    /// The provider answered none of the first requests (why): the numbers not looked up are
+    /// written `failed`, and the run then fails with exit 4.
+    Unanswered(String),
 }
 
 impl Lookups<'_> {
-    /// Looks the plan up through `accounts`. `Ok(Some(why))`: the provider answered none of the
-    /// first requests, and the numbers not looked up are to be written `failed`.
+    /// Looks the plan up through `accounts`. Returns what the stage did whatever its outcome,
+    /// and how it ended.
     pub async fn run(
         &self,
         accounts: Vec<Credentials>,
         plan: Plan,
         book: &mut AnswerBook,
-        summary: &mut RunSummary,
-    ) -> Result<Option<String>, JobError> {
+    ) -> (LookupFigures, Result<LookupsEnd, JobError>) {
         let provider = &self.job.provider;
         let redactor = Redactor::of_all(accounts.iter().map(|a| a.password.as_str()));
-        let connection = crate::provider::connect(provider, accounts)
-            .await
-            .or_kind(ExitKind::Internal)?;
+        let connection = match crate::provider::connect(provider, accounts).await {
+            Ok(connection) => connection,
+            Err(e) => return (LookupFigures::default(), Err(JobError::new(ExitKind::Internal, e))),
+        };
         let rejected = RejectedBodies::new(&self.job.state.dir.join("rejected"), redactor);
         let clients = connection
             .clients
@@ -62,31 +75,28 @@ impl Lookups<'_> {
         let pacer = Arc::new(pacer);
         // Room for every answer to come, so the table never grows (a copy) mid-run.
         book.reserve(plan.to_look_up());
-        let result = self.look_up(&pacer, plan, book, summary).await;
+        let ((looked_up, failed_numbers), result) = self.look_up(&pacer, plan, book).await;
         self.remember_list_limit(&pacer);
-        summary.requests = pacer.counters.requests.load(Ordering::Relaxed);
-        summary.retries = pacer.counters.retries.load(Ordering::Relaxed);
-        summary.splits = pacer.counters.splits.load(Ordering::Relaxed);
-        summary.errors = pacer
-            .counters
-            .errors
-            .lock()
-            .unwrap()
-            .clone()
-            .into_iter()
-            .collect();
-        summary.accounts = pacer.accounts();
-        (summary.batch_size, summary.batch_size_reason) = {
-            let (size, why) = pacer.batch_size();
-            (size as u64, why)
+        let figures = LookupFigures {
+            looked_up,
+            failed_numbers,
+            requests: pacer.counters.requests.load(Ordering::Relaxed),
+            retries: pacer.counters.retries.load(Ordering::Relaxed),
+            splits: pacer.counters.splits.load(Ordering::Relaxed),
+            errors: pacer.counters.errors.lock().unwrap().clone().into_iter().collect(),
+            accounts: pacer.accounts(),
+            batch_size: {
+                let (size, why) = pacer.batch_size();
+                (size as u64, why)
+            },
+            sandbox: connection.sandbox.as_ref().map(Sandbox::stats),
+            rejected_answers: pacer.rejected_files(),
         };
-        summary.sandbox = connection.sandbox.as_ref().map(Sandbox::stats);
-        summary.rejected_answers = pacer.rejected_files();
-        result?;
-        Ok(match pacer.stopped() {
-            Some(Stop::Unconfirmed(why)) => Some(why),
-            _ => None,
-        })
+        let end = result.map(|()| match pacer.stopped() {
+            Some(Stop::Unconfirmed(why)) => LookupsEnd::Unanswered(why),
+            _ => LookupsEnd::Done,
+        });
+        (figures, end)
     }
 
     /// Keeps what `auto` learned of the host for the next run; a failure to is only logged
@@ -109,15 +119,16 @@ impl Lookups<'_> {
 
     /// Sends the plan's lists, a few more than the live accounts' slots at a time, and commits
     /// each answered one; stops sending when the pacer stops (a signal, every account refused,
-    /// a long block) or a commit fails.
+    /// a long block) or a commit fails. Returns the numbers answered and the numbers given up
+    /// on, whatever the outcome.
     async fn look_up(
         &self,
         pacer: &Arc<Pacer>,
         mut plan: Plan,
         book: &mut AnswerBook,
-        summary: &mut RunSummary,
-    ) -> Result<(), JobError> {
-        let cached = summary.plan.cached;
+    ) -> ((u64, u64), Result<(), JobError>) {
+        let cached = self.cached;
+        let mut looked_up = 0u64;
         let progress = Progress::new("lookups", plan.to_look_up() as u64, self.options.progress);
         let mut in_flight: JoinSet<BatchResult> = JoinSet::new();
         let mut failed = 0u64;
@@ -151,19 +162,19 @@ impl Lookups<'_> {
                     continue;
                 }
             };
-            summary.looked_up += answered;
+            looked_up += answered;
             failed += gave_up;
             progress.inc(answered + gave_up, &pacer_figures(pacer, cached, failed));
         }
         watcher.abort();
         progress.finish();
-        summary.failed_numbers = failed;
-        match (first_error, pacer.stopped()) {
+        let result = match (first_error, pacer.stopped()) {
             (Some(e), _) => Err(e),
             // The numbers not looked up are written `failed`; `run_stages` says why.
             (None, Some(Stop::Unconfirmed(_))) | (None, None) => Ok(()),
-            (None, Some(stop)) => Err(stop_error(stop, summary)),
-        }
+            (None, Some(stop)) => Err(stop_error(stop, looked_up, failed)),
+        };
+        ((looked_up, failed), result)
     }
 
     /// Commits a batch's answers to the state store (flushed before this returns) and then to

@@ -11,10 +11,12 @@
 //! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
 //! maps to an exit code; on every stop the state is kept, so the same command resumes.
 //! [`plan`] computes its figures with [`run`]'s first pass, so a plan's figures match the run's.
-//! `figures.rs` holds the figures and the least-time rule, `lookups.rs` the lookup stage.
+//! Each stage returns its figures and `summary.rs` adds them up once; `figures.rs` computes a
+//! plan's figures, `lookups.rs` is the lookup stage.
 
 mod figures;
 mod lookups;
+mod summary;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::AtomicBool;
@@ -23,68 +25,19 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use polars::prelude::Schema;
-use serde::Serialize;
 
 use crate::config::{Job, ProviderKind};
 use crate::input::{ColumnTypes, Columns, InputReader, TypesError};
+use crate::outcome::{ExitKind, JobError, PlanFigures, RunSummary, StageTimes};
 use crate::output::{output_schema, refuse_writing_input, OutputFile};
 use crate::pacer::{BatchSizer, Stop};
 use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::{Plan, Shard};
 use crate::progress::ProgressMode;
 use crate::state::{now_ms, AnswerBook, ListLimit, StateStore, Ttl};
-pub use figures::{least_time, PlanFigures, RunSummary, ShardedFigures, StageTimes};
 use figures::{plan_figures, seconds, Lookup};
-use lookups::Lookups;
-
-/// What kind of failure ended a run; the binary maps each to its exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExitKind {
-    /// The job file, a flag or a setting is wrong.
-    Usage,
-    /// The input file (or the state directory) cannot be used.
-    Input,
-    /// The output is complete, but more numbers failed than `max_failed_ratio` allows.
-    TooManyFailed,
-    /// The provider refused the credentials.
-    Auth,
-    /// The provider blocked us for longer than allowed (resumable).
-    Blocked,
-    /// Stopped by a signal (resumable).
-    Interrupted,
-    /// A bug or an environment failure (disk full, I/O error).
-    Internal,
-}
-
-impl ExitKind {
-    /// The kind's name in reports (`too_many_failed`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ExitKind::Usage => "usage",
-            ExitKind::Input => "input",
-            ExitKind::TooManyFailed => "too_many_failed",
-            ExitKind::Auth => "auth",
-            ExitKind::Blocked => "blocked",
-            ExitKind::Interrupted => "interrupted",
-            ExitKind::Internal => "internal",
-        }
-    }
-}
-
-/// Why a run or a command failed: the kind (which picks the exit code) and the error to print.
-#[derive(Debug)]
-pub struct JobError {
-    pub kind: ExitKind,
-    pub error: anyhow::Error,
-}
-
-impl JobError {
-    /// A failure of `kind`.
-    pub fn new(kind: ExitKind, error: anyhow::Error) -> Self {
-        JobError { kind, error }
-    }
-}
+use lookups::{Lookups, LookupsEnd};
+use summary::{Stages, WriteFigures};
 
 trait OrKind<T> {
     fn or_kind(self, kind: ExitKind) -> Result<T, JobError>;
@@ -301,20 +254,15 @@ pub fn plan(
 /// Runs a job from input to output. The summary is returned whatever the outcome.
 pub async fn run(job: &Job, options: &RunOptions) -> (RunSummary, Result<(), JobError>) {
     let started = Instant::now();
-    let mut summary = RunSummary {
-        metadata: job.normalize.metadata.describe(),
-        ..RunSummary::default()
-    };
-    let result = run_stages(job, options, &mut summary).await;
-    summary.elapsed_s = seconds(started);
+    let mut stages = Stages::default();
+    let result = run_stages(job, options, &mut stages).await;
+    let summary = stages.summary(job.normalize.metadata.describe(), seconds(started));
     (summary, result)
 }
 
-async fn run_stages(
-    job: &Job,
-    options: &RunOptions,
-    summary: &mut RunSummary,
-) -> Result<(), JobError> {
+/// The stages in order, each one's figures recorded in `stages` as it returns.
+async fn run_stages(job: &Job, options: &RunOptions, stages: &mut Stages) -> Result<(), JobError> {
+    let started = Instant::now();
     let accounts = job.provider.accounts().or_kind(ExitKind::Usage)?;
     let prepared = {
         let (job, options, count) = (job.clone(), options.clone(), accounts.len());
@@ -333,12 +281,8 @@ async fn run_stages(
         .await
         .or_kind(ExitKind::Internal)??
     };
-    summary.plan = prepared.figures.clone();
-    summary.stages = prepared.stages;
-    (summary.batch_size, summary.batch_size_reason) = (
-        summary.plan.batch_size,
-        summary.plan.batch_size_reason.clone(),
-    );
+    stages.plan = Some(prepared.figures.clone());
+    stages.times = prepared.stages;
     let Prepared {
         mut book,
         state,
@@ -350,58 +294,69 @@ async fn run_stages(
         ..
     } = prepared;
 
-    let started = Instant::now();
-    // Why the provider answered no request, when the lookups stopped for that.
-    let mut unanswered = None;
+    let lookups_started = Instant::now();
+    let mut end = LookupsEnd::Done;
     if !plan.is_empty() {
         let lookups = Lookups {
             job,
             state: &state,
             options,
             remembered,
+            cached: stages.plan.as_ref().map_or(0, |p| p.cached),
         };
-        unanswered = lookups.run(accounts, plan, &mut book, summary).await?;
+        let (figures, result) = lookups.run(accounts, plan, &mut book).await;
+        stages.lookups = Some(figures);
+        end = result?;
     }
-    summary.stages.lookups_s = seconds(started);
+    stages.times.lookups_s = seconds(lookups_started);
     if options.shard.is_some() {
         // A shard writes no output: its answers are in its state, for `cache export`.
-        summary.passes = 1;
+        stages.shard = true;
     } else {
-        let started = Instant::now();
-        write_output(job, options, (first, book, types, schema), summary).await?;
-        summary.stages.write_s = seconds(started);
+        let write_started = Instant::now();
+        let (written, output) =
+            write_pass(job, options, (first, book, types, schema), stages).await?;
+        stages.written = Some(written);
+        // The footer's copy of the summary says written: whoever reads it, reads the file.
+        let mut footer = stages.clone();
+        footer.output_written = true;
+        let footer = footer.summary(job.normalize.metadata.describe(), seconds(started));
+        finish_output(job, output, &footer).await?;
+        stages.output_written = true;
+        stages.times.write_s = seconds(write_started);
     }
-    if let Some(why) = unanswered {
-        return Err(stop_error(Stop::Unconfirmed(why), summary));
+    let summary = stages.summary(String::new(), 0.0);
+    if let LookupsEnd::Unanswered(why) = end {
+        return Err(stop_error(
+            Stop::Unconfirmed(why),
+            summary.looked_up,
+            summary.failed_numbers,
+        ));
     }
-    check_failed_ratio(job, summary)
+    check_failed_ratio(job, &summary)
 }
 
-/// The output: written by the first pass already (every number had an answer), or by a second
-/// pass now, then its footer with the run's figures, and the file moved into place.
-async fn write_output(
+/// The pass whose tally the output holds: the first, if it wrote the output already (every
+/// number had an answer), or a second pass now.
+async fn write_pass(
     job: &Job,
     options: &RunOptions,
     (first, book, types, schema): (PassOutcome, AnswerBook, ColumnTypes, Schema),
-    summary: &mut RunSummary,
-) -> Result<(), JobError> {
-    summary.passes = if first.output.is_some() { 1 } else { 2 };
-    let (tally, output, book) = match first.output {
-        Some(output) => (first.tally, output, book),
-        None => second_pass(job, options, types, schema, book, summary.plan.rows).await?,
+    stages: &Stages,
+) -> Result<(WriteFigures, OutputFile), JobError> {
+    let rows = stages.plan.as_ref().map_or(0, |p| p.rows);
+    let (passes, (tally, output, book)) = match first.output {
+        Some(output) => (1, (first.tally, output, book)),
+        None => (2, second_pass(job, options, types, schema, book, rows).await?),
     };
-    summary.failed_numbers = tally.unknown.len() as u64;
-    (summary.cells_by_status, summary.top_operators) = tally.by_status(&book);
-    // The footer's copy of the summary says written: whoever reads it, reads the file.
-    summary.output_written = true;
-    let mut metadata = job.settings();
-    metadata.push((
-        "phone_enrich.summary".into(),
-        serde_json::to_string(&*summary).expect("a summary serializes"),
-    ));
-    let finished = finish_output(job, output, metadata).await;
-    summary.output_written = finished.is_ok();
-    finished
+    let (cells_by_status, top_operators) = tally.by_status(&book);
+    let figures = WriteFigures {
+        passes,
+        cells_by_status,
+        top_operators,
+        failed_numbers: tally.unknown.len() as u64,
+    };
+    Ok((figures, output))
 }
 
 /// The pass that writes the output after the lookups; numbers still without an answer are
@@ -463,12 +418,13 @@ fn check_failed_ratio(job: &Job, summary: &RunSummary) -> Result<(), JobError> {
     ))
 }
 
-/// Writes the output's footer with the run's figures and moves the file into place.
-async fn finish_output(
-    job: &Job,
-    output: OutputFile,
-    metadata: Vec<(String, String)>,
-) -> Result<(), JobError> {
+/// Writes the output's footer (the job's settings and `summary`) and moves the file into place.
+async fn finish_output(job: &Job, output: OutputFile, summary: &RunSummary) -> Result<(), JobError> {
+    let mut metadata = job.settings();
+    metadata.push((
+        "phone_enrich.summary".into(),
+        serde_json::to_string(summary).expect("a summary serializes"),
+    ));
     let path = job.output.path.clone();
     tokio::task::spawn_blocking(move || {
         output
@@ -482,8 +438,7 @@ async fn finish_output(
 }
 
 /// Why the lookups stopped, as the run's failure.
-fn stop_error(stop: Stop, summary: &RunSummary) -> JobError {
-    let looked_up = summary.looked_up;
+fn stop_error(stop: Stop, looked_up: u64, failed_numbers: u64) -> JobError {
     match stop {
         Stop::AuthRejected(why) => JobError::new(
             ExitKind::Auth,
@@ -507,7 +462,7 @@ fn stop_error(stop: Stop, summary: &RunSummary) -> JobError {
         ),
         Stop::Unconfirmed(why) => JobError::new(
             ExitKind::TooManyFailed,
-            anyhow!("{why}: the provider answered no request, so the {} numbers not looked up are written with status `failed`; the next run asks again (`phone-enrich probe` shows what the provider answers)", summary.failed_numbers),
+            anyhow!("{why}: the provider answered no request, so the {} numbers not looked up are written with status `failed`; the next run asks again (`phone-enrich probe` shows what the provider answers)", failed_numbers),
         ),
     }
 }

@@ -488,15 +488,15 @@ impl Writer<'_, '_> {
 #[derive(Debug, thiserror::Error)]
 pub enum PassError {
     /// The input cannot be read (the error names the file, and the line for CSV).
-    #[error("{0:#}")]
+    #[error(transparent)]
     Input(anyhow::Error),
     /// The output cannot be written.
-    #[error("{0:#}")]
+    #[error(transparent)]
     Output(anyhow::Error),
     #[error("interrupted")]
     Interrupted,
     /// A bug: the pass lost or made up rows (rows out differ from records in).
-    #[error("{0:#}")]
+    #[error(transparent)]
     Internal(anyhow::Error),
 }
 

@@ -86,7 +86,7 @@ pub enum TypesError {
         hint: String,
     },
     /// The input cannot be read (the error names the file, and the line).
-    #[error("{0:#}")]
+    #[error(transparent)]
     Input(anyhow::Error),
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Contract: every function here only formats figures it is given; none computes one. Text for
 //! people is aligned and ends with a newline; the JSON forms are the stable interface for
-//! scripts (field names as in the README).
+//! scripts (field names as in docs/GUIDE.md).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -34,6 +34,7 @@ fn human_seconds(seconds: f64) -> String {
 /// A plan's figures as one `plan` log event, before the lookups.
 pub fn log_plan(f: &PlanFigures) {
     tracing::info!(
+        event = "plan",
         rows = f.rows,
         distinct_numbers = f.distinct_numbers,
         cached = f.cached,
@@ -115,7 +116,7 @@ pub fn closing_table(s: &RunSummary, output: &Path, failure: Option<&JobError>) 
             .join(" · ")
     };
     let empty = s.cells_by_status.get("empty").copied().unwrap_or(0);
-    // The statuses in the README's order, then any other.
+    // The statuses in docs/GUIDE.md's order, then any other.
     const ORDER: [&str; 4] = ["ok", "not_found", "invalid_number", "failed"];
     let rank = |k: &str| ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
     let mut statuses: Vec<(&String, &u64)> = s

@@ -88,6 +88,9 @@ fn without_a_terminal_progress_is_json_events_and_the_plan_matches_the_report() 
         events.iter().any(|e| e["event"] == "summary"),
         "no summary event"
     );
+    let logged_plan = events.iter().find(|e| e["event"] == "plan");
+    let logged_plan = logged_plan.expect("no plan event");
+    assert_eq!(logged_plan["to_look_up"], plan["to_look_up"]);
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ws.path("report.json")).unwrap()).unwrap();

@@ -1,4 +1,4 @@
-//! The job file as written: one struct per TOML section, each with the defaults the README's
+//! The job file as written: one struct per TOML section, each with the defaults docs/GUIDE.md's
 //! job-file section documents.
 //!
 //! Contract: deserializing refuses unknown keys and values of the wrong shape (a bad rate or

@@ -2,7 +2,7 @@
 //! `phone-enrich sandbox --config`.
 //!
 //! Contract: read as written (every key optional, defaults are the real provider's limits, the
-//! ones the README documents), then checked by the same rules wherever they come from.
+//! ones docs/GUIDE.md documents), then checked by the same rules wherever they come from.
 
 use std::time::Duration;
 

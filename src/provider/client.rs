@@ -4,9 +4,12 @@
 //! `get_operator=1`, `login`, `psw`, `phone` (comma-separated), `fmt=3` and `charset=utf-8`.
 //! The password never appears in a URL, a log line or an error. Redirects are never followed
 //! (a POST redirected loses its form, or carries the password somewhere else): a 3xx is a
-//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked. The
-//! body comes back as bytes, undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
-//! or retries: that is `pacer`'s job.
+//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked,
+//! against the system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` when set), the compiled-in
+//! web roots, and the CAs of `provider.ca_file`. `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are
+//! honoured (reqwest's system proxy). The body comes back as bytes, undecoded
+//! ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing or
+//! retries: that is `pacer`'s job.
 
 use std::time::Duration;
 
@@ -35,20 +38,25 @@ impl std::fmt::Debug for SmscClient {
 }
 
 impl SmscClient {
-    /// `timeout` bounds one request from connect to the last byte of the body.
+    /// `timeout` bounds one request from connect to the last byte of the body; `extra_roots`
+    /// are trusted besides the system's and the web's roots (`provider.ca_file`).
     pub fn new(
         base_url: &reqwest::Url,
         credentials: Credentials,
         timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
     ) -> anyhow::Result<SmscClient> {
         let endpoint = base_url.join("/sys/info.php")?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("phone-enrich/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(crate::config::MAX_CONCURRENCY)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let http = builder.build()?;
         Ok(SmscClient {
             http,
             endpoint,

@@ -32,7 +32,8 @@ pub struct Connection {
 
 /// Connects a job's `accounts` to its provider: its `base_url`, or a sandbox started on
 /// 127.0.0.1 when the job is a sandbox job without one. The clients' own timeout is a backstop
-/// 5 s behind the pacer's `provider.timeout`.
+/// 5 s behind the pacer's `provider.timeout`; they trust `provider.ca_file`'s CAs besides the
+/// system's.
 pub async fn connect(
     config: &ProviderConfig,
     accounts: Vec<Credentials>,
@@ -56,9 +57,14 @@ pub async fn connect(
             "provider.allow_insecure_http: the password travels unencrypted"
         );
     }
+    let roots = config
+        .ca_file
+        .as_ref()
+        .map(|f| f.certificates())
+        .unwrap_or_default();
     let clients = accounts
         .into_iter()
-        .map(|credentials| SmscClient::new(&base_url, credentials, timeout))
+        .map(|credentials| SmscClient::new(&base_url, credentials, timeout, roots))
         .collect::<anyhow::Result<Vec<_>>>()
         .with_context(|| format!("setting up the client for {base_url}"))?;
     Ok(Connection { clients, sandbox })

@@ -183,6 +183,16 @@ pub enum ProviderError {
     /// password somewhere else.
     #[error("HTTP {status} redirect to {location}")]
     Redirected { status: u16, location: String },
+    /// The provider's TLS certificate cannot be verified: a setting is wrong (the CAs this
+    /// client trusts, or the address), so asking again cannot help. `host` is the provider's
+    /// (with its port when the URL names one), `reason` says what is wrong in plain words and
+    /// `remedy` which setting fixes it.
+    #[error("the certificate of {host} cannot be verified: {reason}; {remedy}")]
+    Untrusted {
+        host: String,
+        reason: String,
+        remedy: String,
+    },
     /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -207,6 +217,10 @@ pub enum ErrorClass {
     Auth,
     /// A redirect: the job's `base_url` is wrong; stop the whole job.
     Settings,
+    /// The provider's certificate cannot be verified: the job's trust settings
+    /// (`provider.ca_file`, `SSL_CERT_FILE`) or its `base_url` are wrong. Stop the whole job
+    /// at once, exit 2, never retry: every later request would meet the same certificate.
+    Untrusted,
     /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
     BadRequest,
     /// Anything else: the batch fails.
@@ -228,6 +242,7 @@ impl ProviderError {
             ProviderError::Http { status: 401 | 403 } => ErrorClass::Auth,
             ProviderError::Http { .. } => ErrorClass::Fatal,
             ProviderError::Redirected { .. } => ErrorClass::Settings,
+            ProviderError::Untrusted { .. } => ErrorClass::Untrusted,
             ProviderError::Api { code, .. } => match code {
                 ApiCode::Limit => ErrorClass::RateLimited,
                 ApiCode::IpBlocked => ErrorClass::Blocked,
@@ -247,6 +262,7 @@ impl ProviderError {
             }
             ProviderError::Timeout(_) => "timeout".into(),
             ProviderError::Transport(_) => "transport".into(),
+            ProviderError::Untrusted { .. } => "certificate".into(),
             ProviderError::Malformed(_) => "malformed".into(),
         }
     }

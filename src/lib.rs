@@ -4,7 +4,8 @@
 //! rows) → [`normalize`] (E.164) → [`plan`] (what to ask) → [`pacer`] + [`provider`] (the
 //! requests) → [`state`] (the checkpoint and cache) → [`output`] (the enriched Parquet).
 //! [`job`] runs the stages in order, [`probe`] shows one request whole, [`exchange`] moves a
-//! store's answers in and out as Parquet (shards); `main.rs` only parses the command line.
+//! store's answers in and out as Parquet (shards), [`metrics`] writes a run's figures for
+//! Prometheus; `main.rs` only parses the command line.
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod config;
@@ -12,6 +13,7 @@ pub mod exchange;
 pub mod generate;
 pub mod input;
 pub mod job;
+pub mod metrics;
 pub mod normalize;
 pub mod output;
 pub mod pacer;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use phone_enrich::config::{self, Job, Overrides, TextEncoding};
 use phone_enrich::generate::Profile;
+use phone_enrich::metrics::MetricsFile;
 use phone_enrich::plan::Shard;
 use phone_enrich::progress::ProgressMode;
 
@@ -111,6 +112,10 @@ pub(crate) enum Command {
         /// Also write the end-of-run summary as JSON to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+        /// Also write the run's figures in the Prometheus text format to this file (replaced
+        /// whole), for node_exporter's textfile collector; name it `*.prom`.
+        #[arg(long, value_name = "PATH", value_parser = metrics_file)]
+        metrics_file: Option<MetricsFile>,
         /// Ask only the numbers of shard I of N (by a stable hash of each number) and write no
         /// output: the state keeps the answers, for `cache export`.
         #[arg(long, value_name = "I/N")]
@@ -301,4 +306,9 @@ impl CacheAction {
             }
         }
     }
+}
+
+/// `--metrics-file`: its directory must exist before the run starts.
+fn metrics_file(path: &str) -> Result<MetricsFile, String> {
+    MetricsFile::new(std::path::Path::new(path)).map_err(|e| format!("{e:#}"))
 }

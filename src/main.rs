@@ -21,6 +21,7 @@ use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::RunOptions;
 use phone_enrich::outcome::{ExitKind, JobError};
+use phone_enrich::metrics::MetricsFile;
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;
@@ -97,6 +98,7 @@ async fn dispatch(command: Command) -> Outcome {
             progress,
             progress_every,
             report,
+            metrics_file,
             shard,
         } => {
             let options = RunOptions {
@@ -105,7 +107,7 @@ async fn dispatch(command: Command) -> Outcome {
                 interrupted: Arc::new(AtomicBool::new(false)),
                 shard,
             };
-            run_command(job, options, report).await
+            run_command(job, options, report, metrics_file).await
         }
         Command::Plan {
             job,
@@ -122,10 +124,23 @@ async fn dispatch(command: Command) -> Outcome {
 
 /// `run`: the job, then the summary (a table on a terminal, a log event otherwise) and the
 /// report, whatever the outcome.
-async fn run_command(job: JobArgs, options: RunOptions, report: Option<PathBuf>) -> Outcome {
+async fn run_command(
+    job: JobArgs,
+    options: RunOptions,
+    report: Option<PathBuf>,
+    metrics: Option<MetricsFile>,
+) -> Outcome {
     let job = job.load().map_err(usage)?;
     spawn_signal_watch(options.interrupted.clone());
     let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
+    let outcome = match metrics.map(|m| m.write(&job.name, &summary, exit_code(&outcome))) {
+        Some(Err(e)) if outcome.is_ok() => Err(JobError::new(ExitKind::Internal, e)),
+        Some(Err(e)) => {
+            tracing::error!("{e:#}");
+            outcome
+        }
+        _ => outcome,
+    };
     let failure = outcome.as_ref().err();
     // A run refused before it read anything has nothing to sum up but its error.
     let refused = failure.is_some() && summary.plan.rows == 0 && summary.requests == 0;

@@ -142,6 +142,10 @@ fn verdict(sent: &Sent<'_>, numbers: &[E164]) -> Result<(), JobError> {
                 ExitKind::Usage,
                 "refused: the address redirects; set provider.base_url (a run exits 2)".into(),
             ),
+            ErrorClass::Untrusted => (
+                ExitKind::Usage,
+                "refused: the provider's certificate cannot be verified (a run exits 2)".into(),
+            ),
             ErrorClass::Blocked => (
                 ExitKind::Blocked,
                 "refused: the provider blocks this IP (a run pauses, then exits 6)".into(),

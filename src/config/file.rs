@@ -126,6 +126,8 @@ pub(super) struct ProviderSection {
     pub password_file: Option<PathBuf>,
     pub accounts_file: Option<PathBuf>,
     pub allow_insecure_http: bool,
+    /// A PEM file of CA certificates the client trusts besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// `[provider.sandbox]`, only for `kind = "sandbox"`.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -151,6 +153,7 @@ impl Default for ProviderSection {
             password_file: None,
             accounts_file: None,
             allow_insecure_http: false,
+            ca_file: None,
             sandbox: None,
         }
     }

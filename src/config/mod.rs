@@ -6,6 +6,7 @@
 //! credentials are read from the environment or a password file, never from the job or argv.
 
 mod batch;
+mod ca_file;
 mod column_types;
 mod credentials;
 mod file;
@@ -22,6 +23,7 @@ use anyhow::{Context, Result};
 
 pub use batch::{BatchSize, MAX_BATCH_SIZE};
 pub use column_types::{column_type, toml_key, type_name, COLUMN_TYPE_NAMES};
+pub use ca_file::CaFile;
 pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};
@@ -178,6 +180,9 @@ pub struct ProviderConfig {
     pub accounts_file: Option<PathBuf>,
     /// Allows a `base_url` that is plain http on a host other than loopback (every run warns).
     pub allow_insecure_http: bool,
+    /// CAs trusted besides the system's (`SSL_CERT_FILE`/`SSL_CERT_DIR`) and the web's, read
+    /// and checked when the job is validated.
+    pub ca_file: Option<CaFile>,
     /// The emulator's settings; defaults unless `kind` is `sandbox`.
     pub sandbox: SandboxConfig,
 }
@@ -282,6 +287,12 @@ impl Job {
                 p.identical_limit.to_string(),
             ),
             ("provider.concurrency".into(), p.concurrency.to_string()),
+            (
+                "provider.ca_file".into(),
+                p.ca_file.as_ref().map_or("none".into(), |f| {
+                    format!("{} ({} certificates)", f.path.display(), f.len())
+                }),
+            ),
             (
                 "normalize.metadata".into(),
                 self.normalize.metadata.describe(),

@@ -15,9 +15,9 @@ use super::file::{
     InputSection, JobFile, NormalizeSection, OutputSection, ProviderSection, StateSection,
 };
 use super::{
-    BatchSize, Compression, Faults, InputConfig, InputFormat, Job, NormalizeConfig, OutputConfig,
-    Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig, TextEncoding,
-    MAX_BATCH_SIZE, MAX_CONCURRENCY,
+    BatchSize, CaFile, Compression, Faults, InputConfig, InputFormat, Job, NormalizeConfig,
+    OutputConfig, Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig,
+    TextEncoding, MAX_BATCH_SIZE, MAX_CONCURRENCY,
 };
 use super::{column_type, toml_key, COLUMN_TYPE_NAMES};
 use crate::normalize::PhoneMetadata;
@@ -330,6 +330,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         password_file: f.password_file.map(|p| resolve(&p)),
         accounts_file: f.accounts_file.map(|p| resolve(&p)),
         allow_insecure_http: f.allow_insecure_http,
+        ca_file: f.ca_file.map(|p| CaFile::load(&resolve(&p))).transpose()?,
         sandbox: sandbox(f.sandbox.unwrap_or_default())?,
     })
 }

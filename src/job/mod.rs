@@ -460,6 +460,10 @@ fn stop_error(stop: Stop, looked_up: u64, failed_numbers: u64) -> JobError {
             ExitKind::Usage,
             anyhow!("the provider's address answered {why}; redirects are never followed (the request carries the password): set provider.base_url to the right address"),
         ),
+        Stop::Untrusted(why) => JobError::new(
+            ExitKind::Usage,
+            anyhow!("{why}. Nothing more was sent; answers so far are kept"),
+        ),
         Stop::Unconfirmed(why) => JobError::new(
             ExitKind::TooManyFailed,
             anyhow!("{why}: the provider answered no request, so the {} numbers not looked up are written with status `failed`; the next run asks again (`phone-enrich probe` shows what the provider answers)", failed_numbers),

@@ -50,6 +50,8 @@ pub enum Stop {
     Unconfirmed(String),
     /// The provider's address redirects: `provider.base_url` needs fixing.
     Redirected(String),
+    /// The provider's certificate cannot be verified: the message says which setting fixes it.
+    Untrusted(String),
     /// The run was asked to stop (signal).
     Interrupted,
     /// The state store could not keep an answer: nothing more is sent.
@@ -449,7 +451,7 @@ impl Pacer {
             }
             // What stops the job (a redirect, every account refused) was decided when the
             // answer came (`learn`).
-            ErrorClass::Auth | ErrorClass::Settings => {}
+            ErrorClass::Auth | ErrorClass::Settings | ErrorClass::Untrusted => {}
             ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(ask.list),
             _ if self.is_stopping() => {}
             _ => failed.extend(ask.list),
@@ -514,7 +516,10 @@ impl Pacer {
                 }
                 // The account was dropped (`learn`): the list goes to another one.
                 ErrorClass::Auth => {}
-                ErrorClass::Settings | ErrorClass::BadRequest | ErrorClass::Fatal => return failed,
+                ErrorClass::Settings
+                | ErrorClass::Untrusted
+                | ErrorClass::BadRequest
+                | ErrorClass::Fatal => return failed,
             }
             // Only now may the login's next try (before its first answer) go: after the pause.
             drop(turn);

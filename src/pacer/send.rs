@@ -118,6 +118,7 @@ impl Pacer {
         match error.class() {
             ErrorClass::Auth => self.drop_account(index, true, error.to_string()),
             ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
+            ErrorClass::Untrusted => self.stop(Stop::Untrusted(error.to_string())),
             // Error 4 blocks the IP, whichever login asked.
             ErrorClass::Blocked if last_try_failed => self.stop(Stop::Blocked(why)),
             _ if last_try_failed => self.drop_account(index, false, why),

@@ -4,9 +4,14 @@
 //! `get_operator=1`, `login`, `psw`, `phone` (comma-separated), `fmt=3` and `charset=utf-8`.
 //! The password never appears in a URL, a log line or an error. Redirects are never followed
 //! (a POST redirected loses its form, or carries the password somewhere else): a 3xx is a
-//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked. The
-//! body comes back as bytes, undecoded ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing
-//! or retries: that is `pacer`'s job.
+//! [`ProviderError::Redirected`] naming the `Location`. Certificates are always checked,
+//! against the system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` when set), the compiled-in
+//! web roots, and the CAs of `provider.ca_file`; one that cannot be verified is a
+//! [`ProviderError::Untrusted`] saying why in plain words and which setting fixes it, never a
+//! transport failure to retry. `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` are
+//! honoured (reqwest's system proxy). The body comes back as bytes, undecoded
+//! ([`super::answer::read`] decodes and parses it). This type knows nothing of pacing or
+//! retries: that is `pacer`'s job.
 
 use std::time::Duration;
 
@@ -35,20 +40,25 @@ impl std::fmt::Debug for SmscClient {
 }
 
 impl SmscClient {
-    /// `timeout` bounds one request from connect to the last byte of the body.
+    /// `timeout` bounds one request from connect to the last byte of the body; `extra_roots`
+    /// are trusted besides the system's and the web's roots (`provider.ca_file`).
     pub fn new(
         base_url: &reqwest::Url,
         credentials: Credentials,
         timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
     ) -> anyhow::Result<SmscClient> {
         let endpoint = base_url.join("/sys/info.php")?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("phone-enrich/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(crate::config::MAX_CONCURRENCY)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
+        let http = builder.build()?;
         Ok(SmscClient {
             http,
             endpoint,
@@ -111,6 +121,9 @@ impl SmscClient {
         if e.is_timeout() {
             return ProviderError::Timeout(self.timeout);
         }
+        if let Some(refused) = certificate_error(&e) {
+            return untrusted(&self.endpoint, refused);
+        }
         // reqwest's message carries the URL (never the form body, which holds the password).
         let mut causes = String::new();
         let mut source = std::error::Error::source(&e);
@@ -120,6 +133,74 @@ impl SmscClient {
             source = s.source();
         }
         ProviderError::Transport(format!("{}{causes}", e.without_url()))
+    }
+}
+
+/// Why rustls refused the server's certificate, if that is why `e` happened. rustls' error
+/// travels inside `io::Error`s (hyper-rustls wraps tokio-rustls' in another), whose `source`
+/// skips what they wrap, so each cause is unwrapped down to it.
+fn certificate_error(e: &reqwest::Error) -> Option<&rustls::CertificateError> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(rustls::Error::InvalidCertificate(refused)) = rustls_error(s) {
+            return Some(refused);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// The rustls error `e` is, or that the `io::Error`s `e` is made of wrap.
+fn rustls_error<'a>(mut e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    loop {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        e = e.downcast_ref::<std::io::Error>()?.get_ref()?;
+    }
+}
+
+/// A refused certificate as the user must read it: the host, what is wrong in plain words
+/// (never rustls' variant names where a plain one exists), and the setting that fixes it.
+fn untrusted(endpoint: &reqwest::Url, refused: &rustls::CertificateError) -> ProviderError {
+    use rustls::CertificateError as C;
+    let name = endpoint.host_str().unwrap_or("").to_string();
+    let host = match endpoint.port() {
+        Some(port) => format!("{name}:{port}"),
+        None => name.clone(),
+    };
+    let trust = "set provider.ca_file to the PEM file of the CA that issued it (a company CA, \
+        or a TLS-inspecting proxy's), or SSL_CERT_FILE to a bundle that holds it";
+    let not_trust = "provider.ca_file and SSL_CERT_FILE cannot fix this";
+    let (reason, remedy): (String, String) = match refused {
+        C::UnknownIssuer => ("it is issued by a CA this client does not trust".into(), trust.into()),
+        C::Other(other)
+            if other.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity) =>
+        (
+            "the server presents a CA's certificate as its own (a self-signed certificate made as a CA, as `openssl req -x509` makes one), which TLS never accepts".into(),
+            "the server needs a certificate issued by a CA; then set provider.ca_file to that CA's PEM file, or SSL_CERT_FILE to a bundle that holds it".into(),
+        ),
+        C::NotValidForName => (format!("it does not name `{name}`"), format!("set provider.base_url to a name the certificate holds; {not_trust}")),
+        C::NotValidForNameContext { presented, .. } => (
+            format!("it does not name `{name}` (it names {})", presented.join(", ")),
+            format!("set provider.base_url to a name the certificate holds; {not_trust}"),
+        ),
+        C::Expired | C::ExpiredContext { .. } => (
+            "it has expired".into(),
+            format!("the provider must renew it, or this machine's clock is wrong; {not_trust}"),
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => (
+            "it is not valid yet".into(),
+            format!("this machine's clock is probably wrong; {not_trust}"),
+        ),
+        C::Revoked => ("it has been revoked".into(), format!("the provider must replace it; {not_trust}")),
+        C::BadSignature => ("it is not signed by the key of the CA it names".into(), trust.into()),
+        other => (format!("rustls refused it ({other})"), trust.into()),
+    };
+    ProviderError::Untrusted {
+        host,
+        reason,
+        remedy,
     }
 }
 

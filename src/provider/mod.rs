@@ -32,7 +32,8 @@ pub struct Connection {
 
 /// Connects a job's `accounts` to its provider: its `base_url`, or a sandbox started on
 /// 127.0.0.1 when the job is a sandbox job without one. The clients' own timeout is a backstop
-/// 5 s behind the pacer's `provider.timeout`.
+/// 5 s behind the pacer's `provider.timeout`; they trust `provider.ca_file`'s CAs besides the
+/// system's.
 pub async fn connect(
     config: &ProviderConfig,
     accounts: Vec<Credentials>,
@@ -56,9 +57,14 @@ pub async fn connect(
             "provider.allow_insecure_http: the password travels unencrypted"
         );
     }
+    let roots = config
+        .ca_file
+        .as_ref()
+        .map(|f| f.certificates())
+        .unwrap_or_default();
     let clients = accounts
         .into_iter()
-        .map(|credentials| SmscClient::new(&base_url, credentials, timeout))
+        .map(|credentials| SmscClient::new(&base_url, credentials, timeout, roots))
         .collect::<anyhow::Result<Vec<_>>>()
         .with_context(|| format!("setting up the client for {base_url}"))?;
     Ok(Connection { clients, sandbox })
@@ -177,6 +183,16 @@ pub enum ProviderError {
     /// password somewhere else.
     #[error("HTTP {status} redirect to {location}")]
     Redirected { status: u16, location: String },
+    /// The provider's TLS certificate cannot be verified: a setting is wrong (the CAs this
+    /// client trusts, or the address), so asking again cannot help. `host` is the provider's
+    /// (with its port when the URL names one), `reason` says what is wrong in plain words and
+    /// `remedy` which setting fixes it.
+    #[error("the certificate of {host} cannot be verified: {reason}; {remedy}")]
+    Untrusted {
+        host: String,
+        reason: String,
+        remedy: String,
+    },
     /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -201,6 +217,10 @@ pub enum ErrorClass {
     Auth,
     /// A redirect: the job's `base_url` is wrong; stop the whole job.
     Settings,
+    /// The provider's certificate cannot be verified: the job's trust settings
+    /// (`provider.ca_file`, `SSL_CERT_FILE`) or its `base_url` are wrong. Stop the whole job
+    /// at once, exit 2, never retry: every later request would meet the same certificate.
+    Untrusted,
     /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
     BadRequest,
     /// Anything else: the batch fails.
@@ -222,6 +242,7 @@ impl ProviderError {
             ProviderError::Http { status: 401 | 403 } => ErrorClass::Auth,
             ProviderError::Http { .. } => ErrorClass::Fatal,
             ProviderError::Redirected { .. } => ErrorClass::Settings,
+            ProviderError::Untrusted { .. } => ErrorClass::Untrusted,
             ProviderError::Api { code, .. } => match code {
                 ApiCode::Limit => ErrorClass::RateLimited,
                 ApiCode::IpBlocked => ErrorClass::Blocked,
@@ -241,6 +262,7 @@ impl ProviderError {
             }
             ProviderError::Timeout(_) => "timeout".into(),
             ProviderError::Transport(_) => "transport".into(),
+            ProviderError::Untrusted { .. } => "certificate".into(),
             ProviderError::Malformed(_) => "malformed".into(),
         }
     }

@@ -7,6 +7,8 @@ mod enrich;
 mod input;
 mod jobs;
 mod metadata;
+mod metrics;
+mod network;
 mod operability;
 mod resilience;
 mod store;

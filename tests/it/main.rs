@@ -7,6 +7,7 @@ mod enrich;
 mod input;
 mod jobs;
 mod metadata;
+mod object_store;
 mod operability;
 mod resilience;
 mod store;

@@ -150,7 +150,7 @@ pub enum StorageError {
         free: u64,
     },
     /// A signal arrived during a transfer (an upload is aborted first).
-    #[error("{url}: interrupted while {doing}; nothing was written there")]
+    #[error("{url}: interrupted while {doing}")]
     Interrupted {
         /// The object.
         url: String,

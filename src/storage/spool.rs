@@ -18,6 +18,9 @@ use super::{Client, Fault, ObjectUrl, StorageError};
 /// The spool directory's name under a state directory (the default `storage.spool_dir`).
 pub const SPOOL_DIR: &str = "spool";
 
+/// The roles a spool file plays, the start of its name after the pid (`import` is numbered).
+const ROLES: [&str; 4] = ["input.", "output.", "export.", "import"];
+
 /// A local copy of an object, removed when dropped.
 #[derive(Debug)]
 pub struct Spooled {
@@ -47,8 +50,8 @@ impl Drop for Spooled {
     }
 }
 
-/// The spool file of this process for `url` in `dir`, in the `role` it plays (`input`, `output`,
-/// `import`).
+/// The spool file of this process for `url` in `dir`, in the `role` it plays (`input`,
+/// `output`, `export`, `import<N>`).
 pub fn spool_path(dir: &Path, role: &str, url: &ObjectUrl) -> PathBuf {
     dir.join(format!("{}.{role}.{}", std::process::id(), url.file_name()))
 }
@@ -61,9 +64,12 @@ pub fn remove_stale_spools(dir: &Path) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some((pid, _)) = name.trim_start_matches('.').split_once('.') else {
+        let Some((pid, rest)) = name.trim_start_matches('.').split_once('.') else {
             continue;
         };
+        if !ROLES.iter().any(|role| rest.starts_with(role)) {
+            continue;
+        }
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
@@ -178,5 +184,34 @@ impl Client {
         }
         tracing::info!(url = %url, file = %to.display(), bytes = size, "spooled the input");
         Ok(spooled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_spool_files_of_ended_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No process has this id (Linux's pid_max is at most 2^22).
+        let gone = 999_999_999u32;
+        let mine = std::process::id();
+        let names = [
+            (format!("{gone}.input.crm.csv.gz"), false),
+            (format!("{gone}.output.o.parquet"), false),
+            (format!(".{gone}.output.o.parquet.{gone}.tmp"), false),
+            (format!("{gone}.import3.answers.parquet"), false),
+            (format!("{mine}.input.crm.csv.gz"), true),
+            (format!("{gone}.notes.txt"), true),
+            ("crm.csv".to_string(), true),
+        ];
+        for (name, _) in &names {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_spools(dir.path());
+        for (name, kept) in &names {
+            assert_eq!(dir.path().join(name).exists(), *kept, "{name}");
+        }
     }
 }

@@ -113,10 +113,13 @@ fn run_bin(ws: &Workspace, args: &[&str], env: &[(&str, String)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args).current_dir(ws.dir.path());
     for (name, _) in std::env::vars() {
-        if name.starts_with("AWS_") || name.starts_with("SMSC_") {
+        let credentials = ["AWS_", "GOOGLE_", "AZURE_", "GCE_", "SMSC_"];
+        if credentials.iter().any(|prefix| name.starts_with(prefix)) {
             cmd.env_remove(name);
         }
     }
+    // No gcloud application-default credentials file either.
+    cmd.env("HOME", ws.dir.path());
     for (name, value) in env {
         cmd.env(name, value);
     }
@@ -174,6 +177,31 @@ fn an_object_url_is_never_written_as_a_local_path() {
         assert_exit(&out, 2);
         assert_stderr_contains(&out, want);
     }
+    for (input, store) in [
+        ("gs://b/in.csv", "no credentials for Google Cloud Storage"),
+        (
+            "az://container/in.csv",
+            "no credentials for Azure Blob Storage",
+        ),
+    ] {
+        let out = run_bin(&ws, &["run", job_path(&job), "--input", input], &[]);
+        assert_exit(&out, 2);
+        assert_stderr_contains(&out, &format!("{input}: {store}"));
+    }
+    // Credentials never travel in clear text off loopback.
+    let env = [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "secret".to_string()),
+        ("AWS_ENDPOINT_URL", "http://10.0.0.1:9000".to_string()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+    ];
+    let out = run_bin(
+        &ws,
+        &["run", job_path(&job), "--input", "s3://b/in.csv"],
+        &env,
+    );
+    assert_exit(&out, 2);
+    assert_stderr_contains(&out, "plain http off loopback");
     // A half-set pair of keys is no credentials either, and says which.
     let env = [
         ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE".to_string()),
@@ -491,4 +519,60 @@ fn storage_faults_are_refused_naming_the_url_before_any_request() {
     assert_eq!(s3.keys(&bucket), ["in.csv"]);
     assert!(!ws.path("out.parquet").exists());
     assert_eq!(sandbox.stats().requests, 0, "a request was sent");
+}
+
+/// A tmpfs of `size` mounted for a test, unmounted on drop (CI runs as root).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: PathBuf, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs at {} failed: this test needs root, as CI has",
+            at.display()
+        );
+        Tmpfs(at)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_input_larger_than_the_spools_free_space_is_refused_before_the_download() {
+    let s3 = s3();
+    let ws = Workspace::new();
+    generate(&ws, "in.csv", 40_000, 9);
+    let size = std::fs::metadata(ws.path("in.csv")).unwrap().len();
+    assert!(size > 2 << 20, "the input is only {size} bytes");
+    let sandbox = SandboxProcess::start(ws.dir.path(), FAST_SANDBOX);
+    let bucket = s3.bucket("space");
+    s3.put(&bucket, "in.csv", &ws.path("in.csv"));
+    let small = Tmpfs::mount(ws.path("small"), "1m");
+    let job = write_job(&ws, "in.csv", "out.parquet", &sandbox);
+    let input = format!("s3://{bucket}/in.csv");
+    let spool = format!("spool_dir={}", small.0.display());
+    let args = [
+        "run",
+        job_path(&job),
+        "--input",
+        &input,
+        "--storage-option",
+        &spool,
+    ];
+    let out = run_bin(&ws, &args, &s3.env());
+    assert_exit(&out, 2);
+    assert_stderr_contains(&out, &format!("{input}: the object is {size} bytes but"));
+    assert_stderr_contains(&out, "set storage.spool_dir to a larger volume");
+    assert_eq!(files_in(&small.0), Vec::<PathBuf>::new());
+    assert_eq!(sandbox.stats().requests, 0);
 }

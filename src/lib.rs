@@ -4,9 +4,7 @@
 //! rows) → [`normalize`] (E.164) → [`plan`] (what to ask) → [`pacer`] + [`provider`] (the
 //! requests) → [`state`] (the checkpoint and cache) → [`output`] (the enriched Parquet).
 //! [`job`] runs the stages in order, [`probe`] shows one request whole, [`exchange`] moves a
-//! store's answers in and out as Parquet (shards), [`storage`] reads and writes objects
-//! (`s3://`, `gs://`, `az://`) and [`transfer`] fetches a job's input object and uploads its
-//! output; `main.rs` only parses the command line.
+//! store's answers in and out as Parquet (shards); `main.rs` only parses the command line.
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod config;

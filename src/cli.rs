@@ -49,10 +49,10 @@ pub(crate) enum OutputFormat {
 pub(crate) struct JobArgs {
     /// The job file (TOML).
     pub(crate) job: PathBuf,
-    /// Input file, instead of the job's `input.path`.
+    /// Input file or object URL (`s3://`, `gs://`, `az://`), instead of the job's `input.path`.
     #[arg(long)]
     pub(crate) input: Option<PathBuf>,
-    /// Output file, instead of the job's `output.path`.
+    /// Output file or object URL, instead of the job's `output.path`.
     #[arg(long)]
     pub(crate) output: Option<PathBuf>,
     /// State directory, instead of the job's `state.dir`.
@@ -61,6 +61,10 @@ pub(crate) struct JobArgs {
     /// Any job key, e.g. `--set provider.batch_size=50` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub(crate) sets: Vec<String>,
+    /// An object-storage setting over the job's `[storage]`, with the names polars'
+    /// `storage_options` takes, e.g. `aws_region=ru-central1` (repeatable; never a secret).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub(crate) storage_options: Vec<String>,
 }
 
 impl JobArgs {
@@ -70,6 +74,7 @@ impl JobArgs {
             output: self.output,
             state: self.state,
             sets: self.sets,
+            storage_options: self.storage_options,
         };
         Job::load(&self.job, &overrides)
     }
@@ -269,7 +274,7 @@ pub(crate) enum CacheAction {
     },
     /// Write every stored answer (host, number, status, operator fields, checked-at) as Parquet.
     Export {
-        /// Where to write (a `.parquet` file).
+        /// Where to write (a `.parquet` file, or an `s3://`, `gs://`, `az://` object).
         file: PathBuf,
         #[command(flatten)]
         store: StoreFlags,
@@ -291,6 +296,10 @@ pub(crate) struct StoreFlags {
     pub(crate) job: Option<PathBuf>,
     #[arg(long)]
     pub(crate) state: Option<PathBuf>,
+    /// An object-storage setting for an `s3://`, `gs://` or `az://` file, over the job's
+    /// `[storage]` (repeatable; never a secret).
+    #[arg(long = "storage-option", value_name = "KEY=VALUE")]
+    pub(crate) storage_options: Vec<String>,
 }
 
 impl CacheAction {

@@ -26,3 +26,5 @@ pub mod progress;
 pub mod provider;
 pub mod report;
 pub mod state;
+pub mod storage;
+pub mod transfer;

@@ -16,6 +16,7 @@ use clap::Parser;
 
 use cli::{CacheAction, Cli, Command, GenerateArgs, JobArgs, LogFormat, OutputFormat};
 
+use phone_enrich::config::StorageConfig;
 use phone_enrich::config::{self, Job, Overrides};
 use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
@@ -26,6 +27,8 @@ use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;
 use phone_enrich::state::{self, now_ms, StateError, StateStore};
+use phone_enrich::storage::{spool_path, Client, Fault, Location, ObjectUrl, StorageError};
+use phone_enrich::transfer::Transfer;
 
 /// What a command ends with: success, or a failure whose kind picks the exit code.
 type Outcome = Result<(), JobError>;
@@ -115,8 +118,8 @@ async fn dispatch(command: Command) -> Outcome {
             shards,
         } => plan_command(job, format, shards).await,
         Command::Probe { job, phones } => probe_command(job, phones).await,
-        Command::Validate { job } => validate_command(job),
-        Command::Cache { action } => cache_command(action),
+        Command::Validate { job } => validate_command(job).await,
+        Command::Cache { action } => cache_command(action).await,
         Command::Sandbox { listen, config } => sandbox_command(listen, config).await,
         Command::Generate(args) => generate_command(args),
     }
@@ -132,7 +135,20 @@ async fn run_command(
 ) -> Outcome {
     let job = job.load().map_err(usage)?;
     spawn_signal_watch(options.interrupted.clone());
-    let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
+    let mut transfer = Transfer::check(&job).await.map_err(storage_error)?;
+    transfer
+        .fetch_input(&job, &options.interrupted)
+        .await
+        .map_err(storage_error)?;
+    let (mut summary, mut outcome) = phone_enrich::job::run(&job, &options).await;
+    if summary.output_written {
+        if let Err(e) = transfer.publish(&job, &options.interrupted).await {
+            summary.output_written = false;
+            outcome = Err(storage_error(e));
+        }
+    }
+    drop(transfer);
+    let outcome = outcome.map_err(|e| name_input_object(&job, e));
     let outcome = match metrics.map(|m| m.write(&job.name, &summary, exit_code(&outcome))) {
         Some(Err(e)) if outcome.is_ok() => Err(JobError::new(ExitKind::Internal, e)),
         Some(Err(e)) => {
@@ -146,15 +162,17 @@ async fn run_command(
     let refused = failure.is_some() && summary.plan.rows == 0 && summary.requests == 0;
     match options.progress {
         _ if refused => {}
-        ProgressMode::Bar => {
-            print_above_bars(&report::closing_table(&summary, &job.output.path, failure))
-        }
-        ProgressMode::Log { .. } => report::log_summary(&summary, &job.output.path),
+        ProgressMode::Bar => print_above_bars(&report::closing_table(
+            &summary,
+            &job.output_name(),
+            failure,
+        )),
+        ProgressMode::Log { .. } => report::log_summary(&summary, &job.output_name()),
     }
     let Some(path) = report else {
         return outcome;
     };
-    let text = report::report_json(&summary, &job.output.path, failure, exit_code(&outcome));
+    let text = report::report_json(&summary, &job.output_name(), failure, exit_code(&outcome));
     match (std::fs::write(&path, text), outcome) {
         (Err(e), Ok(())) => Err(JobError::new(
             ExitKind::Internal,
@@ -168,14 +186,47 @@ async fn run_command(
     }
 }
 
+/// A storage failure as a command's failure.
+fn storage_error(e: StorageError) -> JobError {
+    let kind = match e.fault() {
+        Fault::Usage => ExitKind::Usage,
+        Fault::Input => ExitKind::Input,
+        Fault::Internal => ExitKind::Internal,
+        Fault::Interrupted => ExitKind::Interrupted,
+    };
+    JobError::new(kind, e.into())
+}
+
+/// An input failure of a job whose input is an object names the object, not only its spool
+/// file.
+fn name_input_object(job: &Job, failure: JobError) -> JobError {
+    match (&job.storage.input, failure.kind) {
+        (Some(url), ExitKind::Input) => JobError::new(
+            failure.kind,
+            failure.error.context(format!(
+                "input {url} (read from its spool file {})",
+                job.input.path.display()
+            )),
+        ),
+        _ => failure,
+    }
+}
+
 /// `plan`: the run's first stages, then its figures on stdout.
 async fn plan_command(job: JobArgs, format: OutputFormat, shards: Option<NonZeroU32>) -> Outcome {
     let job = job.load().map_err(usage)?;
     let progress = ProgressMode::detect(Duration::from_secs(10));
+    let mut transfer = Transfer::check(&job).await.map_err(storage_error)?;
+    let interrupted = AtomicBool::new(false);
+    let fetched = transfer.fetch_input(&job, &interrupted).await;
+    fetched.map_err(storage_error)?;
+    let planned = job.clone();
     let figures =
-        tokio::task::spawn_blocking(move || phone_enrich::job::plan(&job, progress, shards))
+        tokio::task::spawn_blocking(move || phone_enrich::job::plan(&planned, progress, shards))
             .await
-            .map_err(|e| JobError::new(ExitKind::Internal, e.into()))??;
+            .map_err(|e| JobError::new(ExitKind::Internal, e.into()))?
+            .map_err(|e| name_input_object(&job, e))?;
+    drop(transfer);
     match format {
         OutputFormat::Json => print_out(&pretty_json(&figures)),
         OutputFormat::Text => print_out(&report::plan_text(&figures)),
@@ -190,11 +241,13 @@ async fn probe_command(job: JobArgs, phones: Vec<String>) -> Outcome {
     phone_enrich::probe::probe(&job, &phones).await
 }
 
-/// `validate`: the job and its credentials, without reading data or sending anything.
-fn validate_command(job: JobArgs) -> Outcome {
+/// `validate`: the job and its credentials, without reading data or sending anything to the
+/// provider (an input or output object is checked with its store).
+async fn validate_command(job: JobArgs) -> Outcome {
     let job = job.load().map_err(usage)?;
     job.provider.accounts().map_err(usage)?;
-    if !job.input.path.exists() {
+    Transfer::check(&job).await.map_err(storage_error)?;
+    if job.storage.input.is_none() && !job.input.path.exists() {
         return Err(usage(anyhow::anyhow!(
             "input.path {} does not exist",
             job.input.path.display()
@@ -217,8 +270,8 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
     }
 }
 
-/// `cache stats|purge|verify|repair`.
-fn cache_command(action: CacheAction) -> Outcome {
+/// `cache stats|purge|verify|repair|export|import`.
+async fn cache_command(action: CacheAction) -> Outcome {
     let (job, state) = action.store();
     let dir = state_dir(job, state).map_err(usage)?;
     let input = |e: StateError| JobError::new(ExitKind::Input, e.into());
@@ -258,6 +311,16 @@ fn cache_command(action: CacheAction) -> Outcome {
             let repaired = state::repair(&dir).map_err(input)?;
             print_out(&format!("{repaired}\n"));
         }
+        CacheAction::Export { file, store } if is_url(&file) => {
+            let storage = cache_storage(store.job, &store.storage_options, &dir)?;
+            let exported = export_object(&dir, &file, &storage).await?;
+            print_out(&format!("{exported}\nto {}\n", file.display()));
+        }
+        CacheAction::Import { files, store } if files.iter().any(|f| is_url(f)) => {
+            let storage = cache_storage(store.job, &store.storage_options, &dir)?;
+            let imported = import_objects(&dir, &files, &storage).await?;
+            print_out(&format!("{imported}\ninto {}\n", dir.display()));
+        }
         CacheAction::Export { file, .. } => {
             let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
             if parent.is_some_and(|p| !p.is_dir()) {
@@ -275,6 +338,101 @@ fn cache_command(action: CacheAction) -> Outcome {
         }
     }
     Ok(())
+}
+
+/// Whether a `cache export`/`import` argument is a URL (`scheme://...`), for the storage
+/// path; an unsupported scheme is refused there, naming it.
+fn is_url(file: &Path) -> bool {
+    file.to_str().is_some_and(|f| f.contains("://"))
+}
+
+/// The storage settings of a cache command: the job's `[storage]`, if a job is named, with the
+/// command line's options over them; the spool under the state directory.
+fn cache_storage(
+    job: Option<PathBuf>,
+    options: &[String],
+    dir: &Path,
+) -> Result<StorageConfig, JobError> {
+    match job {
+        Some(job) => {
+            let overrides = Overrides {
+                storage_options: options.to_vec(),
+                state: Some(dir.to_path_buf()),
+                ..Overrides::default()
+            };
+            Ok(Job::load(&job, &overrides).map_err(usage)?.storage)
+        }
+        None => StorageConfig::from_command_line(options, dir).map_err(usage),
+    }
+}
+
+/// The client for a `cache export`/`import` object URL.
+fn object_client(file: &Path, storage: &StorageConfig) -> Result<(ObjectUrl, Client), JobError> {
+    let text = file.to_string_lossy();
+    let url = match Location::parse(&text).map_err(storage_error)? {
+        Location::Remote(url) => url,
+        Location::Local(_) => return Err(usage(anyhow::anyhow!("{text}: not an object URL"))),
+    };
+    let client = storage.settings.client(&url).map_err(storage_error)?;
+    Ok((url, client))
+}
+
+/// `cache export` to an object: written to the spool directory, then uploaded whole.
+async fn export_object(
+    dir: &Path,
+    file: &Path,
+    storage: &StorageConfig,
+) -> Result<exchange::Exported, JobError> {
+    let (url, client) = object_client(file, storage)?;
+    client.check_writable().await.map_err(storage_error)?;
+    let store = open_store(dir)?;
+    std::fs::create_dir_all(&storage.spool_dir)
+        .with_context(|| {
+            format!(
+                "creating the spool directory {}",
+                storage.spool_dir.display()
+            )
+        })
+        .map_err(internal_error)?;
+    let local = spool_path(&storage.spool_dir, "export", &url);
+    let exported = exchange::export(&store, &local).map_err(exchanging);
+    let uploaded = match &exported {
+        Ok(_) => client
+            .upload(&local, &AtomicBool::new(false))
+            .await
+            .map_err(storage_error),
+        Err(_) => Ok(0),
+    };
+    let _ = std::fs::remove_file(&local);
+    uploaded.and(exported)
+}
+
+/// `cache import` of files and objects: each object spooled, then all merged as files.
+async fn import_objects(
+    dir: &Path,
+    files: &[PathBuf],
+    storage: &StorageConfig,
+) -> Result<exchange::Imported, JobError> {
+    let mut spooled = Vec::new();
+    let mut paths = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        if !is_url(file) {
+            paths.push(file.clone());
+            continue;
+        }
+        let (url, client) = object_client(file, storage)?;
+        let local = spool_path(&storage.spool_dir, &format!("import{i}"), &url);
+        let copy = client.fetch(&local, &AtomicBool::new(false)).await;
+        spooled.push(copy.map_err(storage_error)?);
+        paths.push(local);
+    }
+    let imported = exchange::import(&open_store(dir)?, &paths).map_err(exchanging);
+    drop(spooled);
+    imported
+}
+
+fn internal_error(e: anyhow::Error) -> JobError {
+    JobError::new(ExitKind::Internal, e)
 }
 
 /// A failed export or import: a file or row that is no export's is the input's fault (exit 3),

@@ -28,6 +28,8 @@ pub(super) struct JobFile {
     pub state: StateSection,
     #[serde(default)]
     pub normalize: NormalizeSection,
+    #[serde(default)]
+    pub storage: super::storage::StorageSection,
 }
 
 /// `[normalize]`.

@@ -13,6 +13,7 @@ mod file;
 mod overrides;
 mod rates;
 mod sandbox;
+mod storage;
 mod validate;
 
 use std::num::NonZeroUsize;
@@ -28,6 +29,7 @@ pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};
 pub use sandbox::{Dialect, Faults, SandboxConfig};
+pub use storage::StorageConfig;
 
 /// Upper bound of the concurrency cap: the provider refuses 15 or more simultaneous requests.
 pub const MAX_CONCURRENCY: usize = 14;
@@ -47,6 +49,8 @@ pub struct Job {
     pub state: StateConfig,
     /// How phone cells are read.
     pub normalize: NormalizeConfig,
+    /// Object storage: settings, and the input's and output's objects.
+    pub storage: StorageConfig,
 }
 
 /// How phone cells are read, beyond the default region.
@@ -240,7 +244,13 @@ impl Job {
         let p = &self.provider;
         vec![
             ("job.name".into(), self.name.clone()),
-            ("input.path".into(), self.input.path.display().to_string()),
+            (
+                "input.path".into(),
+                match &self.storage.input {
+                    Some(url) => url.to_string(),
+                    None => self.input.path.display().to_string(),
+                },
+            ),
             (
                 "input.phone_columns".into(),
                 self.input.phone_columns.join(","),
@@ -298,6 +308,22 @@ impl Job {
                 self.normalize.metadata.describe(),
             ),
         ]
+        .into_iter()
+        .chain(
+            self.storage
+                .settings
+                .options()
+                .map(|(key, value)| (format!("storage.{key}"), value.to_string())),
+        )
+        .collect()
+    }
+
+    /// Where the output goes, as the user named it: the object's URL, or the file's path.
+    pub fn output_name(&self) -> PathBuf {
+        match &self.storage.output {
+            Some(url) => PathBuf::from(url.as_str()),
+            None => self.output.path.clone(),
+        }
     }
 }
 

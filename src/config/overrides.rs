@@ -1,4 +1,5 @@
-//! Command-line overrides of a job file: `--input`, `--output`, `--state` and `--set key=value`.
+//! Command-line overrides of a job file: `--input`, `--output`, `--state`, `--set key=value`
+//! and `--storage-option KEY=VALUE`.
 //!
 //! Contract: `--set` settings are applied to the parsed TOML before it is deserialized, so an
 //! overridden value meets exactly the checks a value written in the file meets.
@@ -19,6 +20,8 @@ pub struct Overrides {
     pub state: Option<PathBuf>,
     /// `key.path=value` settings, applied over the job file (`--set provider.batch_size=50`).
     pub sets: Vec<String>,
+    /// `KEY=VALUE` storage settings, over the job file's `[storage]` (`--storage-option`).
+    pub storage_options: Vec<String>,
 }
 
 impl Overrides {

@@ -14,6 +14,7 @@ use polars::prelude::DataType;
 use super::file::{
     InputSection, JobFile, NormalizeSection, OutputSection, ProviderSection, StateSection,
 };
+use super::storage::{located, storage};
 use super::{
     BatchSize, CaFile, Compression, Faults, InputConfig, InputFormat, Job, NormalizeConfig,
     OutputConfig, Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig,
@@ -21,6 +22,7 @@ use super::{
 };
 use super::{column_type, toml_key, COLUMN_TYPE_NAMES};
 use crate::normalize::PhoneMetadata;
+use crate::storage::ObjectUrl;
 
 /// Turns a job file located at `path` into a [`Job`], with the command line's path overrides.
 pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<Job> {
@@ -37,10 +39,47 @@ pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<J
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let input = input(file.input, overrides.input.clone(), &resolve)?;
-    let output = output(file.output, &input, overrides.output.clone(), &resolve)?;
-    let provider = provider(file.provider, &resolve)?;
     let state = state(file.state, overrides.state.clone(), &resolve);
+    let mut storage = storage(
+        file.storage,
+        &overrides.storage_options,
+        &state.dir,
+        &resolve,
+    )?;
+    let locate = |written: Option<PathBuf>, key: &str, given: Option<PathBuf>, role: &str| {
+        let from_command_line = given.is_some();
+        let written = given.map_or_else(|| required(written, key), Ok)?;
+        located(
+            written,
+            key,
+            from_command_line,
+            &resolve,
+            &storage.spool_dir,
+            role,
+        )
+    };
+    let (input_path, input_url) = locate(
+        file.input.path.clone(),
+        "input.path",
+        overrides.input.clone(),
+        "input",
+    )?;
+    let (output_path, output_url) = locate(
+        file.output.path.clone(),
+        "output.path",
+        overrides.output.clone(),
+        "output",
+    )?;
+    if let Some(url) = input_url
+        .as_ref()
+        .filter(|url| output_url.as_ref() == Some(url))
+    {
+        bail!("output.path: {url} is the input; write the output elsewhere");
+    }
+    let input = input(file.input, input_path, input_url.as_ref())?;
+    let output = output(file.output, &input, output_path, output_url.as_ref())?;
+    (storage.input, storage.output) = (input_url, output_url);
+    let provider = provider(file.provider, &resolve)?;
     let normalize = normalize(file.normalize, &input, &resolve)?;
     Ok(Job {
         name,
@@ -49,6 +88,7 @@ pub(super) fn job(file: JobFile, path: &Path, overrides: &Overrides) -> Result<J
         provider,
         state,
         normalize,
+        storage,
     })
 }
 
@@ -80,26 +120,16 @@ fn required<T>(value: Option<T>, key: &str) -> Result<T> {
     value.ok_or_else(|| anyhow!("{key}: missing; the job file must set it"))
 }
 
-/// The path the command line gives, else the file's, resolved.
-fn path_of(
-    file: Option<PathBuf>,
-    key: &str,
-    path_override: Option<PathBuf>,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<PathBuf> {
-    let written = required(file, key)?;
-    Ok(path_override.unwrap_or_else(|| resolve(&written)))
+/// The name `path` (or, for an object, `url`) is shown by in messages.
+fn shown(path: &Path, url: Option<&ObjectUrl>) -> String {
+    url.map_or_else(|| path.display().to_string(), |url| url.to_string())
 }
 
-fn input(
-    f: InputSection,
-    path_override: Option<PathBuf>,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-) -> Result<InputConfig> {
-    let path = path_of(f.path.clone(), "input.path", path_override, resolve)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
+/// `[input]`, read from `path` (an object's spool file when `url` is set).
+fn input(f: InputSection, path: PathBuf, url: Option<&ObjectUrl>) -> Result<InputConfig> {
+    let name = url
+        .map(|url| url.file_name().to_lowercase())
+        .or_else(|| path.file_name().map(|n| n.to_string_lossy().to_lowercase()))
         .unwrap_or_default();
     let stem = name.strip_suffix(".gz").unwrap_or(&name);
     let format = match f.format.as_deref() {
@@ -112,7 +142,7 @@ fn input(
         }
         None => bail!(
             "input.format: cannot tell the format of {} from its name; set `csv` or `parquet`",
-            path.display()
+            shown(&path, url)
         ),
     };
     if f.phone_columns.is_empty() {
@@ -193,15 +223,15 @@ fn declared_types(f: &InputSection, format: InputFormat) -> Result<Vec<(String, 
         .collect()
 }
 
+/// `[output]`, written to `path` (uploaded to `url` once complete, when set).
 fn output(
     f: OutputSection,
     input: &InputConfig,
-    path_override: Option<PathBuf>,
-    resolve: &dyn Fn(&Path) -> PathBuf,
+    path: PathBuf,
+    url: Option<&ObjectUrl>,
 ) -> Result<OutputConfig> {
-    let path = path_of(f.path, "output.path", path_override, resolve)?;
     if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
-        bail!("output.path: {} must end in .parquet", path.display());
+        bail!("output.path: {} must end in .parquet", shown(&path, url));
     }
     for key in f.column_prefixes.keys() {
         if !input.phone_columns.contains(key) {

@@ -88,7 +88,8 @@ pub fn refuse_writing_input(input: &Path, output: &Path, state_dir: &Path) -> Re
         );
     }
     if let (Some(state), Some(input)) = (resolved(state_dir), resolved(input)) {
-        if input.starts_with(&state) {
+        // The spool directory under it holds the tool's own copies of input objects.
+        if input.starts_with(&state) && !input.starts_with(state.join(crate::storage::SPOOL_DIR)) {
             bail!(
                 "state.dir {} is or holds the input file {}; the state directory is for the state alone",
                 state_dir.display(),

@@ -302,6 +302,16 @@ pub struct RunningJob {
 
 impl RunningJob {
     pub fn start(ws: &Workspace, job: &Path, args: &[&str]) -> RunningJob {
+        RunningJob::start_env(ws, job, args, &[])
+    }
+
+    /// [`RunningJob::start`] with `env` set for the run.
+    pub fn start_env(
+        ws: &Workspace,
+        job: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> RunningJob {
         let mut child = Command::new(BIN)
             .arg("run")
             .arg(job)
@@ -312,6 +322,7 @@ impl RunningJob {
             .env_remove("SMSC_LOGIN")
             .env_remove("SMSC_PASSWORD")
             .env_remove("SMSC_ACCOUNTS_FILE")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the binary runs");

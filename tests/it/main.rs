@@ -9,6 +9,7 @@ mod jobs;
 mod metadata;
 mod metrics;
 mod network;
+mod object_store;
 mod operability;
 mod resilience;
 mod store;

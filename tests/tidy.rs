@@ -63,15 +63,25 @@ fn without_comments(text: &str) -> String {
 /// `super::a::b` paths.
 fn named_paths(module: &[String], text: &str) -> Vec<ModPath> {
     let mut out = Vec::new();
-    for (at, _) in text.match_indices("use ") {
-        let preceded = text[..at].chars().next_back();
-        if preceded.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-            continue;
-        }
-        let Some(end) = text[at..].find(';') else {
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        let item = line.trim_start();
+        let item = match item.strip_prefix("pub") {
+            Some(rest) if rest.starts_with(' ') || rest.starts_with('(') => {
+                rest.split_once(' ').map_or("", |(_, r)| r).trim_start()
+            }
+            _ => item,
+        };
+        let Some(tree) = item.strip_prefix("use ") else {
             continue;
         };
-        let tree: String = text[at + 4..at + end].split_whitespace().collect();
+        let from = start + line.len() - line.trim_start().len() + (item.len() - tree.len());
+        let Some(end) = text[from..].find(';') else {
+            continue;
+        };
+        let tree: String = text[from..from + end].split_whitespace().collect();
         expand(&tree, &mut Vec::new(), &mut out);
     }
     let bytes = text.as_bytes();
@@ -93,9 +103,10 @@ fn named_paths(module: &[String], text: &str) -> Vec<ModPath> {
 
 /// `a::{b, c::{d, e}}` as the paths `a::b`, `a::c::d`, `a::c::e`.
 fn expand(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-    let (head, rest) = match tree.find('{') {
-        Some(at) => (&tree[..at], Some(&tree[at + 1..tree.rfind('}').unwrap_or(tree.len())])),
-        None => (tree, None),
+    let (head, rest) = match (tree.find('{'), tree.rfind('}')) {
+        (Some(open), Some(close)) if open < close => (&tree[..open], Some(&tree[open + 1..close])),
+        (None, _) => (tree, None),
+        _ => return,
     };
     let depth = prefix.len();
     prefix.extend(head.split("::").filter(|s| !s.is_empty()).map(str::to_string));

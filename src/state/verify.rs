@@ -22,7 +22,7 @@ use super::log::{
 };
 use super::manifest::{self, Found, HostRecord, Manifest};
 use super::migrate::{self, hosts_with, Format};
-use super::{repair, snapshot, vacuum, Damage, Part, StateError, StateStore};
+use super::{interrupted, snapshot, Damage, Part, StateError, StateStore};
 
 impl StateStore {
     /// The checks every open makes (see the module's contract), and what a commit cut short
@@ -212,8 +212,7 @@ pub fn verify(dir: &Path) -> Result<Verification, StateError> {
 
 /// [`verify`], the directory's lock held.
 pub(super) fn verify_locked(dir: &Path) -> Result<Verification, StateError> {
-    repair::finish(dir)?;
-    vacuum::finish(dir)?;
+    interrupted::complete(dir)?;
     let mut report = Verification {
         dir: dir.to_path_buf(),
         sound: true,

@@ -3,14 +3,16 @@
 //! Contract: [`Pacer::lookup`] takes a batch of numbers and returns, for each, a terminal answer
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
 //! the wire, and their order, are written in one place: `Pacer::send`, whose first stage gives
-//! the request a free slot of whichever account has one. What follows each kind of failure
-//! (back off and retry, pause an account or everyone, drop an account, split the list, ask
-//! again, stop) is the policy of [`Pacer::lookup`], here. `send.rs` holds the request path,
-//! `accounts.rs` the accounts and their dispatcher, `sizing.rs` the lists' length,
-//! `window.rs` the limiters, `gate.rs` the first-request gate.
+//! the request a free slot of whichever account has one. What follows each class of failure
+//! (retry after a back-off, pause a login or every login, drop a login, split the list, give
+//! up, stop) is one table, `reaction.rs`; [`Pacer::lookup`] here acts on it, and asks again for
+//! numbers an answer left out. `send.rs` holds the request path, `accounts.rs` the accounts and
+//! their dispatcher, `sizing.rs` the lists' length, `window.rs` the limiters, `gate.rs` the
+//! first-request gate.
 
 mod accounts;
 mod gate;
+mod reaction;
 mod send;
 mod sizing;
 mod window;
@@ -30,10 +32,11 @@ use crate::normalize::E164;
 use crate::plan::Plan;
 use crate::provider::answer::{Answered, UnreadValue};
 use crate::provider::rejected::RejectedBodies;
-use crate::provider::{Client, ErrorClass, NumberAnswer, ProviderError, RawAnswer};
+use crate::provider::{Client, NumberAnswer, ProviderError, RawAnswer};
 use crate::state::ListLimit;
 pub use accounts::AccountFigures;
 use accounts::{Account, Accounts};
+use reaction::{reaction, Reaction};
 pub use sizing::{BatchSizer, AUTO_START};
 
 /// Why the whole job must stop.
@@ -119,7 +122,8 @@ impl PacerCounters {
     }
 }
 
-/// What the pacer does after each kind of failure.
+/// The settings of what the pacer does after each class of failure (which reaction is the
+/// table in `reaction.rs`): how long, how often.
 struct Policy {
     /// Back-off of transient failures: exponential, `max_retries` times at most.
     backoff: ExponentialBuilder,
@@ -333,8 +337,8 @@ impl Pacer {
         self.send(numbers).await
     }
 
-    /// Looks up a batch: retries transient errors, waits out limits, splits lists the provider
-    /// rejects, and asks again for numbers the answer left out.
+    /// Looks up a batch: reacts to each failure as the table in `reaction.rs` says (retries,
+    /// pauses, splits, ...), and asks again for numbers the answer left out.
     pub async fn lookup(&self, batch: impl Into<Batch>) -> BatchResult {
         let batch = batch.into();
         let mut result = BatchResult::default();
@@ -439,8 +443,8 @@ impl Pacer {
         pending: &mut Vec<Ask>,
         failed: &mut Vec<E164>,
     ) {
-        match error.class() {
-            ErrorClass::BadRequest if ask.list.len() > 1 => {
+        match reaction(error.class()) {
+            Reaction::Split if ask.list.len() > 1 => {
                 self.counters.splits.fetch_add(1, Ordering::Relaxed);
                 let split = splits.add(ask.list.len());
                 let (left, right) = ask.list.split_at(ask.list.len() / 2);
@@ -449,10 +453,12 @@ impl Pacer {
             }
             // What stops the job (a redirect, every account refused) was decided when the
             // answer came (`learn`).
-            ErrorClass::Auth | ErrorClass::Settings => {}
-            ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(ask.list),
+            Reaction::DropLogin | Reaction::Stop => {}
+            Reaction::GiveUp | Reaction::Split => failed.extend(ask.list),
             _ if self.is_stopping() => {}
-            _ => failed.extend(ask.list),
+            Reaction::RetryAfter | Reaction::PauseLogin | Reaction::PauseAll => {
+                failed.extend(ask.list)
+            }
         }
     }
 
@@ -482,8 +488,8 @@ impl Pacer {
                 return failed;
             }
             let account = self.accounts.get(account);
-            match error.class() {
-                ErrorClass::Transient => {
+            match reaction(error.class()) {
+                Reaction::RetryAfter => {
                     let Some(delay) = backoff.next() else {
                         return failed;
                     };
@@ -495,7 +501,7 @@ impl Pacer {
                         false => account.pause(delay),
                     }
                 }
-                ErrorClass::RateLimited => {
+                Reaction::PauseLogin => {
                     // Over a limit despite pacing: the login waits a window and slows down; the
                     // list goes to whichever account is free.
                     let cap = account.slow_down();
@@ -506,15 +512,15 @@ impl Pacer {
                     );
                     account.pause(self.policy.limited_pause);
                 }
-                ErrorClass::Blocked => {
+                Reaction::PauseAll => {
                     if !self.pause_for_block(blocked_pause, &error) {
                         return failed;
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
                 // The account was dropped (`learn`): the list goes to another one.
-                ErrorClass::Auth => {}
-                ErrorClass::Settings | ErrorClass::BadRequest | ErrorClass::Fatal => return failed,
+                Reaction::DropLogin => {}
+                Reaction::Stop | Reaction::Split | Reaction::GiveUp => return failed,
             }
             // Only now may the login's next try (before its first answer) go: after the pause.
             drop(turn);

@@ -7,10 +7,11 @@ use tokio::time::Instant;
 
 use super::accounts::{Account, Slot};
 use super::gate::Turn;
+use super::reaction::{reaction, Reaction};
 use super::{Pacer, Sent, Stop};
 use crate::normalize::E164;
 use crate::provider::answer::{self, Answered};
-use crate::provider::{ErrorClass, ProviderError};
+use crate::provider::ProviderError;
 
 impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
@@ -115,11 +116,11 @@ impl Pacer {
             kept.keep(list, raw, error);
         }
         let why = format!("neither of the first two requests was answered, the last: {error}");
-        match error.class() {
-            ErrorClass::Auth => self.drop_account(index, true, error.to_string()),
-            ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
+        match reaction(error.class()) {
+            Reaction::DropLogin => self.drop_account(index, true, error.to_string()),
+            Reaction::Stop => self.stop(Stop::Redirected(error.to_string())),
             // Error 4 blocks the IP, whichever login asked.
-            ErrorClass::Blocked if last_try_failed => self.stop(Stop::Blocked(why)),
+            Reaction::PauseAll if last_try_failed => self.stop(Stop::Blocked(why)),
             _ if last_try_failed => self.drop_account(index, false, why),
             _ => {}
         }

@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use book::{now_ms, AnswerBook, Known, StoredAnswer, Ttl};
-pub use error::{Damage, Part, StateError};
+pub use error::{Damage, Fault, Part, StateError};
 pub use list_limit::ListLimit;
 pub use repair::{repair, HostRepair, Repair};
 pub use stats::{AgeBuckets, CacheStats, HostStats};

@@ -1,6 +1,8 @@
 //! Rebuilding a damaged store from every answer still readable (`cache repair`).
 //!
-//! Contract: [`repair`] leaves a sound store alone. Otherwise it reads every answer any part
+//! Contract: [`repair`] leaves a sound store alone, and refuses to move anything when what
+//! stops the store from being read is the environment (a full disk, a read-only file system,
+//! a permission, too many open files: [`StateError::Environment`]), not damage. Otherwise it reads every answer any part
 //! still yields (every chunk of every snapshot file whose checksum matches, every block sled
 //! still gives, the answers of the snapshots' and sled's dictionaries), keeps for each number
 //! its latest answer, and writes a new store of those answers in `repair.tmp/new` (a snapshot

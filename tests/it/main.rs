@@ -3,6 +3,7 @@
 
 mod common;
 mod dialects;
+mod disk;
 mod enrich;
 mod input;
 mod jobs;

@@ -126,6 +126,8 @@ pub(super) struct ProviderSection {
     pub password_file: Option<PathBuf>,
     pub accounts_file: Option<PathBuf>,
     pub allow_insecure_http: bool,
+    /// Where runs on this machine share each login's limits.
+    pub shared_limits_dir: Option<PathBuf>,
     /// `[provider.sandbox]`, only for `kind = "sandbox"`.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -151,6 +153,7 @@ impl Default for ProviderSection {
             password_file: None,
             accounts_file: None,
             allow_insecure_http: false,
+            shared_limits_dir: None,
             sandbox: None,
         }
     }

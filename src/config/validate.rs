@@ -330,6 +330,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         password_file: f.password_file.map(|p| resolve(&p)),
         accounts_file: f.accounts_file.map(|p| resolve(&p)),
         allow_insecure_http: f.allow_insecure_http,
+        shared_limits_dir: f.shared_limits_dir.map(|p| resolve(&p)),
         sandbox: sandbox(f.sandbox.unwrap_or_default())?,
     })
 }

@@ -11,14 +11,16 @@
 //! first-request gate.
 
 mod accounts;
+mod adaptive;
 mod gate;
 mod reaction;
 mod send;
+mod shared;
 mod sizing;
 mod window;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -37,7 +39,17 @@ use crate::state::ListLimit;
 pub use accounts::AccountFigures;
 use accounts::{Account, Accounts};
 use reaction::{reaction, Reaction};
+use shared::SharedLogin;
 pub use sizing::{BatchSizer, AUTO_START};
+
+/// How many runs on this machine hold `login` of the job's provider now, sharing its limits
+/// (for `plan` to show). Zero for a sandbox a run starts itself, which no other run reaches.
+pub fn runs_holding(c: &ProviderConfig, login: &str) -> usize {
+    match PacerBuilder::shared_dir(c) {
+        Some((dir, host)) => shared::runs_holding_in(&dir, &host, login),
+        None => 0,
+    }
+}
 
 /// Why the whole job must stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +82,8 @@ pub struct Sent<'a> {
     /// How many numbers of the list were asked: all, except on the last try before any answer,
     /// which asks for the first alone.
     pub asked: usize,
+    /// When it went out.
+    sent_at: Instant,
     /// The answer's status, content type and bytes; `None` when none came (timeout,
     /// connection failure, redirect).
     pub raw: Option<RawAnswer>,
@@ -246,13 +260,39 @@ impl PacerBuilder {
         }
     }
 
+    /// Where the logins' limits are shared with other runs, and the provider's host they are
+    /// shared for: `None` for a sandbox the run starts itself, which no other run reaches.
+    fn shared_dir(c: &ProviderConfig) -> Option<(PathBuf, String)> {
+        let host = shared::provider_host(c)?;
+        match shared::shared_dir(c.shared_limits_dir.as_deref()) {
+            Ok(dir) => Some((dir, host)),
+            Err(e) => {
+                tracing::warn!("the logins' limits cannot be shared with other runs on this machine ({e}); this run keeps them alone");
+                None
+            }
+        }
+    }
+
+    /// This run's part in the limits of `login`, shared in `dir`.
+    fn share(dir: &Path, host: &str, login: &str, c: &ProviderConfig) -> Option<SharedLogin> {
+        SharedLogin::open(dir, host, login, c)
+            .inspect_err(|e| tracing::warn!(dir = %dir.display(), "the login's limits cannot be shared with other runs on this machine ({e}); this run keeps them alone"))
+            .ok()
+    }
+
     /// The pacer, sending through `clients`, one account each (at least one).
     pub fn build(self, clients: Vec<Box<dyn Client>>) -> Pacer {
         let c = &self.config;
         assert!(!clients.is_empty(), "a pacer needs an account");
+        let shared_dir = Self::shared_dir(c);
         let accounts = clients
             .into_iter()
-            .map(|client| Account::new(client, c))
+            .map(|client| {
+                let shared = shared_dir
+                    .as_ref()
+                    .and_then(|(dir, host)| Self::share(dir, host, client.login(), c));
+                Account::new(client, c, shared)
+            })
             .collect();
         Pacer {
             accounts: Accounts::new(accounts, c.concurrency.get()),
@@ -501,17 +541,9 @@ impl Pacer {
                         false => account.pause(delay),
                     }
                 }
-                Reaction::PauseLogin => {
-                    // Over a limit despite pacing: the login waits a window and slows down; the
-                    // list goes to whichever account is free.
-                    let cap = account.slow_down();
-                    tracing::warn!(
-                        login = %account.login,
-                        limit = cap,
-                        "the provider answered error 9: this login pauses a window and lowers its request rate"
-                    );
-                    account.pause(self.policy.limited_pause);
-                }
+                // Over a limit despite pacing: the login waits a window and slows down (`learn`
+                // lowered its rate); the list goes to whichever account is free.
+                Reaction::PauseLogin => account.pause(self.policy.limited_pause),
                 Reaction::PauseAll => {
                     if !self.pause_for_block(blocked_pause, &error) {
                         return failed;

@@ -10,6 +10,7 @@ mod jobs;
 mod metadata;
 mod operability;
 mod resilience;
+mod shared_limits;
 mod store;
 mod throughput;
 mod typed;

@@ -274,7 +274,7 @@ fn state_dir(job: Option<PathBuf>, state: Option<PathBuf>) -> anyhow::Result<Pat
 async fn cache_command(action: CacheAction) -> Outcome {
     let (job, state) = action.store();
     let dir = state_dir(job, state).map_err(usage)?;
-    let input = |e: StateError| JobError::new(ExitKind::Input, e.into());
+    let input = store_failure;
     match action {
         CacheAction::Stats { json, .. } => {
             let stats = open_store(&dir)?.stats(now_ms()).map_err(internal)?;
@@ -436,8 +436,15 @@ fn internal_error(e: anyhow::Error) -> JobError {
 }
 
 /// A failed export or import: a file or row that is no export's is the input's fault (exit 3),
-/// the rest the environment's (exit 1).
+/// the rest the environment's (exit 1), named as what it is when it is a full disk, a
+/// permission, ... ([`state::Fault`]).
 fn exchanging(e: ExchangeError) -> JobError {
+    if let ExchangeError::File { path, source, .. } = &e {
+        if let Some(fault) = state::Fault::in_chain(source.as_ref()) {
+            let what = format!("{fault}: {}", fault.advice(path));
+            return JobError::new(ExitKind::Internal, anyhow::Error::new(e).context(what));
+        }
+    }
     let kind = match &e {
         ExchangeError::Columns { .. } | ExchangeError::Row { .. } => ExitKind::Input,
         ExchangeError::File {
@@ -451,7 +458,17 @@ fn exchanging(e: ExchangeError) -> JobError {
 }
 
 fn open_store(dir: &Path) -> Result<StateStore, JobError> {
-    StateStore::open(dir).map_err(|e| JobError::new(ExitKind::Input, e.into()))
+    StateStore::open(dir).map_err(store_failure)
+}
+
+/// A store that cannot be used: the environment's fault (a full disk, a permission, ...) is
+/// exit 1, like any failure of the machine; anything else about the store is exit 3.
+fn store_failure(e: StateError) -> JobError {
+    let kind = match e.is_environment() {
+        true => ExitKind::Internal,
+        false => ExitKind::Input,
+    };
+    JobError::new(kind, e.into())
 }
 
 fn internal(e: StateError) -> JobError {

@@ -130,6 +130,8 @@ pub(super) struct ProviderSection {
     pub allow_insecure_http: bool,
     /// A PEM file of CA certificates the client trusts besides the system's.
     pub ca_file: Option<PathBuf>,
+    /// Where runs on this machine share each login's limits.
+    pub shared_limits_dir: Option<PathBuf>,
     /// `[provider.sandbox]`, only for `kind = "sandbox"`.
     pub sandbox: Option<SandboxConfig>,
 }
@@ -156,6 +158,7 @@ impl Default for ProviderSection {
             accounts_file: None,
             allow_insecure_http: false,
             ca_file: None,
+            shared_limits_dir: None,
             sandbox: None,
         }
     }

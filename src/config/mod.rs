@@ -187,6 +187,9 @@ pub struct ProviderConfig {
     /// CAs trusted besides the system's (`SSL_CERT_FILE`/`SSL_CERT_DIR`) and the web's, read
     /// and checked when the job is validated.
     pub ca_file: Option<CaFile>,
+    /// Resolved; where every run on this machine shares each login's limits (`None`:
+    /// `$XDG_RUNTIME_DIR/phone-enrich`, else a private directory in the system's temp directory).
+    pub shared_limits_dir: Option<PathBuf>,
     /// The emulator's settings; defaults unless `kind` is `sandbox`.
     pub sandbox: SandboxConfig,
 }
@@ -390,6 +393,17 @@ kind = "sandbox"
         assert_eq!((p.retry_base_delay, p.retry_max_delay), (d("1s"), d("60s")));
         assert_eq!((p.blocked_pause, p.max_blocked_wait), (d("5m"), d("1h")));
         assert_eq!(p.password_file, None);
+        assert_eq!(p.shared_limits_dir, None);
+        let shared = parse(&MINIMAL.replace(
+            "kind = \"sandbox\"",
+            "kind = \"sandbox\"\nshared_limits_dir = \"limits\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            shared.provider.shared_limits_dir,
+            Some(PathBuf::from("/jobs/limits")),
+            "relative to the job file"
+        );
         assert_eq!(
             (sb.login.as_str(), sb.password.as_str()),
             ("sandbox", "sandbox")

@@ -361,6 +361,7 @@ fn provider(f: ProviderSection, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Pr
         accounts_file: f.accounts_file.map(|p| resolve(&p)),
         allow_insecure_http: f.allow_insecure_http,
         ca_file: f.ca_file.map(|p| CaFile::load(&resolve(&p))).transpose()?,
+        shared_limits_dir: f.shared_limits_dir.map(|p| resolve(&p)),
         sandbox: sandbox(f.sandbox.unwrap_or_default())?,
     })
 }

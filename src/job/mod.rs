@@ -34,10 +34,20 @@ use crate::pacer::{BatchSizer, Stop};
 use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::{Plan, Shard};
 use crate::progress::ProgressMode;
-use crate::state::{now_ms, AnswerBook, ListLimit, StateStore, Ttl};
+use crate::state::{now_ms, AnswerBook, ListLimit, StateError, StateStore, Ttl};
 use figures::{plan_figures, seconds, Lookup};
 use lookups::{Lookups, LookupsEnd};
 use summary::{Stages, WriteFigures};
+
+/// A state store that cannot be used: exit 1 when the environment is at fault (a full disk, a
+/// permission, ...: `StateError::Environment`), exit 3 when the store is (damaged, locked, ...).
+fn store_error(e: StateError) -> JobError {
+    let kind = match e.is_environment() {
+        true => ExitKind::Internal,
+        false => ExitKind::Input,
+    };
+    JobError::new(kind, e.into())
+}
 
 trait OrKind<T> {
     fn or_kind(self, kind: ExitKind) -> Result<T, JobError>;
@@ -148,7 +158,7 @@ fn check_before_reading(job: &Job) -> Result<(ColumnTypes, Schema), JobError> {
 fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     let (types, schema) = check_before_reading(job)?;
     crate::normalize::warm_up(job.normalize.metadata);
-    let state = Arc::new(StateStore::open(&job.state.dir).or_kind(ExitKind::Input)?);
+    let state = Arc::new(StateStore::open(&job.state.dir).map_err(store_error)?);
     let started = Instant::now();
     let ttl = Ttl {
         found: job.state.ttl_ok,
@@ -158,7 +168,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     // grown log is compacted, and a job run with `--refresh` every night must not grow it forever.
     let book = state
         .load(&cache_key(job), ttl, now_ms())
-        .or_kind(ExitKind::Input)?;
+        .map_err(store_error)?;
     let book = match how.refresh {
         true => AnswerBook::default(),
         false => book,
@@ -185,7 +195,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
         read_s: seconds(started),
         ..Default::default()
     };
-    let remembered = state.list_limit(&cache_key(job)).or_kind(ExitKind::Input)?;
+    let remembered = state.list_limit(&cache_key(job)).map_err(store_error)?;
     let p = &job.provider;
     let sizer = BatchSizer::new(p.batch_size, p.max_batch_size, remembered);
     let plan = Plan::new(&first.tally.unknown, how.shard);

@@ -2,8 +2,10 @@
 //! dispatcher that gives each request a free slot of whichever account has one.
 //!
 //! Contract: the provider counts its limits per login, so each [`Account`] holds its own
-//! identical-request guard, numbers and request windows, request rate (lowered after error 9),
-//! pause, first-request gate, counters and `concurrency` slots. [`Accounts::take`] waits for a
+//! identical-request guard, numbers and request windows, caps on its rate and its requests at
+//! once (lowered after error 9, `adaptive.rs`), pause, first-request gate, counters and
+//! `concurrency` slots; and, when the provider is reached over the network, its part in the
+//! login's limits shared with every run on the machine (`shared.rs`), which then keeps the caps. [`Accounts::take`] waits for a
 //! free slot of any live account; slots go back to the end of the line when their request ends,
 //! so an account whose requests wait (a full window, a pause) holds its own slots and leaves the
 //! others to the rest. A dropped account's slots are never handed out again; once no account
@@ -18,7 +20,9 @@ use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::adaptive::{Adaptive, Ceiling};
 use super::gate::FirstRequestGate;
+use super::shared::{clock_ms, SharedLogin};
 use super::window::{IdenticalGuard, SlidingWindow};
 use crate::config::ProviderConfig;
 use crate::provider::Client;
@@ -44,6 +48,8 @@ pub(super) struct Limits {
     /// Numbers per window, if the provider counts numbers rather than requests.
     pub numbers: Option<SlidingWindow>,
     pub requests: SlidingWindow,
+    /// The login's limits as every run on the machine shares them, if they are shared.
+    pub shared: Option<SharedLogin>,
 }
 
 /// One login: its client and everything the provider counts per login.
@@ -52,8 +58,12 @@ pub(super) struct Account {
     pub client: Box<dyn Client>,
     pub limits: Limits,
     pub gate: FirstRequestGate,
-    /// The request limit, lowered after error 9; recovers by one per clean request.
-    pub rate_cap: Mutex<u32>,
+    /// The login's rate and requests at once, lowered after error 9 (when not shared).
+    pub adaptive: Mutex<Adaptive>,
+    /// The configured limits the caps go back to.
+    ceiling: Ceiling,
+    /// The instant `adaptive`'s times count from.
+    epoch: Instant,
     /// This login sends nothing before this instant (after error 9, or a back-off before its
     /// first answer).
     pub paused_until: Mutex<Option<Instant>>,
@@ -65,8 +75,12 @@ pub(super) struct Account {
 }
 
 impl Account {
-    /// An account sending through `client`, with the job's limits.
-    pub fn new(client: Box<dyn Client>, c: &ProviderConfig) -> Account {
+    /// An account sending through `client`, with the job's limits, shared through `shared`.
+    pub fn new(client: Box<dyn Client>, c: &ProviderConfig, shared: Option<SharedLogin>) -> Self {
+        let ceiling = Ceiling {
+            rate: c.request_limit.count.get(),
+            at_once: c.concurrency.get() as u32,
+        };
         Account {
             login: client.login().to_string(),
             client,
@@ -76,9 +90,12 @@ impl Account {
                     .number_limit
                     .map(|r| SlidingWindow::new(r, c.safety_margin)),
                 requests: SlidingWindow::new(c.request_limit, c.safety_margin),
+                shared,
             },
             gate: FirstRequestGate::default(),
-            rate_cap: Mutex::new(c.request_limit.count.get()),
+            adaptive: Mutex::new(Adaptive::new(ceiling)),
+            ceiling,
+            epoch: Instant::now(),
             paused_until: Mutex::new(None),
             requests: AtomicU64::new(0),
             answered: AtomicU64::new(0),
@@ -109,18 +126,57 @@ impl Account {
         extend_pause(&self.paused_until, pause);
     }
 
-    /// Error 9: the login's rate drops by a quarter.
-    pub fn slow_down(&self) -> u32 {
-        let mut cap = self.rate_cap.lock().unwrap();
-        *cap = (*cap * 3 / 4).max(1);
-        *cap
+    /// The rate and the requests at once this run's own windows allow the login now: the
+    /// caps, unless the shared file keeps them (then the limits).
+    pub fn caps(&self) -> Ceiling {
+        match &self.limits.shared {
+            Some(_) => self.ceiling,
+            None => {
+                let a = self.adaptive.lock().unwrap();
+                Ceiling {
+                    rate: a.rate,
+                    at_once: a.at_once,
+                }
+            }
+        }
     }
 
-    /// A clean answer: the login's rate recovers by one, up to its limit.
-    pub fn speed_up(&self) {
-        let mut cap = self.rate_cap.lock().unwrap();
-        if *cap < self.limits.requests.limit() {
-            *cap += 1;
+    /// Error 9 to a request sent at `sent_at`: the login's caps drop by a quarter (once per
+    /// overrun, `adaptive.rs`), for every run when they are shared.
+    pub fn refused(&self, sent_at: Instant) {
+        let lowered = match &self.limits.shared {
+            Some(shared) => {
+                let ago = Instant::now().duration_since(sent_at).as_millis() as u64;
+                shared.refused(clock_ms().saturating_sub(ago))
+            }
+            None => {
+                let mut a = self.adaptive.lock().unwrap();
+                let ms = |t: Instant| t.duration_since(self.epoch).as_millis() as u64;
+                a.refused(ms(sent_at), ms(Instant::now()))
+                    .then(|| a.clone())
+            }
+        };
+        if let Some(a) = lowered {
+            tracing::warn!(
+                login = %self.login,
+                limit = a.rate,
+                at_once = a.at_once,
+                "the provider answered error 9: this login pauses a window and lowers its request rate and concurrency"
+            );
+        }
+    }
+
+    /// A clean answer: after a run of them the login's caps climb back (`adaptive.rs`).
+    pub fn answered(&self) {
+        let raised = match &self.limits.shared {
+            Some(shared) => shared.answered(),
+            None => {
+                let mut a = self.adaptive.lock().unwrap();
+                a.answered(self.ceiling).then(|| a.clone())
+            }
+        };
+        if let Some(a) = raised {
+            tracing::debug!(login = %self.login, limit = a.rate, at_once = a.at_once, "the login's rate goes up");
         }
     }
 

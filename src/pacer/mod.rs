@@ -3,20 +3,24 @@
 //! Contract: [`Pacer::lookup`] takes a batch of numbers and returns, for each, a terminal answer
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
 //! the wire, and their order, are written in one place: `Pacer::send`, whose first stage gives
-//! the request a free slot of whichever account has one. What follows each kind of failure
-//! (back off and retry, pause an account or everyone, drop an account, split the list, ask
-//! again, stop) is the policy of [`Pacer::lookup`], here. `send.rs` holds the request path,
-//! `accounts.rs` the accounts and their dispatcher, `sizing.rs` the lists' length,
-//! `window.rs` the limiters, `gate.rs` the first-request gate.
+//! the request a free slot of whichever account has one. What follows each class of failure
+//! (retry after a back-off, pause a login or every login, drop a login, split the list, give
+//! up, stop) is one table, `reaction.rs`; [`Pacer::lookup`] here acts on it, and asks again for
+//! numbers an answer left out. `send.rs` holds the request path, `accounts.rs` the accounts and
+//! their dispatcher, `sizing.rs` the lists' length, `window.rs` the limiters, `gate.rs` the
+//! first-request gate.
 
 mod accounts;
+mod adaptive;
 mod gate;
+mod reaction;
 mod send;
+mod shared;
 mod sizing;
 mod window;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,11 +34,22 @@ use crate::normalize::E164;
 use crate::plan::Plan;
 use crate::provider::answer::{Answered, UnreadValue};
 use crate::provider::rejected::RejectedBodies;
-use crate::provider::{Client, ErrorClass, NumberAnswer, ProviderError, RawAnswer};
+use crate::provider::{Client, NumberAnswer, ProviderError, RawAnswer};
 use crate::state::ListLimit;
 pub use accounts::AccountFigures;
 use accounts::{Account, Accounts};
+use reaction::{reaction, Reaction};
+use shared::SharedLogin;
 pub use sizing::{BatchSizer, AUTO_START};
+
+/// How many runs on this machine hold `login` of the job's provider now, sharing its limits
+/// (for `plan` to show). Zero for a sandbox a run starts itself, which no other run reaches.
+pub fn runs_holding(c: &ProviderConfig, login: &str) -> usize {
+    match PacerBuilder::shared_dir(c) {
+        Some((dir, host)) => shared::runs_holding_in(&dir, &host, login),
+        None => 0,
+    }
+}
 
 /// Why the whole job must stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +84,8 @@ pub struct Sent<'a> {
     /// How many numbers of the list were asked: all, except on the last try before any answer,
     /// which asks for the first alone.
     pub asked: usize,
+    /// When it went out.
+    sent_at: Instant,
     /// The answer's status, content type and bytes; `None` when none came (timeout,
     /// connection failure, redirect).
     pub raw: Option<RawAnswer>,
@@ -121,7 +138,8 @@ impl PacerCounters {
     }
 }
 
-/// What the pacer does after each kind of failure.
+/// The settings of what the pacer does after each class of failure (which reaction is the
+/// table in `reaction.rs`): how long, how often.
 struct Policy {
     /// Back-off of transient failures: exponential, `max_retries` times at most.
     backoff: ExponentialBuilder,
@@ -244,13 +262,39 @@ impl PacerBuilder {
         }
     }
 
+    /// Where the logins' limits are shared with other runs, and the provider's host they are
+    /// shared for: `None` for a sandbox the run starts itself, which no other run reaches.
+    fn shared_dir(c: &ProviderConfig) -> Option<(PathBuf, String)> {
+        let host = shared::provider_host(c)?;
+        match shared::shared_dir(c.shared_limits_dir.as_deref()) {
+            Ok(dir) => Some((dir, host)),
+            Err(e) => {
+                tracing::warn!("the logins' limits cannot be shared with other runs on this machine ({e}); this run keeps them alone");
+                None
+            }
+        }
+    }
+
+    /// This run's part in the limits of `login`, shared in `dir`.
+    fn share(dir: &Path, host: &str, login: &str, c: &ProviderConfig) -> Option<SharedLogin> {
+        SharedLogin::open(dir, host, login, c)
+            .inspect_err(|e| tracing::warn!(dir = %dir.display(), "the login's limits cannot be shared with other runs on this machine ({e}); this run keeps them alone"))
+            .ok()
+    }
+
     /// The pacer, sending through `clients`, one account each (at least one).
     pub fn build(self, clients: Vec<Box<dyn Client>>) -> Pacer {
         let c = &self.config;
         assert!(!clients.is_empty(), "a pacer needs an account");
+        let shared_dir = Self::shared_dir(c);
         let accounts = clients
             .into_iter()
-            .map(|client| Account::new(client, c))
+            .map(|client| {
+                let shared = shared_dir
+                    .as_ref()
+                    .and_then(|(dir, host)| Self::share(dir, host, client.login(), c));
+                Account::new(client, c, shared)
+            })
             .collect();
         Pacer {
             accounts: Accounts::new(accounts, c.concurrency.get()),
@@ -335,8 +379,8 @@ impl Pacer {
         self.send(numbers).await
     }
 
-    /// Looks up a batch: retries transient errors, waits out limits, splits lists the provider
-    /// rejects, and asks again for numbers the answer left out.
+    /// Looks up a batch: reacts to each failure as the table in `reaction.rs` says (retries,
+    /// pauses, splits, ...), and asks again for numbers the answer left out.
     pub async fn lookup(&self, batch: impl Into<Batch>) -> BatchResult {
         let batch = batch.into();
         let mut result = BatchResult::default();
@@ -441,8 +485,8 @@ impl Pacer {
         pending: &mut Vec<Ask>,
         failed: &mut Vec<E164>,
     ) {
-        match error.class() {
-            ErrorClass::BadRequest if ask.list.len() > 1 => {
+        match reaction(error.class()) {
+            Reaction::Split if ask.list.len() > 1 => {
                 self.counters.splits.fetch_add(1, Ordering::Relaxed);
                 let split = splits.add(ask.list.len());
                 let (left, right) = ask.list.split_at(ask.list.len() / 2);
@@ -451,10 +495,12 @@ impl Pacer {
             }
             // What stops the job (a redirect, every account refused) was decided when the
             // answer came (`learn`).
-            ErrorClass::Auth | ErrorClass::Settings | ErrorClass::Untrusted => {}
-            ErrorClass::Fatal | ErrorClass::BadRequest => failed.extend(ask.list),
+            Reaction::DropLogin | Reaction::Stop(_) => {}
+            Reaction::GiveUp | Reaction::Split => failed.extend(ask.list),
             _ if self.is_stopping() => {}
-            _ => failed.extend(ask.list),
+            Reaction::RetryAfter | Reaction::PauseLogin | Reaction::PauseAll => {
+                failed.extend(ask.list)
+            }
         }
     }
 
@@ -484,8 +530,8 @@ impl Pacer {
                 return failed;
             }
             let account = self.accounts.get(account);
-            match error.class() {
-                ErrorClass::Transient => {
+            match reaction(error.class()) {
+                Reaction::RetryAfter => {
                     let Some(delay) = backoff.next() else {
                         return failed;
                     };
@@ -497,29 +543,18 @@ impl Pacer {
                         false => account.pause(delay),
                     }
                 }
-                ErrorClass::RateLimited => {
-                    // Over a limit despite pacing: the login waits a window and slows down; the
-                    // list goes to whichever account is free.
-                    let cap = account.slow_down();
-                    tracing::warn!(
-                        login = %account.login,
-                        limit = cap,
-                        "the provider answered error 9: this login pauses a window and lowers its request rate"
-                    );
-                    account.pause(self.policy.limited_pause);
-                }
-                ErrorClass::Blocked => {
+                // Over a limit despite pacing: the login waits a window and slows down (`learn`
+                // lowered its rate); the list goes to whichever account is free.
+                Reaction::PauseLogin => account.pause(self.policy.limited_pause),
+                Reaction::PauseAll => {
                     if !self.pause_for_block(blocked_pause, &error) {
                         return failed;
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
                 // The account was dropped (`learn`): the list goes to another one.
-                ErrorClass::Auth => {}
-                ErrorClass::Settings
-                | ErrorClass::Untrusted
-                | ErrorClass::BadRequest
-                | ErrorClass::Fatal => return failed,
+                Reaction::DropLogin => {}
+                Reaction::Stop(_) | Reaction::Split | Reaction::GiveUp => return failed,
             }
             // Only now may the login's next try (before its first answer) go: after the pause.
             drop(turn);

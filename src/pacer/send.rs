@@ -7,10 +7,11 @@ use tokio::time::Instant;
 
 use super::accounts::{Account, Slot};
 use super::gate::Turn;
+use super::reaction::{reaction, Reaction};
 use super::{Pacer, Sent, Stop};
 use crate::normalize::E164;
 use crate::provider::answer::{self, Answered};
-use crate::provider::{ErrorClass, ProviderError};
+use crate::provider::ProviderError;
 
 impl Pacer {
     /// Sends one request through every stage, in the order written here, which is the order
@@ -40,9 +41,20 @@ impl Pacer {
                 Some(w) => Some(w.acquire_weighted(asked.len() as u32, u32::MAX).await),
                 None => None,
             };
-            // 4. Request-rate limiter, at the login's rate, lowered after error 9.
-            let cap = *account.rate_cap.lock().unwrap();
-            let _rate = account.limits.requests.acquire(cap).await;
+            // 4. Request-rate limiter, at the login's rate, with fewer than its cap of requests
+            //    out at once: both lowered after error 9 (`adaptive.rs`).
+            let caps = account.caps();
+            let _rate = account
+                .limits
+                .requests
+                .acquire_capped(caps.rate, caps.at_once)
+                .await;
+            // 4b. The same limits over every run on the machine under this login, when they are
+            //     shared (`shared.rs`): requests, identical requests, numbers, requests at once.
+            let _shared = match &account.limits.shared {
+                Some(shared) => Some(shared.acquire(asked).await),
+                None => None,
+            };
             // 5. Pauses: every account's after error 4, the login's after error 9 (or a
             //    back-off before its first answer). Waited last, so that a pause that began
             //    while this request waited above still holds it back.
@@ -56,6 +68,7 @@ impl Pacer {
             // 6. Timeout, around the request itself.
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             account.sent();
+            let sent_at = Instant::now();
             let timeout = self.policy.timeout;
             let raw = match tokio::time::timeout(timeout, account.client.send(asked)).await {
                 Ok(raw) => raw,
@@ -69,6 +82,7 @@ impl Pacer {
                 account: slot.index(),
                 turn,
                 asked: asked.len(),
+                sent_at,
                 raw: raw.ok(),
                 result,
             };
@@ -100,7 +114,7 @@ impl Pacer {
         let last_try_failed = account.gate.record(sent.result.is_ok());
         let error = match &sent.result {
             Ok(answered) => {
-                account.speed_up();
+                account.answered();
                 account.record(answered.answers.len(), None);
                 self.note_unread(answered);
                 return;
@@ -115,13 +129,13 @@ impl Pacer {
             kept.keep(list, raw, error);
         }
         let why = format!("neither of the first two requests was answered, the last: {error}");
-        match error.class() {
-            ErrorClass::Auth => self.drop_account(index, true, error.to_string()),
-            ErrorClass::Settings => self.stop(Stop::Redirected(error.to_string())),
-            ErrorClass::Untrusted => self.stop(Stop::Untrusted(error.to_string())),
+        match reaction(error.class()) {
+            Reaction::DropLogin => self.drop_account(index, true, error.to_string()),
+            Reaction::Stop(cause) => self.stop(cause.stop(error.to_string())),
             // Error 4 blocks the IP, whichever login asked.
-            ErrorClass::Blocked if last_try_failed => self.stop(Stop::Blocked(why)),
+            Reaction::PauseAll if last_try_failed => self.stop(Stop::Blocked(why)),
             _ if last_try_failed => self.drop_account(index, false, why),
+            Reaction::PauseLogin => account.refused(sent.sent_at),
             _ => {}
         }
     }

@@ -72,11 +72,6 @@ impl SlidingWindow {
         }
     }
 
-    /// The limit this window was made with (before any lowering by a caller's `cap`).
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
-
     /// Whether any request still counts against this window.
     fn holds_any(&self) -> bool {
         let mut slots = self.slots.lock().unwrap();
@@ -89,34 +84,51 @@ impl SlidingWindow {
         self.acquire_weighted(1, cap).await
     }
 
+    /// Waits for one free unit under the limit lowered to `cap`, with fewer than `at_once`
+    /// requests out (not yet answered).
+    pub async fn acquire_capped(&self, cap: u32, at_once: u32) -> Ticket<'_> {
+        self.acquire_within(1, cap, at_once).await
+    }
+
     /// Waits until `weight` units fit under the limit (lowered to `cap`). A request heavier
     /// than the whole limit goes alone, when nothing else is held.
     pub async fn acquire_weighted(&self, weight: u32, cap: u32) -> Ticket<'_> {
+        self.acquire_within(weight, cap, u32::MAX).await
+    }
+
+    /// [`Self::acquire_weighted`], with fewer than `at_once` requests out.
+    async fn acquire_within(&self, weight: u32, cap: u32, at_once: u32) -> Ticket<'_> {
         let cap = cap.clamp(1, self.limit);
+        let at_once = at_once.max(1) as usize;
         loop {
             let notified = self.freed.notified();
             let wait = {
                 let now = Instant::now();
                 let mut slots = self.slots.lock().unwrap();
                 let used = slots.expire(now, self.hold);
-                if used == 0 || used + weight <= cap {
+                let out = slots.held.values().filter(|(_, t)| t.is_none()).count();
+                if out >= at_once {
+                    // Too many out: wait for one to be answered.
+                    None
+                } else if used == 0 || used + weight <= cap {
                     let id = slots.next_id;
                     slots.next_id += 1;
                     slots.held.insert(id, (weight, None));
                     return Ticket { window: self, id };
+                } else {
+                    // The earliest moment enough finished units expire.
+                    let mut done: Vec<(Instant, u32)> = slots
+                        .held
+                        .values()
+                        .filter_map(|(w, t)| t.map(|t| (t, *w)))
+                        .collect();
+                    done.sort();
+                    let mut still = used;
+                    done.into_iter().find_map(|(t, w)| {
+                        still -= w;
+                        (still == 0 || still + weight <= cap).then(|| t + self.hold - now)
+                    })
                 }
-                // The earliest moment enough finished units expire.
-                let mut done: Vec<(Instant, u32)> = slots
-                    .held
-                    .values()
-                    .filter_map(|(w, t)| t.map(|t| (t, *w)))
-                    .collect();
-                done.sort();
-                let mut still = used;
-                done.into_iter().find_map(|(t, w)| {
-                    still -= w;
-                    (still == 0 || still + weight <= cap).then(|| t + self.hold - now)
-                })
             };
             match wait {
                 Some(wait) => {
@@ -280,6 +292,26 @@ mod tests {
         }
         // Two per second: the 3rd and 4th wait one window.
         assert_eq!(Instant::now().duration_since(start), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_once_caps_the_requests_out() {
+        let window = Arc::new(SlidingWindow::new(rate("10/1s"), 0.0));
+        let first = window.acquire_capped(10, 2).await;
+        let _second = window.acquire_capped(10, 2).await;
+        let third = {
+            let window = window.clone();
+            tokio::spawn(async move {
+                let _t = window.acquire_capped(10, 2).await;
+                Instant::now()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!third.is_finished(), "a third request out of two allowed");
+        let answered = Instant::now();
+        drop(first);
+        // It goes as soon as one is answered, not a window later.
+        assert_eq!(third.await.unwrap(), answered);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,8 +3,8 @@
 //! Contract: a [`Client`] sends one request for a list of numbers and hands back the
 //! [`RawAnswer`] as it came off the wire; [`answer::read`] turns that into a [`NumberAnswer`]
 //! for each number the provider answered (numbers it did not answer are simply absent: the
-//! caller asks again) or a [`ProviderError`] whose [`ProviderError::class`] tells the caller
-//! what to do. [`client::SmscClient`] is the real client; [`sandbox`] is an emulator of the
+//! caller asks again) or a [`ProviderError`] whose [`ProviderError::class`] is what the caller
+//! branches on (the pacer's reaction to each class is its table, `pacer/reaction.rs`). [`client::SmscClient`] is the real client; [`sandbox`] is an emulator of the
 //! same call, served over HTTP, used by the demo job and the tests.
 
 pub mod answer;
@@ -204,31 +204,35 @@ pub enum ProviderError {
     Malformed(String),
 }
 
-/// What the caller should do about an error.
+/// The kind of an error, which is all the pacer branches on. What it does about each class
+/// (retry after a back-off, pause the login, pause every login, drop the login, split the
+/// list, give up, stop) is one table, `reaction` in `src/pacer/reaction.rs`; the variants say
+/// only what went wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
-    /// Timeout, connection error, 5xx, unparseable answer: retry with back-off.
+    /// Timeout, connection error, 5xx, 408, 429, unparseable answer: likely to pass.
     Transient,
-    /// Error 9: pause everyone to the end of the window, slow down, retry.
+    /// Error 9: the login is over one of its limits (rate, identical requests, at once).
     RateLimited,
-    /// Error 4: pause everyone for a long back-off.
+    /// Error 4: our IP address is temporarily blocked, whichever login asked.
     Blocked,
-    /// Error 2 (or HTTP 401/403): stop the whole job.
+    /// Error 2 (or HTTP 401/403): the provider refused this login's credentials (or our IP
+    /// for it).
     Auth,
-    /// A redirect: the job's `base_url` is wrong; stop the whole job.
+    /// A redirect: the job's `base_url` is wrong.
     Settings,
     /// The provider's certificate cannot be verified: the job's trust settings
-    /// (`provider.ca_file`, `SSL_CERT_FILE`) or its `base_url` are wrong. Stop the whole job
-    /// at once, exit 2, never retry: every later request would meet the same certificate.
+    /// (`provider.ca_file`, `SSL_CERT_FILE`) or its `base_url` are wrong, and every later
+    /// request would meet the same certificate.
     Untrusted,
-    /// Error 1 (or 3) for a whole list: split the list to find the number at fault.
+    /// Error 1 (or 3) for a whole list: a number in it, or its length, is refused.
     BadRequest,
-    /// Anything else: the batch fails.
+    /// Anything else: an error retrying will not fix.
     Fatal,
 }
 
 impl ProviderError {
-    /// What the caller should do about this error.
+    /// The error's class (what the pacer does about it is its table, `pacer/reaction.rs`).
     pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::Timeout(_)

@@ -28,6 +28,7 @@
 mod book;
 mod checksum;
 mod error;
+mod interrupted;
 mod list_limit;
 mod lock;
 mod log;
@@ -45,7 +46,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use book::{now_ms, AnswerBook, Known, StoredAnswer, Ttl};
-pub use error::{Damage, Part, StateError};
+pub use error::{Damage, Fault, Part, StateError};
 pub use list_limit::ListLimit;
 pub use repair::{repair, HostRepair, Repair};
 pub use stats::{AgeBuckets, CacheStats, HostStats};
@@ -74,8 +75,7 @@ impl StateStore {
     /// repair, rewrite, migration or commit left, and refuses a damaged store.
     pub fn open(dir: &Path) -> Result<StateStore, StateError> {
         let lock = StoreLock::acquire(dir)?;
-        repair::finish(dir)?;
-        vacuum::finish(dir)?;
+        interrupted::complete(dir)?;
         let db = open_sled(&dir.join("db"))?;
         let manifest = match migrate::format_of(dir, &db)? {
             Format::Current => in_force(dir)?,

@@ -1,26 +1,27 @@
 //! Rebuilding a damaged store from every answer still readable (`cache repair`).
 //!
-//! Contract: [`repair`] leaves a sound store alone. Otherwise it reads every answer any part
+//! Contract: [`repair`] leaves a sound store alone, and refuses to move anything when what
+//! stops the store from being read is the environment (a full disk, a read-only file system,
+//! a permission, too many open files: [`StateError::Environment`]), not damage. Otherwise it reads every answer any part
 //! still yields (every chunk of every snapshot file whose checksum matches, every block sled
 //! still gives, the answers of the snapshots' and sled's dictionaries), keeps for each number
 //! its latest answer, and writes a new store of those answers in `repair.tmp/new` (a snapshot
 //! per host, a fresh sled database, MANIFEST). Renaming `repair.tmp` to `repair.done` commits
 //! it: [`finish`] then moves the old parts into `repair.done/old` and the new ones into place,
 //! and renames `repair.done` to `damaged-TIME`, where the old parts stay for the user to look
-//! at or remove. Interrupted before the commit, the old store is in force (and `repair.tmp` is
-//! removed on the next open); after it, the next open completes the move. Nothing is asked of
+//! at or remove (`interrupted.rs`). Interrupted before the commit, the old store is in force (and
+//! `repair.tmp` is removed on the next open); after it, the next open completes the move. Nothing is asked of
 //! the provider: answers that could not be read are asked again by the next run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use serde::Serialize;
 
 use super::book::Dictionary;
-use super::lock::{open_sled, StoreLock, LOCK_FILE};
+use super::interrupted::{self, remove_dir, sync_dir, DONE, TEMP};
+use super::lock::{open_sled, StoreLock};
 use super::log::{
     block_entries, decode_key, dict_tree_name, entry, log_tree_name, write_snapshot_file,
     ENTRY_BYTES,
@@ -30,11 +31,6 @@ use super::migrate::{self, set_format, Format};
 use super::snapshot::SnapshotError;
 use super::verify::{hosts, verify_locked};
 use super::{snapshot, AnswerBook, NumberTable, StateError};
-
-const TEMP: &str = "repair.tmp";
-const DONE: &str = "repair.done";
-/// The prefix of the directories holding the parts a repair replaced.
-const MOVED: &str = "damaged-";
 
 /// What `cache repair` did.
 #[derive(Debug, Clone, Serialize)]
@@ -152,7 +148,7 @@ pub fn repair(dir: &Path) -> Result<Repair, StateError> {
         .map_err(|e| StateError::io(&temp, "renaming to repair.done", e))?;
     sync_dir(dir)?;
     report.repaired = true;
-    report.moved_to = finish(dir)?;
+    report.moved_to = interrupted::finish_repair(dir)?;
     Ok(report)
 }
 
@@ -304,70 +300,4 @@ fn write_store(new: &Path, books: &[(String, AnswerBook)]) -> Result<(), StateEr
     drop(db);
     ManifestFile::create(new, manifest)?;
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StateError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StateError::io(dir, "syncing", e))
-}
-
-fn remove_dir(dir: &Path) -> Result<(), StateError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(StateError::io(dir, "removing", e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Moves every entry of `from` for which `take` holds into `to`.
-fn move_entries(from: &Path, to: &Path, take: impl Fn(&str) -> bool) -> Result<(), StateError> {
-    let listing = std::fs::read_dir(from).map_err(|e| StateError::io(from, "listing", e))?;
-    for entry in listing {
-        let entry = entry.map_err(|e| StateError::io(from, "listing", e))?;
-        let name = entry.file_name();
-        if take(&name.to_string_lossy()) {
-            std::fs::rename(entry.path(), to.join(&name))
-                .map_err(|e| StateError::io(&entry.path(), "moving", e))?;
-        }
-    }
-    sync_dir(to)?;
-    sync_dir(from)
-}
-
-/// Completes a committed repair (see the module's contract) and returns where the old parts
-/// went; removes an uncommitted one.
-pub(super) fn finish(dir: &Path) -> Result<Option<PathBuf>, StateError> {
-    remove_dir(&dir.join(TEMP))?;
-    let done = dir.join(DONE);
-    if !done.exists() {
-        return Ok(None);
-    }
-    let (new, old, partial) = (done.join("new"), done.join("old"), done.join("old.partial"));
-    if !old.exists() {
-        std::fs::create_dir_all(&partial).map_err(|e| StateError::io(&partial, "creating", e))?;
-        move_entries(dir, &partial, |name| {
-            name != LOCK_FILE && name != DONE && !name.starts_with(MOVED)
-        })?;
-        std::fs::rename(&partial, &old).map_err(|e| StateError::io(&partial, "renaming", e))?;
-        sync_dir(&done)?;
-    }
-    if new.exists() {
-        move_entries(&new, dir, |_| true)?;
-        std::fs::remove_dir(&new).map_err(|e| StateError::io(&new, "removing", e))?;
-    }
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now())
-        .to_string()
-        .replace(':', "-");
-    let mut moved = dir.join(format!("{MOVED}{stamp}"));
-    for n in 2.. {
-        if !moved.exists() {
-            break;
-        }
-        moved = dir.join(format!("{MOVED}{stamp}-{n}"));
-    }
-    std::fs::rename(&done, &moved).map_err(|e| StateError::io(&done, "renaming", e))?;
-    sync_dir(dir)?;
-    Ok(Some(moved))
 }

@@ -6,7 +6,9 @@
 //! records, and takes in what a commit cut short left beyond it (a block flushed before its
 //! manifest write, dictionary entries before their block). [`verify`] reads every part whole,
 //! every chunk, block and answer, and reports on each, sound or not, changing nothing (it only
-//! completes a repair or a rewrite of the database that was already committed).
+//! completes a repair or a rewrite of the database that was already committed). A part that
+//! cannot be read because of the environment (a full disk, a permission, ...) is no verdict on
+//! the store: [`verify`] stops with [`StateError::Environment`] instead of calling it damaged.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -22,7 +24,7 @@ use super::log::{
 };
 use super::manifest::{self, Found, HostRecord, Manifest};
 use super::migrate::{self, hosts_with, Format};
-use super::{repair, snapshot, vacuum, Damage, Part, StateError, StateStore};
+use super::{interrupted, snapshot, Damage, Part, StateError, StateStore};
 
 impl StateStore {
     /// The checks every open makes (see the module's contract), and what a commit cut short
@@ -141,8 +143,16 @@ pub struct PartReport {
 }
 
 impl Verification {
-    fn add(&mut self, part: Part, host: Option<&str>, found: Result<String, StateError>) {
+    /// Adds what was found of `part`; an environment fault is no finding about the store: it
+    /// stops the verification, as an error.
+    fn add(
+        &mut self,
+        part: Part,
+        host: Option<&str>,
+        found: Result<String, StateError>,
+    ) -> Result<(), StateError> {
         let (sound, detail) = match found {
+            Err(e) if e.is_environment() => return Err(e),
             Ok(detail) => (true, detail),
             Err(StateError::Damaged { damage, .. }) if damage.part == part => (false, damage.what),
             Err(StateError::Damaged { damage, .. }) => (false, damage.to_string()),
@@ -155,6 +165,7 @@ impl Verification {
             sound,
             detail,
         });
+        Ok(())
     }
 }
 
@@ -212,8 +223,7 @@ pub fn verify(dir: &Path) -> Result<Verification, StateError> {
 
 /// [`verify`], the directory's lock held.
 pub(super) fn verify_locked(dir: &Path) -> Result<Verification, StateError> {
-    repair::finish(dir)?;
-    vacuum::finish(dir)?;
+    interrupted::complete(dir)?;
     let mut report = Verification {
         dir: dir.to_path_buf(),
         sound: true,
@@ -238,7 +248,7 @@ pub(super) fn verify_locked(dir: &Path) -> Result<Verification, StateError> {
         Part::Manifest,
         None,
         manifest_part.map_err(|w| damaged(Part::Manifest, w)),
-    );
+    )?;
     let manifest = match found {
         Found::Sound { manifest, .. } => Some(manifest),
         _ => None,
@@ -247,7 +257,7 @@ pub(super) fn verify_locked(dir: &Path) -> Result<Verification, StateError> {
     let sled_part = format.and_then(|format| {
         sled_text(format, trees, manifest.as_ref()).map_err(|w| damaged(Part::Sled, w))
     });
-    report.add(Part::Sled, None, sled_part);
+    report.add(Part::Sled, None, sled_part)?;
     let files = snapshot::files_in(dir).map_err(|e| StateError::io(dir, "listing", e))?;
     for host in hosts(db.as_ref(), manifest.as_ref(), &files) {
         let record = manifest.as_ref().and_then(|m| m.hosts.get(&host));
@@ -263,7 +273,7 @@ pub(super) fn verify_locked(dir: &Path) -> Result<Verification, StateError> {
             record,
             snapshot,
         };
-        host_parts.verify(&mut report);
+        host_parts.verify(&mut report)?;
     }
     Ok(report)
 }
@@ -327,7 +337,7 @@ struct HostCheck<'a> {
 
 impl HostCheck<'_> {
     /// Reports on the host's dictionary, snapshot and log, read whole.
-    fn verify(&self, report: &mut Verification) {
+    fn verify(&self, report: &mut Verification) -> Result<(), StateError> {
         let (dir, host) = (self.dir, self.host);
         let (dictionary, part) = match self.dictionary() {
             Ok(d) => {
@@ -340,18 +350,18 @@ impl HostCheck<'_> {
             }
             Err(e) => (None, Err(e)),
         };
-        report.add(Part::Dictionary, Some(host), part);
+        report.add(Part::Dictionary, Some(host), part)?;
         let snapshot = self.snapshot(dictionary.as_ref());
         let covers_below = match &snapshot {
             Ok((_, covers_below)) => *covers_below,
             Err(_) => self.record.map_or(0, HostRecord::covers_below),
         };
-        report.add(Part::Snapshot, Some(host), snapshot.map(|(text, _)| text));
+        report.add(Part::Snapshot, Some(host), snapshot.map(|(text, _)| text))?;
         report.add(
             Part::Log,
             Some(host),
             self.log(covers_below, dictionary.as_ref()),
-        );
+        )
     }
 
     fn unread(&self, part: Part) -> StateError {

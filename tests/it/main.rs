@@ -3,6 +3,7 @@
 
 mod common;
 mod dialects;
+mod disk;
 mod enrich;
 mod input;
 mod jobs;
@@ -12,6 +13,7 @@ mod network;
 mod object_store;
 mod operability;
 mod resilience;
+mod shared_limits;
 mod store;
 mod throughput;
 mod typed;

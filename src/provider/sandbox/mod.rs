@@ -6,7 +6,9 @@
 //! It speaks the configured [`Dialect`] (`dialect`, `render`): the documented shape, or one
 //! plausible deviation from it. On request it injects faults (HTTP 503, hangs, dropped
 //! connections, truncated bodies, errors 4 and 9). It counts everything; `GET /sandbox/stats` returns the counters as JSON
-//! ([`SandboxStats`]).
+//! ([`SandboxStats`]), and `GET /sandbox/arrivals?login=LOGIN` when each request of a login
+//! counted against its limit arrived ([`Arrivals`]), for measuring how much of the limit the
+//! clients used.
 
 mod data;
 mod dialect;
@@ -82,8 +84,21 @@ pub struct LoginStats {
     pub max_concurrent: u64,
 }
 
+/// When a login's counted requests arrived, as served at `/sandbox/arrivals?login=LOGIN`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct Arrivals {
+    /// Milliseconds since the sandbox started, now.
+    pub now_ms: u64,
+    /// The request limit's window, in milliseconds.
+    pub window_ms: u64,
+    /// Milliseconds since the sandbox started at which each counted request arrived, in order.
+    pub arrivals_ms: Vec<u64>,
+}
+
 struct Shared {
     config: SandboxConfig,
+    /// When the sandbox started: the origin of [`Arrivals`].
+    started: Instant,
     logins: Mutex<Logins>,
     stats: Mutex<SandboxStats>,
     /// Every counted arrival and its login, to compute `max_in_window` exactly.
@@ -112,6 +127,7 @@ impl Sandbox {
             ..Default::default()
         };
         let shared = Arc::new(Shared {
+            started: Instant::now(),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.seed)),
             config,
             logins: Mutex::new(Logins::default()),
@@ -121,6 +137,7 @@ impl Sandbox {
         let app = Router::new()
             .route("/sys/info.php", get(info).post(info))
             .route("/sandbox/stats", get(stats_handler))
+            .route("/sandbox/arrivals", get(arrivals_handler))
             .with_state(shared.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -159,6 +176,16 @@ impl Drop for Sandbox {
 
 async fn stats_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     axum::Json(shared.snapshot())
+}
+
+async fn arrivals_handler(
+    State(shared): State<Arc<Shared>>,
+    RawQuery(query): RawQuery,
+) -> impl IntoResponse {
+    let params: HashMap<String, String> =
+        serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let login = params.get("login").cloned().unwrap_or_default();
+    axum::Json(shared.arrivals(&login))
 }
 
 /// A request's parameters, from the query string and the form body together.
@@ -309,6 +336,21 @@ impl Shared {
             login.max_in_window = limits::max_in_window(&its, window);
         }
         stats
+    }
+
+    /// When the counted requests of `login` arrived.
+    fn arrivals(&self, login: &str) -> Arrivals {
+        let since = |t: Instant| t.duration_since(self.started).as_millis() as u64;
+        let counted = self.counted.lock().unwrap();
+        Arrivals {
+            now_ms: since(Instant::now()),
+            window_ms: self.config.request_limit.window.as_millis() as u64,
+            arrivals_ms: counted
+                .iter()
+                .filter(|(_, l)| l == login)
+                .map(|(t, _)| since(*t))
+                .collect(),
+        }
     }
 
     /// Counts the request and lets it in, or says which error the provider would answer.

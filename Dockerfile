@@ -12,6 +12,9 @@
 # Proxies: HTTPS_PROXY and NO_PROXY are read from the container's environment.
 #
 # Air-gapped builds can name local base images: --build-arg BUILD_IMAGE=... RUNTIME_IMAGE=...
+# Behind a TLS-inspecting proxy, cargo in the build stage must trust the proxy's CA to reach
+# crates.io: name a BUILD_IMAGE whose /etc/ssl/certs holds it (and pass HTTPS_PROXY with
+# --build-arg when the proxy is not transparent).
 
 ARG BUILD_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim

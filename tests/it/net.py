@@ -1,10 +1,12 @@
 """What tests/it/network.rs puts between the binary and the sandbox, on 127.0.0.1 only.
 
-    net.py tls CERT KEY TARGET_PORT LOG   a TLS server (Python's ssl, that is OpenSSL) that
+    net.py tls LOG CERT KEY TARGET_PORT   a TLS server (Python's ssl, that is OpenSSL) that
                                           forwards each connection, decrypted, to
                                           127.0.0.1:TARGET_PORT
-    net.py proxy LOG                      an HTTP CONNECT proxy (the kind HTTPS_PROXY names)
-                                          that tunnels only to 127.0.0.1 and localhost
+    net.py proxy LOG [USER:PASSWORD]      an HTTP CONNECT proxy (the kind HTTPS_PROXY names)
+                                          that tunnels only to 127.0.0.1 and localhost, and
+                                          with USER:PASSWORD only for a request carrying them
+                                          (`Proxy-Authorization: Basic`; else 407)
 
 Each prints the port it listens on, alone on a line, then appends a line to LOG for every
 connection it accepts (`accepted`, then `handshake failed: ...` when the client refuses the
@@ -12,6 +14,7 @@ certificate; `CONNECT host:port` for the proxy), and exits when its stdin closes
 never outlives the test that started it. Standard library only.
 """
 
+import base64
 import os
 import socket
 import ssl
@@ -66,12 +69,28 @@ def tls_handler(context, target, log_path):
     return handle
 
 
-def proxy_handler(log_path):
+def proxy_handler(log_path, credentials):
+    wanted = None
+    if credentials:
+        wanted = base64.b64encode(credentials.encode()).decode()
+
     def handle(conn):
         reader = conn.makefile("rb")
         request = reader.readline().decode("latin-1").strip()
-        while reader.readline() not in (b"\r\n", b"\n", b""):
-            pass
+        authorization = None
+        while (line := reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "proxy-authorization":
+                authorization = value.strip()
+        scheme, _, token = (authorization or "").partition(" ")
+        if wanted and (scheme.lower() != "basic" or token.strip() != wanted):
+            log(log_path, "407 " + request.rsplit(" ", 1)[0])
+            conn.sendall(
+                b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                b'Proxy-Authenticate: Basic realm="test"\r\nContent-Length: 0\r\n\r\n'
+            )
+            conn.close()
+            return
         log(log_path, request.rsplit(" ", 1)[0])
         method, target = (request.split(" ") + ["", ""])[:2]
         host, _, port = target.rpartition(":")
@@ -109,12 +128,12 @@ def serve(handle):
 
 def main(args):
     if args[:1] == ["tls"] and len(args) == 5:
-        _, cert, key, target, log_path = args
+        _, log_path, cert, key, target = args
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         serve(tls_handler(context, int(target), log_path))
-    elif args[:1] == ["proxy"] and len(args) == 2:
-        serve(proxy_handler(args[1]))
+    elif args[:1] == ["proxy"] and len(args) in (2, 3):
+        serve(proxy_handler(args[1], args[2] if len(args) == 3 else None))
     else:
         sys.exit(__doc__)
 

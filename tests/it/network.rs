@@ -121,8 +121,9 @@ impl Net {
         let log = ws.path(log);
         let mut child = Command::new(python)
             .arg(script)
-            .args(args)
+            .arg(args[0])
             .arg(&log)
+            .args(&args[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -152,8 +153,11 @@ impl Net {
         )
     }
 
-    fn proxy(ws: &Workspace) -> Net {
-        Net::start(ws, "proxy.log", &["proxy"])
+    /// A CONNECT proxy; with `credentials` (`user:password`), only for requests carrying them.
+    fn proxy(ws: &Workspace, credentials: Option<&str>) -> Net {
+        let mut args = vec!["proxy"];
+        args.extend(credentials);
+        Net::start(ws, "proxy.log", &args)
     }
 
     /// The lines logged so far, one per connection (and per failed handshake).
@@ -393,7 +397,7 @@ fn https_proxy_carries_the_requests_and_no_proxy_bypasses_it() {
     let ws = Workspace::new();
     let sandbox = fast_sandbox(&ws);
     let tls = Net::tls(&ws, &sandbox, "server");
-    let proxy = Net::proxy(&ws);
+    let proxy = Net::proxy(&ws, None);
     let url = format!("https://127.0.0.1:{}", tls.port);
     let job = job(&ws, &sandbox, &url, &quoted(&certs().path("ca.pem")));
     let proxy_url = format!("http://127.0.0.1:{}", proxy.port);
@@ -415,4 +419,28 @@ fn https_proxy_carries_the_requests_and_no_proxy_bypasses_it() {
     assert_exit(&out, 0);
     assert!(sandbox.stats().requests > before, "the run sent nothing");
     assert_eq!(proxy.log(), tunnels);
+}
+
+#[test]
+fn a_proxy_that_wants_credentials_takes_them_from_the_proxy_url() {
+    let ws = Workspace::new();
+    let sandbox = fast_sandbox(&ws);
+    let tls = Net::tls(&ws, &sandbox, "server");
+    let proxy = Net::proxy(&ws, Some("etl:pr0xy-s3cret"));
+    let url = format!("https://127.0.0.1:{}", tls.port);
+    let job = job(&ws, &sandbox, &url, &quoted(&certs().path("ca.pem")));
+    let with = format!("http://etl:pr0xy-s3cret@127.0.0.1:{}", proxy.port);
+    let out = run(&ws, &job, &[("HTTPS_PROXY", &with)]);
+    assert_exit(&out, 0);
+    let expected = format!("CONNECT 127.0.0.1:{}", tls.port);
+    let tunnels = proxy.log();
+    assert!(
+        !tunnels.is_empty() && tunnels.iter().all(|l| *l == expected),
+        "{tunnels:?}"
+    );
+    assert!(
+        !stderr(&out).contains("pr0xy-s3cret"),
+        "the proxy password is logged"
+    );
+    assert_eq!(ws.read_output().height(), 60);
 }

@@ -503,7 +503,7 @@ mod tests {
         let a = SharedLogin::open(dir.path(), "h:1", "l", &c).unwrap();
         let b = SharedLogin::open(dir.path(), "h:1", "l", &c).unwrap();
         let lowered = a.refused(clock_ms()).expect("lowered");
-        assert_eq!(lowered.rate, 15);
-        assert_eq!(b.change(|s, _| b.caps(s).rate).unwrap(), 15);
+        assert_eq!(lowered.rate, 10);
+        assert_eq!(b.change(|s, _| b.caps(s).rate).unwrap(), 10);
     }
 }

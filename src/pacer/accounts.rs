@@ -141,7 +141,7 @@ impl Account {
         }
     }
 
-    /// Error 9 to a request sent at `sent_at`: the login's caps drop by a quarter (once per
+    /// Error 9 to a request sent at `sent_at`: the login's caps are halved (once per
     /// overrun, `adaptive.rs`), for every run when they are shared.
     pub fn refused(&self, sent_at: Instant) {
         let lowered = match &self.limits.shared {

@@ -1,7 +1,7 @@
 //! How fast a login may go when others the run cannot see share it: its request rate and its
 //! requests at once, lowered by error 9 and raised back by a run of clean answers.
 //!
-//! Contract: [`Adaptive::refused`] lowers both caps by a quarter (to one at least), once per
+//! Contract: [`Adaptive::refused`] halves both caps (to one at least), once per
 //! burst: an error 9 to a request sent before the last lowering is the same overrun, already
 //! paid for. [`Adaptive::answered`] counts clean answers and raises both caps by one after two
 //! windows' worth of them (twice the rate), or four before trying again the rate the last
@@ -53,8 +53,8 @@ impl Adaptive {
             return false;
         }
         self.refused_rate = Some(self.rate);
-        self.rate = (self.rate * 3 / 4).max(1);
-        self.at_once = (self.at_once * 3 / 4).max(1);
+        self.rate = (self.rate / 2).max(1);
+        self.at_once = (self.at_once / 2).max(1);
         self.clean = 0;
         self.lowered_at = Some(now);
         true
@@ -98,33 +98,33 @@ mod tests {
     };
 
     #[test]
-    fn a_burst_of_refusals_lowers_once_and_two_windows_of_answers_raise_by_one() {
+    fn a_burst_of_refusals_halves_once_and_two_windows_of_answers_raise_by_one() {
         let mut a = Adaptive::new(CEILING);
         assert!(a.refused(100, 200));
-        assert_eq!((a.rate, a.at_once), (15, 6));
+        assert_eq!((a.rate, a.at_once), (10, 4));
         // Sent before the lowering: the same overrun.
         assert!(!a.refused(150, 210));
-        assert_eq!(a.rate, 15);
-        // Thirty clean answers (two windows at 15) raise both by one.
-        for _ in 0..29 {
+        assert_eq!(a.rate, 10);
+        // Twenty clean answers (two windows at 10) raise both by one.
+        for _ in 0..19 {
             assert!(!a.answered(CEILING));
         }
         assert!(a.answered(CEILING));
-        assert_eq!((a.rate, a.at_once), (16, 7));
+        assert_eq!((a.rate, a.at_once), (11, 5));
         // Sent after it: a new overrun.
         assert!(a.refused(300, 310));
-        assert_eq!((a.rate, a.at_once), (12, 5));
-        // Two windows' worth a step up to 15; the step to 16, where it was refused, takes four.
-        for _ in 0..(24 + 26 + 28) {
+        assert_eq!((a.rate, a.at_once), (5, 2));
+        // Two windows' worth a step up to 10; the step to 11, where it was refused, takes four.
+        for _ in 0..(10 + 12 + 14 + 16 + 18) {
             a.answered(CEILING);
         }
-        assert_eq!(a.rate, 15);
-        for _ in 0..59 {
+        assert_eq!(a.rate, 10);
+        for _ in 0..39 {
             a.answered(CEILING);
         }
-        assert_eq!(a.rate, 15);
+        assert_eq!(a.rate, 10);
         a.answered(CEILING);
-        assert_eq!(a.rate, 16);
+        assert_eq!(a.rate, 11);
         // Back to the limits, and no further.
         for _ in 0..10_000 {
             a.answered(CEILING);

@@ -8,7 +8,8 @@
 //! up, stop) is one table, `reaction.rs`; [`Pacer::lookup`] here acts on it, and asks again for
 //! numbers an answer left out. `send.rs` holds the request path, `accounts.rs` the accounts and
 //! their dispatcher, `sizing.rs` the lists' length, `window.rs` the limiters, `gate.rs` the
-//! first-request gate.
+//! first-request gate, `adaptive.rs` a login's rate and requests at once as error 9 and clean
+//! answers move them, `shared.rs` a login's limits shared with every run on the machine.
 
 mod accounts;
 mod adaptive;

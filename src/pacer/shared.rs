@@ -228,6 +228,15 @@ impl SharedLogin {
     /// Takes part in the shared limits of `login` at `host`, in `dir`, with the job's limits.
     pub fn open(dir: &Path, host: &str, login: &str, c: &ProviderConfig) -> io::Result<Self> {
         let key = login_key(host, login);
+        // Counting the runs holding the login also clears what dead ones left.
+        let others = runs_holding_in(dir, host, login);
+        if others > 0 {
+            tracing::info!(
+                login,
+                others,
+                "{others} other run(s) on this machine use this login: they share its limits"
+            );
+        }
         let lock = open_rw(&dir.join(format!("{key}.lock")))?;
         let holder: u64 = rand::random();
         let holding = open_rw(&dir.join(format!("{key}.run-{holder:016x}")))?;
@@ -503,7 +512,7 @@ mod tests {
         let a = SharedLogin::open(dir.path(), "h:1", "l", &c).unwrap();
         let b = SharedLogin::open(dir.path(), "h:1", "l", &c).unwrap();
         let lowered = a.refused(clock_ms()).expect("lowered");
-        assert_eq!(lowered.rate, 15);
-        assert_eq!(b.change(|s, _| b.caps(s).rate).unwrap(), 15);
+        assert_eq!(lowered.rate, 10);
+        assert_eq!(b.change(|s, _| b.caps(s).rate).unwrap(), 10);
     }
 }

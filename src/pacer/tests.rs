@@ -247,10 +247,10 @@ async fn error_9_pauses_a_window_and_lowers_the_rate() {
     let result = pacer.lookup(vec![E164(79161234567)]).await;
     assert_eq!(gaps(&sent()), secs(&[2]));
     assert_eq!(result.answers.len(), 1);
-    // Lowered to 15 by the error (and concurrency from 4 to 3); it climbs back only after two
+    // Halved to 10 by the error (and concurrency from 4 to 2); it climbs back only after two
     // windows' worth of clean answers.
     let caps = pacer.accounts.get(0).caps();
-    assert_eq!((caps.rate, caps.at_once), (15, 3));
+    assert_eq!((caps.rate, caps.at_once), (10, 2));
 }
 
 /// Eight lookups at once against a provider that answers `body` to everything: the requests

@@ -2,16 +2,17 @@
 //!
 //! Contract: [`repair`] leaves a sound store alone, and refuses to move anything when what
 //! stops the store from being read is the environment (a full disk, a read-only file system,
-//! a permission, too many open files: [`StateError::Environment`]), not damage. Otherwise it reads every answer any part
-//! still yields (every chunk of every snapshot file whose checksum matches, every block sled
-//! still gives, the answers of the snapshots' and sled's dictionaries), keeps for each number
-//! its latest answer, and writes a new store of those answers in `repair.tmp/new` (a snapshot
+//! a permission, too many open files: [`StateError::Environment`]), not damage. Otherwise it
+//! reads every answer any part still yields (every chunk of every snapshot file whose checksum
+//! matches, every block sled still gives, the answers of the snapshots' and sled's
+//! dictionaries), keeps for each number its latest answer, and writes a new store of those answers in `repair.tmp/new` (a snapshot
 //! per host, a fresh sled database, MANIFEST). Renaming `repair.tmp` to `repair.done` commits
-//! it: [`finish`] then moves the old parts into `repair.done/old` and the new ones into place,
-//! and renames `repair.done` to `damaged-TIME`, where the old parts stay for the user to look
-//! at or remove (`interrupted.rs`). Interrupted before the commit, the old store is in force (and
-//! `repair.tmp` is removed on the next open); after it, the next open completes the move. Nothing is asked of
-//! the provider: answers that could not be read are asked again by the next run.
+//! it: `interrupted::finish_repair` then moves the old parts into `repair.done/old` and the new
+//! ones into place, and renames `repair.done` to `damaged-TIME`, where the old parts stay for
+//! the user to look at or remove. Interrupted before the commit, the old store is in force (and
+//! `repair.tmp` is removed on the next open); after it, the next open completes the move.
+//! Nothing is asked of the provider: answers that could not be read are asked again by the next
+//! run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;

@@ -18,13 +18,13 @@ use crate::common::*;
 const LIMIT: u64 = 20;
 const SANDBOX: &str = "request_limit = \"20/1s\"\nidentical_limit = \"3/1s\"\nlatency = \"5ms\"\n";
 
-/// A job over `input` writing `output`, with its own state directory, under the sandbox's one
-/// login, sharing its limits in the workspace's `limits` directory.
-fn job(ws: &Workspace, sandbox: &SandboxProcess, name: &str, input: &str, extra: &str) -> PathBuf {
+/// A job over `input` writing `NAME.parquet`, with its own state directory, under the
+/// sandbox's one login, sharing its limits in the workspace's directory `limits`.
+fn job(ws: &Workspace, sandbox: &SandboxProcess, name: &str, input: &str, limits: &str) -> PathBuf {
     let provider = provider_for(
         sandbox,
         &format!(
-            "request_limit = \"20/1s\"\nidentical_limit = \"3/1s\"\nbatch_size = 10\nshared_limits_dir = \"limits\"\n{extra}"
+            "request_limit = \"20/1s\"\nidentical_limit = \"3/1s\"\nbatch_size = 10\nshared_limits_dir = \"{limits}\"\n"
         ),
     );
     let text = format!(
@@ -80,8 +80,8 @@ fn two_jobs(rows_a: u64, rows_b: u64) -> (Workspace, SandboxProcess, PathBuf, Pa
     generate(&ws, "a.csv", rows_a, 71);
     generate(&ws, "b.csv", rows_b, 72);
     let sandbox = SandboxProcess::start(ws.dir.path(), SANDBOX);
-    let a = job(&ws, &sandbox, "a", "a.csv", "");
-    let b = job(&ws, &sandbox, "b", "b.csv", "");
+    let a = job(&ws, &sandbox, "a", "a.csv", "limits");
+    let b = job(&ws, &sandbox, "b", "b.csv", "limits");
     (ws, sandbox, a, b)
 }
 
@@ -224,7 +224,7 @@ fn a_stranger_on_the_login_is_adapted_to_with_few_refusals() {
     let ws = Workspace::new();
     generate(&ws, "in.csv", 6000, 73);
     let sandbox = SandboxProcess::start(ws.dir.path(), SANDBOX);
-    let job = job(&ws, &sandbox, "run", "in.csv", "");
+    let job = job(&ws, &sandbox, "run", "in.csv", "limits");
     // A quarter of the limit, already going when the run starts.
     let stranger = Stranger::start(&sandbox, std::time::Duration::from_millis(200), 2000);
     wait_until("the stranger's first requests", || {
@@ -244,6 +244,39 @@ fn a_stranger_on_the_login_is_adapted_to_with_few_refusals() {
         login.requests,
         share * 100.0,
         report["summary"]["errors"]
+    );
+    assert!(
+        share < 0.02,
+        "{refused} of {} requests refused",
+        login.requests
+    );
+}
+
+#[test]
+fn two_machines_on_one_login_settle_with_few_refusals() {
+    // Two runs that cannot see each other's files, as on two machines: only error 9 tells
+    // each of the other.
+    let ws = Workspace::new();
+    generate(&ws, "a.csv", 6000, 74);
+    generate(&ws, "b.csv", 6000, 75);
+    let sandbox = SandboxProcess::start(ws.dir.path(), SANDBOX);
+    let a = job(&ws, &sandbox, "a", "a.csv", "machine-a");
+    let b = job(&ws, &sandbox, "b", "b.csv", "machine-b");
+    let first = RunningJob::start(&ws, &a, &[]);
+    let second = RunningJob::start(&ws, &b, &[]);
+    let (code_a, log_a) = first.finish();
+    let (code_b, log_b) = second.finish();
+    assert_eq!(code_a, Some(0), "{log_a}");
+    assert_eq!(code_b, Some(0), "{log_b}");
+    let login = &sandbox.stats().logins["sandbox"];
+    let refused = login.errors.get("9").copied().unwrap_or(0);
+    let share = refused as f64 / login.requests as f64;
+    let used = share_of_limit(&arrivals(&sandbox));
+    eprintln!(
+        "two machines, one login at {LIMIT}/1s: {} requests, {refused} refused ({:.2}%), {:.1}% of the limit used",
+        login.requests,
+        share * 100.0,
+        used * 100.0
     );
     assert!(
         share < 0.02,

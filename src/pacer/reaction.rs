@@ -132,7 +132,10 @@ mod tests {
                 Reaction::RetryAfter,
             ),
             (
-                ProviderError::Transport("reset".into()),
+                ProviderError::Transport {
+                    message: "reset".into(),
+                    source: None,
+                },
                 ErrorClass::Transient,
                 Reaction::RetryAfter,
             ),

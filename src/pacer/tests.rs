@@ -145,7 +145,12 @@ fn scripted(
 
 /// An answered request (which opens the first-request gate), then `n` connection failures.
 fn failures(n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
-    let failure = || Err(ProviderError::Transport("connection reset".into()));
+    let failure = || {
+        Err(ProviderError::Transport {
+            message: "connection reset".into(),
+            source: None,
+        })
+    };
     std::iter::once(Ok(json(FOUND)))
         .chain((0..n).map(|_| failure()))
         .collect()

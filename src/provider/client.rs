@@ -132,7 +132,11 @@ impl SmscClient {
             causes.push_str(&s.to_string());
             source = s.source();
         }
-        ProviderError::Transport(format!("{}{causes}", e.without_url()))
+        let e = e.without_url();
+        ProviderError::Transport {
+            message: format!("{e}{causes}"),
+            source: Some(std::sync::Arc::new(e)),
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod client;
 pub mod rejected;
 pub mod sandbox;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -196,9 +197,14 @@ pub enum ProviderError {
     /// No answer within the pacer's timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The connection failed or broke off; the text holds the whole chain of causes.
-    #[error("connection failed: {0}")]
-    Transport(String),
+    /// The connection failed or broke off. `message` spells the whole chain of causes (for
+    /// logs, which print errors with `{}`); `source` keeps the error itself, when there is one.
+    #[error("connection failed: {message}")]
+    Transport {
+        message: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
     /// A body that is neither an answer nor a provider error.
     #[error("answer does not parse: {0}")]
     Malformed(String),
@@ -236,7 +242,7 @@ impl ProviderError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::Timeout(_)
-            | ProviderError::Transport(_)
+            | ProviderError::Transport { .. }
             | ProviderError::Malformed(_) => ErrorClass::Transient,
             ProviderError::Http { status }
                 if *status >= 500 || *status == 429 || *status == 408 =>
@@ -265,7 +271,7 @@ impl ProviderError {
                 format!("http_{status}")
             }
             ProviderError::Timeout(_) => "timeout".into(),
-            ProviderError::Transport(_) => "transport".into(),
+            ProviderError::Transport { .. } => "transport".into(),
             ProviderError::Untrusted { .. } => "certificate".into(),
             ProviderError::Malformed(_) => "malformed".into(),
         }

@@ -21,8 +21,8 @@ use polars::prelude::*;
 
 use crate::normalize::E164;
 use crate::output::{enrichment_columns, Enrichment, Status};
-use crate::provider::{NumberAnswer, OperatorInfo};
 use crate::progress::thousands;
+use crate::provider::{NumberAnswer, OperatorInfo};
 use crate::state::{StateError, StateStore, StoredAnswer};
 
 /// Rows per row group written, and answers per block committed.

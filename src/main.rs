@@ -21,14 +21,14 @@ use phone_enrich::config::{self, Job, Overrides};
 use phone_enrich::exchange::{self, ExchangeError};
 use phone_enrich::generate::{generate, GenFormat, GenerateOptions};
 use phone_enrich::job::RunOptions;
-use phone_enrich::outcome::{ExitKind, JobError};
 use phone_enrich::metrics::MetricsFile;
+use phone_enrich::outcome::{ExitKind, JobError};
 use phone_enrich::progress::{print_above_bars, LogWriter, ProgressMode};
 use phone_enrich::provider::sandbox::Sandbox;
 use phone_enrich::report;
 use phone_enrich::state::{self, now_ms, StateError, StateStore};
-use phone_enrich::storage::{spool_path, Client, Fault, Location, ObjectUrl, StorageError};
-use phone_enrich::transfer::Transfer;
+use phone_enrich::storage::{spool_path, Client, Location, ObjectUrl};
+use phone_enrich::transfer::{name_input_object, storage_error, Transfer};
 
 /// What a command ends with: success, or a failure whose kind picks the exit code.
 type Outcome = Result<(), JobError>;
@@ -135,20 +135,7 @@ async fn run_command(
 ) -> Outcome {
     let job = job.load().map_err(usage)?;
     spawn_signal_watch(options.interrupted.clone());
-    let mut transfer = Transfer::check(&job).await.map_err(storage_error)?;
-    transfer
-        .fetch_input(&job, &options.interrupted)
-        .await
-        .map_err(storage_error)?;
-    let (mut summary, mut outcome) = phone_enrich::job::run(&job, &options).await;
-    if summary.output_written {
-        if let Err(e) = transfer.publish(&job, &options.interrupted).await {
-            summary.output_written = false;
-            outcome = Err(storage_error(e));
-        }
-    }
-    drop(transfer);
-    let outcome = outcome.map_err(|e| name_input_object(&job, e));
+    let (summary, outcome) = phone_enrich::job::run(&job, &options).await;
     let outcome = match metrics.map(|m| m.write(&job.name, &summary, exit_code(&outcome))) {
         Some(Err(e)) if outcome.is_ok() => Err(JobError::new(ExitKind::Internal, e)),
         Some(Err(e)) => {
@@ -183,32 +170,6 @@ async fn run_command(
             failed
         }
         (Ok(()), outcome) => outcome,
-    }
-}
-
-/// A storage failure as a command's failure.
-fn storage_error(e: StorageError) -> JobError {
-    let kind = match e.fault() {
-        Fault::Usage => ExitKind::Usage,
-        Fault::Input => ExitKind::Input,
-        Fault::Internal => ExitKind::Internal,
-        Fault::Interrupted => ExitKind::Interrupted,
-    };
-    JobError::new(kind, e.into())
-}
-
-/// An input failure of a job whose input is an object names the object, not only its spool
-/// file.
-fn name_input_object(job: &Job, failure: JobError) -> JobError {
-    match (&job.storage.input, failure.kind) {
-        (Some(url), ExitKind::Input) => JobError::new(
-            failure.kind,
-            failure.error.context(format!(
-                "input {url} (read from its spool file {})",
-                job.input.path.display()
-            )),
-        ),
-        _ => failure,
     }
 }
 

@@ -11,8 +11,8 @@
 use anyhow::anyhow;
 
 use crate::config::Job;
-use crate::outcome::{ExitKind, JobError};
 use crate::normalize::{Normalized, Normalizer, E164};
+use crate::outcome::{ExitKind, JobError};
 use crate::pacer::{PacerBuilder, Sent};
 use crate::provider::answer::{decode, Answered, Fmt};
 use crate::provider::rejected::Redactor;

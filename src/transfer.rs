@@ -14,7 +14,8 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use crate::config::Job;
-use crate::storage::{remove_stale_spools, Client, ObjectUrl, Spooled, StorageError};
+use crate::outcome::{ExitKind, JobError};
+use crate::storage::{remove_stale_spools, Client, Fault, ObjectUrl, Spooled, StorageError};
 
 /// The clients of a job's objects, and the input's spool file once fetched.
 #[derive(Debug)]
@@ -88,5 +89,31 @@ impl Drop for Transfer {
         if let Some(path) = &self.local_output {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// A storage failure as a command's failure.
+pub fn storage_error(e: StorageError) -> JobError {
+    let kind = match e.fault() {
+        Fault::Usage => ExitKind::Usage,
+        Fault::Input => ExitKind::Input,
+        Fault::Internal => ExitKind::Internal,
+        Fault::Interrupted => ExitKind::Interrupted,
+    };
+    JobError::new(kind, e.into())
+}
+
+/// An input failure of a job whose input is an object names the object, not only its spool
+/// file.
+pub fn name_input_object(job: &Job, failure: JobError) -> JobError {
+    match (&job.storage.input, failure.kind) {
+        (Some(url), ExitKind::Input) => JobError::new(
+            failure.kind,
+            failure.error.context(format!(
+                "input {url} (read from its spool file {})",
+                job.input.path.display()
+            )),
+        ),
+        _ => failure,
     }
 }

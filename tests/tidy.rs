@@ -42,7 +42,10 @@ fn modules(src: &Path) -> BTreeMap<ModPath, String> {
             if matches!(parts.as_slice(), [one] if one == "main" || one == "cli" || one == "lib") {
                 continue;
             }
-            out.insert(parts, without_comments(&std::fs::read_to_string(&path).unwrap()));
+            out.insert(
+                parts,
+                without_comments(&std::fs::read_to_string(&path).unwrap()),
+            );
         }
     }
     out
@@ -85,7 +88,9 @@ fn named_paths(module: &[String], text: &str) -> Vec<ModPath> {
         expand(&tree, &mut Vec::new(), &mut out);
     }
     let bytes = text.as_bytes();
-    let starts = text.match_indices("crate::").chain(text.match_indices("super::"));
+    let starts = text
+        .match_indices("crate::")
+        .chain(text.match_indices("super::"));
     for (at, _) in starts {
         if at > 0 && (bytes[at - 1].is_ascii_alphanumeric() || b"_:".contains(&bytes[at - 1])) {
             continue;
@@ -109,7 +114,11 @@ fn expand(tree: &str, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
         _ => return,
     };
     let depth = prefix.len();
-    prefix.extend(head.split("::").filter(|s| !s.is_empty()).map(str::to_string));
+    prefix.extend(
+        head.split("::")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+    );
     match rest {
         None => out.push(prefix.clone()),
         Some(inner) => {
@@ -192,7 +201,9 @@ fn violations(src: &Path, order: &[String]) -> Vec<String> {
     let tops: BTreeSet<&String> = known.iter().map(|p| &p[0]).collect();
     for top in &tops {
         if rank(top).is_none() {
-            found.push(format!("src/{top}: not on ARCHITECTURE.md's `Layers:` line"));
+            found.push(format!(
+                "src/{top}: not on ARCHITECTURE.md's `Layers:` line"
+            ));
         }
     }
     let mut edges: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
@@ -277,7 +288,10 @@ fn planted_violations_are_found() {
     let order: Vec<String> = ["low", "high"].map(String::from).to_vec();
     let clean = tree(&[
         ("low/mod.rs", "mod a;\nmod b;\nuse self::a::A;\n"),
-        ("low/a.rs", "use super::b::B;\n/// [`crate::high::H`] is only a link.\n"),
+        (
+            "low/a.rs",
+            "use super::b::B;\n/// [`crate::high::H`] is only a link.\n",
+        ),
         ("low/b.rs", "pub struct B;\nuse std::fmt;\n"),
         ("high.rs", "use crate::low::{a::A, b::B};\n"),
     ]);
@@ -289,7 +303,10 @@ fn planted_violations_are_found() {
     ]);
     let found = violations(upward.path(), &order);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("imports high::go (high is above low"), "{found:?}");
+    assert!(
+        found[0].contains("imports high::go (high is above low"),
+        "{found:?}"
+    );
 
     let cycle = tree(&[
         ("low/mod.rs", "mod a;\nmod b;\nmod c;\n"),

@@ -23,8 +23,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 pub use batch::{BatchSize, MAX_BATCH_SIZE};
-pub use column_types::{column_type, toml_key, type_name, COLUMN_TYPE_NAMES};
 pub use ca_file::CaFile;
+pub use column_types::{column_type, toml_key, type_name, COLUMN_TYPE_NAMES};
 pub use credentials::Credentials;
 pub use overrides::Overrides;
 pub use rates::{parse_duration, Rate};

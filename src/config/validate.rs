@@ -15,12 +15,12 @@ use super::file::{
     InputSection, JobFile, NormalizeSection, OutputSection, ProviderSection, StateSection,
 };
 use super::storage::{located, storage};
+use super::{column_type, toml_key, COLUMN_TYPE_NAMES};
 use super::{
     BatchSize, CaFile, Compression, Faults, InputConfig, InputFormat, Job, NormalizeConfig,
     OutputConfig, Overrides, ProviderConfig, ProviderKind, SandboxConfig, StateConfig,
     TextEncoding, MAX_BATCH_SIZE, MAX_CONCURRENCY,
 };
-use super::{column_type, toml_key, COLUMN_TYPE_NAMES};
 use crate::normalize::PhoneMetadata;
 use crate::storage::ObjectUrl;
 

@@ -60,7 +60,12 @@ impl Lookups<'_> {
         let redactor = Redactor::of_all(accounts.iter().map(|a| a.password.as_str()));
         let connection = match crate::provider::connect(provider, accounts).await {
             Ok(connection) => connection,
-            Err(e) => return (LookupFigures::default(), Err(JobError::new(ExitKind::Internal, e))),
+            Err(e) => {
+                return (
+                    LookupFigures::default(),
+                    Err(JobError::new(ExitKind::Internal, e)),
+                )
+            }
         };
         let rejected = RejectedBodies::new(&self.job.state.dir.join("rejected"), redactor);
         let clients = connection
@@ -83,7 +88,14 @@ impl Lookups<'_> {
             requests: pacer.counters.requests.load(Ordering::Relaxed),
             retries: pacer.counters.retries.load(Ordering::Relaxed),
             splits: pacer.counters.splits.load(Ordering::Relaxed),
-            errors: pacer.counters.errors.lock().unwrap().clone().into_iter().collect(),
+            errors: pacer
+                .counters
+                .errors
+                .lock()
+                .unwrap()
+                .clone()
+                .into_iter()
+                .collect(),
             accounts: pacer.accounts(),
             batch_size: {
                 let (size, why) = pacer.batch_size();

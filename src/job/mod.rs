@@ -1,8 +1,9 @@
 //! A run of a job, stage after stage: input, normalize, plan, lookups through the pacer into the
 //! state store, output. Also `plan`, the same first stages without sending anything.
 //!
-//! Contract: [`run`] loads the host's answers, then reads the input once, writing the output as
-//! it goes; only when that pass finds numbers without a fresh answer does it stop writing, look
+//! Contract: [`run`] fetches an input object into its spool file and publishes the output
+//! object only once the output is written in full (`transfer`). Between them it loads the
+//! host's answers, then reads the input once, writing the output as it goes; only when that pass finds numbers without a fresh answer does it stop writing, look
 //! them up and read the input a second time to write. Memory grows with the answers and the
 //! distinct numbers, not with rows. It sends only the plan's numbers, commits each answered
 //! list to the state store before counting it, and writes the output only when every number
@@ -35,6 +36,7 @@ use crate::pass::{Pass, PassError, PassOutcome, Tally, Unknown};
 use crate::plan::{Plan, Shard};
 use crate::progress::ProgressMode;
 use crate::state::{now_ms, AnswerBook, ListLimit, StateError, StateStore, Ttl};
+use crate::transfer::{name_input_object, storage_error, Transfer};
 use figures::{plan_figures, seconds, Lookup};
 use lookups::{Lookups, LookupsEnd};
 use summary::{Stages, WriteFigures};
@@ -265,9 +267,31 @@ pub fn plan(
 pub async fn run(job: &Job, options: &RunOptions) -> (RunSummary, Result<(), JobError>) {
     let started = Instant::now();
     let mut stages = Stages::default();
-    let result = run_stages(job, options, &mut stages).await;
+    let result = run_between_objects(job, options, &mut stages).await;
     let summary = stages.summary(job.normalize.metadata.describe(), seconds(started));
     (summary, result)
+}
+
+/// The stages between the job's objects: an input object is checked and fetched into its spool
+/// file first, an output written in full is published as its object last (`transfer`); a job of
+/// local files has nothing to fetch or publish.
+async fn run_between_objects(
+    job: &Job,
+    options: &RunOptions,
+    stages: &mut Stages,
+) -> Result<(), JobError> {
+    let mut transfer = Transfer::check(job).await.map_err(storage_error)?;
+    let interrupted = &options.interrupted;
+    let fetched = transfer.fetch_input(job, interrupted).await;
+    fetched.map_err(storage_error)?;
+    let result = run_stages(job, options, stages).await;
+    if stages.output_written {
+        if let Err(e) = transfer.publish(job, interrupted).await {
+            stages.output_written = false;
+            return Err(storage_error(e));
+        }
+    }
+    result.map_err(|e| name_input_object(job, e))
 }
 
 /// The stages in order, each one's figures recorded in `stages` as it returns.
@@ -357,7 +381,10 @@ async fn write_pass(
     let rows = stages.plan.as_ref().map_or(0, |p| p.rows);
     let (passes, (tally, output, book)) = match first.output {
         Some(output) => (1, (first.tally, output, book)),
-        None => (2, second_pass(job, options, types, schema, book, rows).await?),
+        None => (
+            2,
+            second_pass(job, options, types, schema, book, rows).await?,
+        ),
     };
     let (cells_by_status, top_operators) = tally.by_status(&book);
     let figures = WriteFigures {
@@ -429,7 +456,11 @@ fn check_failed_ratio(job: &Job, summary: &RunSummary) -> Result<(), JobError> {
 }
 
 /// Writes the output's footer (the job's settings and `summary`) and moves the file into place.
-async fn finish_output(job: &Job, output: OutputFile, summary: &RunSummary) -> Result<(), JobError> {
+async fn finish_output(
+    job: &Job,
+    output: OutputFile,
+    summary: &RunSummary,
+) -> Result<(), JobError> {
     let mut metadata = job.settings();
     metadata.push((
         "phone_enrich.summary".into(),

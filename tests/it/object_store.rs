@@ -519,6 +519,21 @@ fn storage_faults_are_refused_naming_the_url_before_any_request() {
     assert_eq!(s3.keys(&bucket), ["in.csv"]);
     assert!(!ws.path("out.parquet").exists());
     assert_eq!(sandbox.stats().requests, 0, "a request was sent");
+
+    // A run whose input object is missing is a failed run like any other: the scheduler's
+    // metrics file says so.
+    let missing = format!("s3://{bucket}/nope.csv");
+    let metrics = ws.path("run.prom");
+    let args = ["run", job_path(&job), "--input", &missing, "--metrics-file"];
+    let mut args = args.to_vec();
+    args.push(metrics.to_str().unwrap());
+    assert_exit(&run_bin(&ws, &args, &s3.env()), 3);
+    let text = std::fs::read_to_string(&metrics).expect("the metrics file is written");
+    let exit_line = text
+        .lines()
+        .find(|l| l.starts_with("phone_enrich_last_run_exit_code{"))
+        .unwrap_or_else(|| panic!("no exit code in the metrics file:\n{text}"));
+    assert!(exit_line.ends_with(" 3"), "{exit_line}");
 }
 
 /// A tmpfs of `size` mounted for a test, unmounted on drop (CI runs as root).

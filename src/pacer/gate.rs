@@ -6,7 +6,9 @@
 //!
 //! Contract: [`FirstRequestGate::enter`] gives a request its turn (or none is needed any more,
 //! or no more may go); [`FirstRequestGate::record`] learns how each request ended and says when
-//! the last try allowed has failed, which stops the job.
+//! the last try allowed has failed, which stops the job. A try the provider refused for the
+//! login's limit (error 9, when another run or machine filled its window) is no verdict on the
+//! login: [`FirstRequestGate::give_back`] returns it, and the next waits the login's pause.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -60,6 +62,15 @@ impl FirstRequestGate {
         }
     }
 
+    /// Returns the try of a request refused for the login's limit (see the module's contract).
+    pub fn give_back(&self) {
+        if !self.is_open() {
+            let _ = self
+                .tries
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| t.checked_sub(1));
+        }
+    }
+
     /// Records whether a request was answered; `true` when it was the last try allowed and
     /// no request has been answered.
     pub fn record(&self, answered: bool) -> bool {
@@ -109,5 +120,35 @@ mod tests {
             !gate.record(false),
             "once answered, failures are the policy's"
         );
+
+        // Tries refused for the login's limit are given back: still two real tries.
+        let gate = FirstRequestGate::default();
+        for _ in 0..3 {
+            let turn = gate.enter().await;
+            assert!(matches!(
+                turn,
+                Turn::Alone {
+                    one_number: false,
+                    ..
+                }
+            ));
+            gate.give_back();
+        }
+        assert!(matches!(
+            gate.enter().await,
+            Turn::Alone {
+                one_number: false,
+                ..
+            }
+        ));
+        assert!(!gate.record(false));
+        assert!(matches!(
+            gate.enter().await,
+            Turn::Alone {
+                one_number: true,
+                ..
+            }
+        ));
+        assert!(gate.record(false));
     }
 }

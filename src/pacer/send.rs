@@ -111,7 +111,19 @@ impl Pacer {
     /// worth keeping, a value could not be read, the provider's address redirects.
     fn learn(&self, index: usize, list: &[E164], sent: &Sent<'_>) {
         let account = self.accounts.get(index);
-        let last_try_failed = account.gate.record(sent.result.is_ok());
+        let over_limit = matches!(
+            &sent.result,
+            Err(e) if reaction(e.class()) == Reaction::PauseLogin
+        );
+        let last_try_failed = match over_limit {
+            // Refused for the login's limit (another run or machine filled the window): no
+            // verdict on the login, so its first-request gate gets the try back.
+            true => {
+                account.gate.give_back();
+                false
+            }
+            false => account.gate.record(sent.result.is_ok()),
+        };
         let error = match &sent.result {
             Ok(answered) => {
                 account.answered();

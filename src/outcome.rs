@@ -87,6 +87,9 @@ pub struct PlanFigures {
     pub batch_size_reason: String,
     /// `I/N` for a run of one shard.
     pub shard: Option<String>,
+    /// Other runs on this machine holding one of the job's logins when the plan was made:
+    /// they share each login's limits, so the least time is longer by their share.
+    pub runs_sharing_logins: u64,
     /// With `plan --shards N`: the same work split over N shards.
     pub sharded: Option<ShardedFigures>,
 }

@@ -242,6 +242,7 @@ pub fn plan_text(f: &PlanFigures) -> String {
         ("to look up", thousands(f.to_look_up)),
         ("requests needed", thousands(f.requests)),
         ("accounts", thousands(f.accounts)),
+        ("other runs on them", thousands(f.runs_sharing_logins)),
         ("batch size", thousands(f.batch_size)),
         ("least time", time(f.least_time_s)),
     ];

@@ -24,6 +24,8 @@ pub(super) struct Lookup<'a> {
     pub batch_size: (usize, String),
     pub shard: Option<Shard>,
     pub shards: Option<NonZeroU32>,
+    /// Other runs on this machine holding the job's logins now.
+    pub runs_sharing_logins: u64,
 }
 
 /// A plan's figures: the first pass's counts, and the lookups `plan` takes as `lookup` goes.
@@ -58,6 +60,7 @@ pub(super) fn plan_figures(tally: &Tally, plan: &Plan, lookup: &Lookup) -> PlanF
         batch_size: size as u64,
         batch_size_reason: reason,
         shard: lookup.shard.map(|s| s.to_string()),
+        runs_sharing_logins: lookup.runs_sharing_logins,
         sharded,
     }
 }

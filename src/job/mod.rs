@@ -207,6 +207,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
         batch_size: sizer.choice(),
         shard: how.shard,
         shards: how.shards,
+        runs_sharing_logins: runs_sharing_logins(job),
     };
     let figures = plan_figures(&first.tally, &plan, &lookup);
     // The plan holds the numbers now; the second pass counts them again.
@@ -223,6 +224,17 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
         stages,
         remembered,
     })
+}
+
+/// Other runs on this machine holding one of the job's logins now, over all its logins: they
+/// share each login's limits with this one. None counted when this command has no logins
+/// (`plan` without credentials).
+fn runs_sharing_logins(job: &Job) -> u64 {
+    let Ok(accounts) = job.provider.accounts() else {
+        return 0;
+    };
+    let held = |login: &str| crate::pacer::runs_holding(&job.provider, login) as u64;
+    accounts.iter().map(|a| held(&a.login)).sum()
 }
 
 /// The output's directory must exist or be creatable, and be writable, before any request.

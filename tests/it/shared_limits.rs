@@ -88,7 +88,23 @@ fn two_jobs(rows_a: u64, rows_b: u64) -> (Workspace, SandboxProcess, PathBuf, Pa
 #[test]
 fn two_runs_under_one_login_keep_its_limit_together_and_use_it() {
     let (ws, sandbox, a, b) = two_jobs(3000, 3000);
-    let first = RunningJob::start(&ws, &a, &[]);
+    let plan = |job: &PathBuf| -> serde_json::Value {
+        let out = ws.command("plan", job, &["--format", "json"], &[]);
+        assert_exit(&out, 0);
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        plan(&b)["runs_sharing_logins"],
+        0,
+        "no run holds the login yet"
+    );
+    let mut first = RunningJob::start(&ws, &a, &[]);
+    first.wait_for_progress("lookups", 0.05);
+    assert_eq!(
+        plan(&b)["runs_sharing_logins"],
+        1,
+        "plan counts the run under way"
+    );
     let second = RunningJob::start(&ws, &b, &[]);
     let (code_a, log_a) = first.finish();
     let (code_b, log_b) = second.finish();

@@ -6,6 +6,7 @@ mod dialects;
 mod enrich;
 mod input;
 mod jobs;
+mod libphonenumber;
 mod metadata;
 mod operability;
 mod resilience;

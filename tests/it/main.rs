@@ -9,6 +9,7 @@ mod jobs;
 mod libphonenumber;
 mod metadata;
 mod operability;
+mod readings;
 mod resilience;
 mod store;
 mod throughput;

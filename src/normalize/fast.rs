@@ -38,7 +38,7 @@ const MAX_INPUT: usize = 250;
 
 /// The cell's digits, and whether a `+` leads them; `Err(())` where libphonenumber finds no
 /// viable number; `None` for a cell this path does not read.
-fn scan(text: &str, digits: &mut String) -> Option<Result<bool, ()>> {
+fn scan(text: &str, digits: &mut Digits) -> Option<Result<bool, ()>> {
     if text.len() > MAX_INPUT {
         return None;
     }
@@ -53,7 +53,7 @@ fn scan(text: &str, digits: &mut String) -> Option<Result<bool, ()>> {
     for b in text.bytes() {
         match b {
             b'0'..=b'9' => {
-                digits.push(char::from(b));
+                digits.push(b);
                 started = true;
                 pluses_only = false;
                 spoiled |= stray_plus;
@@ -81,14 +81,15 @@ fn scan(text: &str, digits: &mut String) -> Option<Result<bool, ()>> {
 /// The reading of `text` in `home`'s region: `Some(Some(number))` valid, `Some(None)` not,
 /// `None` where this path does not tell.
 pub(super) fn parse_valid(metadata: PhoneMetadata, home: Home, text: &str) -> Option<Option<E164>> {
-    let mut digits = String::with_capacity(24);
+    let mut digits = Digits::default();
     let plus = match scan(text, &mut digits)? {
         Ok(plus) => plus,
         Err(()) => return Some(None),
     };
+    let digits = digits.as_str();
     let home_country = rules::country(metadata, home.code)?;
     let home_rules = &home_country.regions[home.index];
-    let (code, national, owner) = match country_code(metadata, home_rules, &digits, plus)? {
+    let (code, national, owner) = match country_code(metadata, home_rules, digits, plus)? {
         Some(found) => found,
         None => return Some(None),
     };
@@ -104,8 +105,8 @@ pub(super) fn parse_valid(metadata: PhoneMetadata, home: Home, text: &str) -> Op
         return Some(None);
     }
     // `parseHelper`: the national prefix stripped when what remains has a possible length.
-    let stripped = strip_national_prefix(meta, &national)?;
-    let national = match meta.length(stripped.len()) {
+    let stripped = strip_national_prefix(meta, national)?;
+    let national: &str = match meta.length(stripped.len()) {
         Length::TooShort | Length::LocalOnly | Length::Invalid => national,
         _ => stripped,
     };
@@ -117,8 +118,8 @@ pub(super) fn parse_valid(metadata: PhoneMetadata, home: Home, text: &str) -> Op
     } else {
         rules::country(metadata, code)?
     };
-    let valid = country.is_valid(&national).ok()?;
-    Some(valid.then(|| e164(code, &national)).flatten())
+    let valid = country.is_valid(national).ok()?;
+    Some(valid.then(|| e164(code, national)).flatten())
 }
 
 /// Whose metadata strips the national prefix: the default region's for a number read without
@@ -131,12 +132,12 @@ enum Owner {
 /// `maybeExtractCountryCode` (with `maybeStripInternationalPrefixAndNormalize`): the country
 /// code, the national number and whose metadata strips it; `Some(None)` for a parse error;
 /// `None` where this path does not tell.
-fn country_code(
+fn country_code<'a>(
     metadata: PhoneMetadata,
     home: &RegionRules,
-    digits: &str,
+    digits: &'a str,
     plus: bool,
-) -> Option<Option<(u16, String, Owner)>> {
+) -> Option<Option<(u16, &'a str, Owner)>> {
     let mut international = plus;
     let mut rest = digits;
     if !plus {
@@ -164,7 +165,7 @@ fn country_code(
             })
             .flatten();
         return match found {
-            Some((len, code)) => Some(Some((code, rest[len..].to_string(), Owner::Main))),
+            Some((len, code)) => Some(Some((code, &rest[len..], Owner::Main))),
             // After a `+`, libphonenumber tries again without it: left to rlibphonenumber.
             None if plus => None,
             None => Some(None),
@@ -181,31 +182,70 @@ fn country_code(
             return Some(Some((home.code, potential, Owner::Main)));
         }
     }
-    Some(Some((home.code, digits.to_string(), Owner::Home)))
+    Some(Some((home.code, digits, Owner::Home)))
 }
 
 /// `maybeStripNationalPrefixAndCarrierCode`: the number without its national prefix (or the
 /// number itself), `None` where a transform rule applies (left to rlibphonenumber).
-fn strip_national_prefix(meta: &RegionRules, national: &str) -> Option<String> {
+fn strip_national_prefix<'a>(meta: &RegionRules, national: &'a str) -> Option<&'a str> {
     let Some(prefix) = &meta.prefix_for_parsing else {
-        return Some(national.to_string());
+        return Some(national);
     };
     if national.is_empty() {
-        return Some(String::new());
+        return Some(national);
     }
-    let regex = prefix.at_start()?;
-    let Some(captures) = regex.captures(national.as_bytes()) else {
-        return Some(national.to_string());
+    let end = match &meta.transform {
+        // Only the match's end matters.
+        None => match prefix.looking_at(national).ok()? {
+            Some(end) => end,
+            None => return Some(national),
+        },
+        Some(_) => {
+            let regex = prefix.at_start()?;
+            let Some(captures) = regex.captures(national.as_bytes()) else {
+                return Some(national);
+            };
+            if captures.get(captures.len() - 1).is_some() {
+                return None;
+            }
+            captures.get(0).expect("the whole match").end()
+        }
     };
-    if meta.transform.is_some() && captures.get(captures.len() - 1).is_some() {
-        return None;
-    }
-    let end = captures.get(0).expect("the whole match").end();
     let viable = meta.general.pattern_matches(national).ok()?;
     if viable && !meta.general.pattern_matches(&national[end..]).ok()? {
-        return Some(national.to_string());
+        return Some(national);
     }
-    Some(national[end..].to_string())
+    Some(&national[end..])
+}
+
+/// The digits of a cell, on the stack (a cell this path reads has at most [`MAX_INPUT`]).
+struct Digits {
+    buf: [u8; MAX_INPUT],
+    len: usize,
+}
+
+impl Default for Digits {
+    fn default() -> Digits {
+        Digits {
+            buf: [0; MAX_INPUT],
+            len: 0,
+        }
+    }
+}
+
+impl Digits {
+    fn push(&mut self, digit: u8) {
+        self.buf[self.len] = digit;
+        self.len += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).expect("ASCII digits")
+    }
 }
 
 /// The E.164 digits of a valid number, if they fit.

@@ -19,6 +19,8 @@ use super::PhoneMetadata;
 /// A metadata pattern (kept by the plans as `^(?:…)$`), compiled on its first use.
 pub(super) struct Pattern {
     source: String,
+    /// The pattern when it is digits only (a national or international prefix): compared.
+    literal: Option<String>,
     /// `^(?:…)`: libphonenumber's `lookingAt`.
     start: OnceCell<Option<Regex>>,
     /// `^(?:…)$`: libphonenumber's `matches`.
@@ -31,6 +33,10 @@ impl Pattern {
         let inner = wrapped?.strip_prefix("^(?:")?.strip_suffix(")$")?;
         (!inner.is_empty()).then(|| Pattern {
             source: inner.to_string(),
+            literal: inner
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| inner.to_string()),
             start: OnceCell::new(),
             whole: OnceCell::new(),
         })
@@ -56,6 +62,11 @@ impl Pattern {
 
     /// Where a match at the start ends (`lookingAt`); `Err` if the pattern does not compile.
     pub(super) fn looking_at(&self, digits: &str) -> Result<Option<usize>, ()> {
+        if let Some(literal) = &self.literal {
+            return Ok(digits
+                .starts_with(literal.as_str())
+                .then_some(literal.len()));
+        }
         let regex = self.at_start().ok_or(())?;
         Ok(regex.find(digits.as_bytes()).map(|m| m.end()))
     }
@@ -141,23 +152,25 @@ impl RegionRules {
     fn new(t: &Territory) -> RegionRules {
         let code = t.country_code.unwrap_or(0) as u16;
         let general = t.general_desc.as_ref();
-        let mut types: Vec<Desc> = [
-            &t.premium_rate,
-            &t.toll_free,
-            &t.shared_cost,
-            &t.voip,
-            &t.personal_number,
-            &t.pager,
-            &t.uan,
-            &t.voicemail,
-            &t.fixed_line,
-        ]
-        .into_iter()
-        .map(|d| Desc::new(d.as_ref()))
-        .collect();
+        // Any order gives the same validity: the common types first.
+        let mut types = vec![Desc::new(t.fixed_line.as_ref())];
         if !t.same_mobile_and_fixed_line_pattern.unwrap_or(false) {
             types.push(Desc::new(t.mobile.as_ref()));
         }
+        types.extend(
+            [
+                &t.toll_free,
+                &t.premium_rate,
+                &t.shared_cost,
+                &t.voip,
+                &t.personal_number,
+                &t.pager,
+                &t.uan,
+                &t.voicemail,
+            ]
+            .into_iter()
+            .map(|d| Desc::new(d.as_ref())),
+        );
         RegionRules {
             id: t.id.clone(),
             code,
@@ -224,27 +237,20 @@ impl Country {
     /// `isValidNumber`: the region of the number (`getRegionCodeForNumberFromRegionList`:
     /// leading digits where a region has them, else a known type), then a known type there.
     pub(super) fn is_valid(&self, national: &str) -> Result<bool, ()> {
-        let region = match &self.regions[..] {
-            [only] => Some(only),
-            regions => {
-                let mut found = None;
-                for r in regions {
-                    let hit = match &r.leading_digits {
-                        Some(p) => p.looking_at(national)?.is_some(),
-                        None => r.knows(national)?,
-                    };
-                    if hit {
-                        found = Some(r);
-                        break;
-                    }
-                }
-                found
-            }
+        let regions = match &self.regions[..] {
+            [only] => return only.knows(national),
+            regions => regions,
         };
-        match region {
-            Some(r) => r.knows(national),
-            None => Ok(false),
+        for r in regions {
+            match &r.leading_digits {
+                Some(p) if p.looking_at(national)?.is_some() => return r.knows(national),
+                Some(_) => {}
+                // Found by knowing the number: valid there.
+                None if r.knows(national)? => return Ok(true),
+                None => {}
+            }
         }
+        Ok(false)
     }
 
     /// The position of a region.
@@ -259,14 +265,15 @@ struct Countries {
     plans: usize,
     /// The territories of each country code, in libphonenumber's order, as indices.
     order: HashMap<u16, Vec<usize>>,
-    by_code: HashMap<u16, Option<Rc<Country>>>,
+    /// Indexed by country code (below 1000); `None`: not built yet.
+    by_code: Vec<Option<Option<Rc<Country>>>>,
 }
 
 thread_local! {
     static COUNTRIES: RefCell<Countries> = RefCell::new(Countries {
         plans: usize::MAX,
         order: HashMap::new(),
-        by_code: HashMap::new(),
+        by_code: Vec::new(),
     });
 }
 
@@ -293,9 +300,9 @@ pub(super) fn country(metadata: PhoneMetadata, code: u16) -> Option<Rc<Country>>
         if all.plans != metadata.identity() {
             all.plans = metadata.identity();
             all.order = order(metadata);
-            all.by_code.clear();
+            all.by_code = vec![None; 1000];
         }
-        if let Some(country) = all.by_code.get(&code) {
+        if let Some(Some(country)) = all.by_code.get(usize::from(code)) {
             return country.clone();
         }
         let territories = &metadata.plans().collection.metadata;
@@ -307,7 +314,9 @@ pub(super) fn country(metadata: PhoneMetadata, code: u16) -> Option<Rc<Country>>
                     .collect(),
             })
         });
-        all.by_code.insert(code, country.clone());
+        if let Some(slot) = all.by_code.get_mut(usize::from(code)) {
+            *slot = Some(country.clone());
+        }
         country
     })
 }

@@ -8,7 +8,8 @@
 //! description's lengths derived from every description but `noInternationalDialling`, an
 //! absent description as one that never matches (its length `-1`), and every pattern wrapped
 //! as `^(?:…)$`, the form `rlibphonenumber`'s own metadata keeps. Number formats, which only
-//! formatting reads, are left out. An XML that is not such a file is an `Err` with the reason.
+//! formatting reads, are left out. An XML that is not such a file is an `Err` with the reason;
+//! [`check_patterns`] says whether every pattern parses as a regex.
 
 use std::collections::BTreeSet;
 
@@ -142,6 +143,43 @@ pub(super) fn collection(bytes: &[u8]) -> Result<PhoneMetadataCollection, String
         .map(territory)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(PhoneMetadataCollection { metadata })
+}
+
+/// Every pattern of the collection parses as a regex (as `rlibphonenumber` compiles it, with
+/// Unicode classes); the error names the territory and the pattern. Parsing, not compiling:
+/// a file's thousands of patterns are checked in milliseconds, and each is compiled on first
+/// use.
+#[allow(deprecated)] // The patterns are rlibphonenumber's input, as its docs say.
+pub(super) fn check_patterns(collection: &PhoneMetadataCollection) -> Result<(), String> {
+    for t in &collection.metadata {
+        let descs = [
+            &t.general_desc,
+            &t.fixed_line,
+            &t.mobile,
+            &t.toll_free,
+            &t.premium_rate,
+            &t.shared_cost,
+            &t.personal_number,
+            &t.voip,
+            &t.pager,
+            &t.uan,
+            &t.voicemail,
+            &t.no_international_dialling,
+        ];
+        let patterns = descs
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.national_number_pattern.as_ref())
+            .chain(&t.leading_digits)
+            .chain(&t.international_prefix)
+            .chain(&t.national_prefix_for_parsing);
+        for pattern in patterns {
+            regex_syntax::Parser::new()
+                .parse(pattern)
+                .map_err(|e| format!("territory {}: pattern {pattern:?}: {e}", t.id))?;
+        }
+    }
+    Ok(())
 }
 
 /// The descriptions of number types, by element name, as `setRelevantDescPatterns` reads them.
@@ -295,7 +333,6 @@ fn desc(element: Option<&Element>, general: &PhoneNumberDesc) -> Result<PhoneNum
         example_number: element
             .child("exampleNumber")
             .map(|e| e.text.trim().to_string()),
-        ..PhoneNumberDesc::default()
     })
 }
 

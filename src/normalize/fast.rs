@@ -177,7 +177,7 @@ fn country_code<'a>(
         let potential = strip_national_prefix(home, potential)?;
         let general = &home.general;
         let better =
-            !general.pattern_matches(digits).ok()? && general.pattern_matches(&potential).ok()?;
+            !general.pattern_matches(digits).ok()? && general.pattern_matches(potential).ok()?;
         if better || home.length(digits.len()) == Length::TooLong {
             return Some(Some((home.code, potential, Owner::Main)));
         }

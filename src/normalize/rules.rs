@@ -42,10 +42,10 @@ impl Pattern {
         })
     }
 
-    fn compiled<'a>(
-        cell: &'a OnceCell<Option<Regex>>,
+    fn compiled(
+        cell: &OnceCell<Option<Regex>>,
         anchored: impl FnOnce() -> String,
-    ) -> Option<&'a Regex> {
+    ) -> Option<&Regex> {
         cell.get_or_init(|| {
             regex::bytes::RegexBuilder::new(&anchored())
                 .unicode(false)

@@ -196,8 +196,8 @@ fn a_rerun_looks_up_new_numbers_and_writes_no_cached_answer_of_an_invalid_one() 
             .unwrap()
             .as_materialized_series()
             .is_not_null();
-        for row in 0..2 {
-            let status = statuses[row].as_deref();
+        for (row, status) in statuses.iter().enumerate().take(2) {
+            let status = status.as_deref();
             if valid {
                 // The sandbox knows no operator in this new range: `not_found` is its answer.
                 assert!(

@@ -192,7 +192,7 @@ fn random_cells(region: &'static str, examples: &[Example], rng: &mut StdRng, ou
 /// A national number written as people write it.
 fn layout(national: &str, habits: &Habits, rng: &mut StdRng) -> String {
     let (head, tail) = national.split_at(national.len().min(3));
-    let grouped = group(tail, rng.random_bool(0.5).then_some('-').unwrap_or(' '));
+    let grouped = group(tail, if rng.random_bool(0.5) { '-' } else { ' ' });
     let np = habits.national_prefix;
     let cc = habits.code;
     match rng.random_range(0..12) {

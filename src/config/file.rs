@@ -36,7 +36,7 @@ pub(super) struct JobFile {
 #[derive(Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub(super) struct NormalizeSection {
-    /// A libphonenumber `PhoneNumberMetadata.xml`; `None`: the `phonenumber` crate's own.
+    /// A libphonenumber `PhoneNumberMetadata.xml`; `None`: the built-in plans (`rlibphonenumber`'s).
     pub metadata: Option<PathBuf>,
 }
 

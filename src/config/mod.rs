@@ -56,8 +56,7 @@ pub struct Job {
 /// How phone cells are read, beyond the default region.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NormalizeConfig {
-    /// The numbering plans: `normalize.metadata`, loaded and checked, else the `phonenumber`
-    /// crate's own.
+    /// The numbering plans: `normalize.metadata`, loaded and checked, else the built-in ones.
     pub metadata: crate::normalize::PhoneMetadata,
 }
 
@@ -114,7 +113,7 @@ pub struct InputConfig {
     /// Given, or told from a `.gz` name; CSV only.
     pub compression: Compression,
     /// How numbers without a country code are read.
-    pub default_region: phonenumber::country::Id,
+    pub default_region: crate::normalize::Region,
     /// CSV only: the columns `input.types` declares, none of them a phone column, with the type
     /// each is read as (a name the header must have, checked when the input is opened).
     pub types: Vec<(String, polars::prelude::DataType)>,
@@ -380,7 +379,7 @@ kind = "sandbox"
         let r = |text: &str| text.parse::<Rate>().unwrap();
         assert_eq!(input.encoding, TextEncoding::Utf8);
         assert_eq!(input.compression, Compression::None);
-        assert_eq!(input.default_region, phonenumber::country::Id::RU);
+        assert_eq!(input.default_region, crate::normalize::Region::RU);
         assert_eq!((input.types.len(), input.infer_rows), (0, None));
         let inferred = parse(&MINIMAL.replace("[output]", "infer_types = true\n[output]")).unwrap();
         assert_eq!(inferred.input.infer_rows.map(|r| r.get()), Some(10_000));

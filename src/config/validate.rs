@@ -181,8 +181,10 @@ fn input(f: InputSection, path: PathBuf, url: Option<&ObjectUrl>) -> Result<Inpu
     let default_region = f
         .default_region
         .to_uppercase()
-        .parse::<phonenumber::country::Id>()
-        .map_err(|_| {
+        .parse::<crate::normalize::Region>()
+        .ok()
+        .filter(|region| crate::normalize::PhoneMetadata::built_in().has_region(*region))
+        .ok_or_else(|| {
             anyhow!(
                 "input.default_region: `{}` is not an ISO 3166 country code such as `RU`",
                 f.default_region

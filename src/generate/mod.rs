@@ -289,13 +289,13 @@ mod tests {
     /// How the crate reads a profile's cells: shares of empty, invalid, valid with country code
     /// 7 and valid foreign cells, in percent.
     fn spread(profile: Profile) -> [f64; 4] {
-        let n = Normalizer::new(phonenumber::country::Id::RU, PhoneMetadata::built_in());
+        let n = Normalizer::new(crate::normalize::Region::RU, PhoneMetadata::built_in());
         let cells = phone_cells(profile, 20_000, 0.6, 3);
         let mut counts = [0usize; 4];
         for cell in &cells {
             let read = cell
                 .as_deref()
-                .map_or(Normalized::Empty, |c| n.crate_path(c.trim()));
+                .map_or(Normalized::Empty, |c| n.read(c.trim()));
             let i = match read {
                 Normalized::Empty => 0,
                 Normalized::Invalid => 1,

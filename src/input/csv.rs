@@ -401,7 +401,7 @@ mod tests {
             delimiter: None,
             encoding,
             compression,
-            default_region: phonenumber::country::Id::RU,
+            default_region: crate::normalize::Region::RU,
             types: Vec::new(),
             infer_rows: None,
         }

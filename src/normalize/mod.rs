@@ -1,29 +1,34 @@
-//! Raw phone cells to E.164 numbers.
+//! Raw phone cells to E.164 numbers, exactly as libphonenumber reads them.
 //!
 //! Contract: [`Normalizer::normalize`] maps one raw cell to [`Normalized`]: `Empty` for a blank
-//! cell, `Invalid` for anything [`Normalizer::crate_path`] (the `phonenumber` crate in the job's
-//! default region and numbering plans, [`PhoneMetadata`]) does not accept as a valid number, or
-//! `Valid(number)` with the E.164 digits (no `+`) packed in a `u64`. A cell holding several
-//! numbers is represented by its first valid one. The result depends only on the raw text, the
-//! region and the plans. Digits are read in any script, as libphonenumber reads them (the
-//! crate reads only ASCII digits). Readable cells (digits, the punctuation people type in any
-//! layout, Russian words around a number) are read by `fast`, a replay of the crate's own
-//! steps; every other cell goes to the crate, once per distinct value per thread while the
-//! thread's memo has room.
+//! cell, `Invalid` for a cell holding no number libphonenumber calls valid, or `Valid(number)`
+//! with the E.164 digits (no `+`) packed in a `u64`. A cell is read whole, as libphonenumber's
+//! `parse(cell, default region)` then `isValidNumber` read it; if that gives no valid number,
+//! its parts between [`LIST_SEPARATORS`] are read one by one and the first valid one is the
+//! cell's number. The result depends only on the raw text, the region and the plans
+//! ([`PhoneMetadata`]). The reading is `rlibphonenumber`'s (`reference`), libphonenumber's
+//! algorithm, held to libphonenumber itself by the differential test
+//! (`tests/it/libphonenumber`, against the Python port `phonenumbers`). The common cell
+//! (ASCII digits and the punctuation of phone numbers) is read by `fast`, the same steps on
+//! the same plans compiled per thread, held equal to `rlibphonenumber` by `fast::tests` and
+//! the differential test; every other cell goes to `rlibphonenumber`, remembered per thread in
+//! a bounded memo.
 
 mod fast;
 mod metadata;
 mod reference;
 mod rules;
-mod scripts;
+mod xml;
 
 use std::cell::RefCell;
 use std::fmt;
 
-use phonenumber::country::Id as Region;
 use polars::prelude::PlHashMap;
 
 pub use metadata::{MetadataError, PhoneMetadata, BUILT_IN_VERSION};
+/// A region (ISO 3166 code) as libphonenumber names it: the default region of numbers written
+/// without a country code.
+pub use rlibphonenumber::Region;
 
 /// An E.164 number's digits (country code first, no `+`), at most 15 digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,10 +41,12 @@ impl fmt::Display for E164 {
 }
 
 impl E164 {
-    /// Parses digits as sent to or echoed by the provider: optional `+`, then 8 to 15 digits.
+    /// Parses digits as sent to or echoed by the provider: optional `+`, then 5 to 19 digits
+    /// (libphonenumber's valid numbers run from 6 digits, `+989601`, to over E.164's 15,
+    /// `+4980012345678900`).
     pub fn from_digits(s: &str) -> Option<E164> {
         let digits = s.trim().trim_start_matches('+');
-        if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if !(5..=19).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         digits.parse().ok().map(E164)
@@ -87,20 +94,19 @@ pub enum Normalized {
     Valid(E164),
 }
 
-/// Starts what reading cells needs first — the `phonenumber` crate's built-in metadata, which it
-/// parses on first use (some 0.2 s of CPU), and the plans without national prefixes that the
-/// reference reads with — on a thread of its own, so that it overlaps with other work; a
-/// [`Normalizer`] made meanwhile waits for them instead of making them again.
+/// Starts what reading cells needs first — the plans, which `rlibphonenumber` decodes on first
+/// use — on a thread of its own, so that it overlaps with other work; a [`Normalizer`] made
+/// meanwhile waits for them instead of making them again.
 pub fn warm_up(metadata: PhoneMetadata) {
     let started = std::thread::Builder::new()
         .name("normalize-warm-up".into())
-        .spawn(move || metadata.unstripped().by_code(&1).is_some());
-    // Without a thread, the first `Normalizer` parses it.
+        .spawn(move || metadata.has_region(Region::RU));
+    // Without a thread, the first reading decodes them.
     drop(started);
 }
 
 /// Separators between several numbers typed into one cell.
-const LIST_SEPARATORS: &[char] = &[',', ';', '/', '|', '\n', '\r'];
+pub const LIST_SEPARATORS: &[char] = &[',', ';', '/', '|', '\n', '\r'];
 
 /// Reads phone cells in one default region (the region of numbers written without a country
 /// code).
@@ -112,10 +118,6 @@ pub struct Normalizer {
     home: Option<fast::Home>,
 }
 
-/// One parse of a text, as `parse(region, text)` then `is_valid` and E.164 formatting:
-/// `Some(verdict)`, or `None` when this parser cannot tell.
-type ParseValid<'a> = &'a mut dyn FnMut(Option<Region>, &str) -> Option<Option<E164>>;
-
 impl Normalizer {
     /// Reads in `region` with `metadata`'s numbering plans.
     pub fn new(region: Region, metadata: PhoneMetadata) -> Self {
@@ -126,7 +128,8 @@ impl Normalizer {
         }
     }
 
-    /// The cell's reading: the fast path's when it can tell, else the crate's (remembered).
+    /// The cell's reading: the fast path's where it tells, else `rlibphonenumber`'s
+    /// (remembered per thread for repeats).
     pub fn normalize(&self, raw: &str) -> Normalized {
         let raw = raw.trim();
         if raw.is_empty() {
@@ -135,46 +138,32 @@ impl Normalizer {
         if let Some(n) = self.fast_path(raw) {
             return n;
         }
+        // No digit in any script: no number (libphonenumber's `NOT_A_NUMBER`).
+        if raw.is_ascii() && !raw.bytes().any(|b| b.is_ascii_digit()) {
+            return Normalized::Invalid;
+        }
         MEMO.with(|memo| {
             memo.borrow_mut()
                 .get_or_insert((self.region, self.metadata.identity()), raw, || {
-                    self.crate_path(raw)
+                    self.read(raw)
                 })
         })
     }
 
-    /// [`Normalizer::crate_path`]'s reading of a trimmed cell, without the crate: `None` for a
-    /// cell that is not readable (`fast::readable`: a character outside its set), which only
-    /// the crate reads.
-    /// `fast::tests` hold it equal to the crate wherever it answers.
+    /// The fast path's reading of a trimmed cell (`fast`): `None` where it does not tell.
     pub fn fast_path(&self, raw: &str) -> Option<Normalized> {
         let home = self.home?;
-        self.read(raw, &mut |region, text| {
-            fast::parse_valid(self.metadata, region.map(|_| home), text)
-        })
-    }
-
-    /// The `phonenumber` crate's reading of a trimmed cell (with libphonenumber's
-    /// national-prefix step, `reference`), with the two fallbacks: the reference the fast path
-    /// must agree with.
-    pub fn crate_path(&self, raw: &str) -> Normalized {
-        self.read(raw, &mut |region, text| {
-            Some(reference::parse_valid(self.metadata, region, text))
-        })
-        .expect("the crate always tells")
-    }
-
-    /// A cell read whole, else its parts between [`LIST_SEPARATORS`] one by one: the first
-    /// valid number wins. Digits of any script are read as their ASCII digits first, as
-    /// libphonenumber reads them (`scripts`).
-    fn read(&self, raw: &str, parse: ParseValid<'_>) -> Option<Normalized> {
-        let raw = &*scripts::to_ascii_digits(raw);
-        if let Some(n) = self.read_one(raw, parse)? {
+        let one = |text: &str| fast::parse_valid(self.metadata, home, text);
+        if let Some(n) = one(raw)? {
             return Some(Normalized::Valid(n));
         }
         if raw.contains(LIST_SEPARATORS) {
             for part in raw.split(LIST_SEPARATORS) {
-                if let Some(n) = self.read_one(part.trim(), parse)? {
+                let part = part.trim();
+                if part.is_empty() {
+                    continue;
+                }
+                if let Some(n) = one(part)? {
                     return Some(Normalized::Valid(n));
                 }
             }
@@ -182,32 +171,34 @@ impl Normalizer {
         Some(Normalized::Invalid)
     }
 
-    /// One number: in the default region, else written internationally without its `+`
-    /// ("79161234567", "375291234567").
-    fn read_one(&self, raw: &str, parse: ParseValid<'_>) -> Option<Option<E164>> {
-        if raw.is_empty() || raw.len() > 64 || !raw.bytes().any(|b| b.is_ascii_digit()) {
-            return Some(None);
+    /// `rlibphonenumber`'s reading of a trimmed cell: read whole, else its parts between
+    /// [`LIST_SEPARATORS`] one by one, the first valid number winning. Not remembered; the
+    /// reference the fast path is held to.
+    pub fn read(&self, raw: &str) -> Normalized {
+        if let Some(n) = self.read_one(raw) {
+            return Normalized::Valid(n);
         }
-        if let Some(n) = parse(Some(self.region), raw)? {
-            return Some(Some(n));
-        }
-        if !raw.contains('+') {
-            let mut plus = [b'+'; 65];
-            let mut len = 1;
-            for digit in raw.bytes().filter(u8::is_ascii_digit) {
-                plus[len] = digit;
-                len += 1;
-            }
-            if len > 11 {
-                return parse(None, std::str::from_utf8(&plus[..len]).expect("ASCII"));
+        if raw.contains(LIST_SEPARATORS) {
+            for part in raw.split(LIST_SEPARATORS) {
+                if let Some(n) = self.read_one(part.trim()) {
+                    return Normalized::Valid(n);
+                }
             }
         }
-        Some(None)
+        Normalized::Invalid
+    }
+
+    /// One number, as libphonenumber reads it in the default region.
+    fn read_one(&self, raw: &str) -> Option<E164> {
+        if raw.is_empty() {
+            return None;
+        }
+        reference::parse_valid(self.metadata, self.region, raw)
     }
 }
 
-/// The crate's readings of the cells the fast path does not take, kept for repeats (the same
-/// placeholder, the same note): at most [`MEMO_ENTRIES`], forgotten all at once when full.
+/// The readings of the last distinct cells, kept for repeats (the same placeholder, the same
+/// note, the same number on several rows): at most [`MEMO_ENTRIES`], forgotten all at once when full.
 struct Memo {
     /// The region and the plans' identity the readings are in.
     region: Option<(Region, usize)>,
@@ -285,14 +276,27 @@ mod tests {
             ("8 (916) 123-45", Normalized::Invalid),
             ("+7 000 000 00 00", Normalized::Invalid),
             ("звонить вечером", Normalized::Invalid),
+            // The issue's four classes (issue 18), as libphonenumber reads them.
+            ("8 (406) 930-57-50", Normalized::Invalid),
+            ("8-430-230-45-27", Normalized::Invalid),
+            ("375291234567", Normalized::Invalid),
+            ("7012426332", Normalized::Valid(E164(77012426332))),
+            ("+387611234567", Normalized::Invalid),
+            ("+86101234567", Normalized::Invalid),
+            (
+                "+4980012345678900",
+                Normalized::Valid(E164(4980012345678900)),
+            ),
+            ("+6837012", Normalized::Valid(E164(6837012))),
+            ("+989601", Normalized::Valid(E164(989601))),
         ];
         for (raw, want) in cases {
             assert_eq!(ru().normalize(raw), *want, "{raw:?}");
         }
     }
 
-    /// Digits in other scripts, as libphonenumber reads them (`normalizeDigits`), the same in
-    /// both paths; fullwidth punctuation is the crate's punctuation.
+    /// Digits in other scripts, as libphonenumber reads them (`normalizeDigits`), and
+    /// fullwidth punctuation.
     #[test]
     fn digits_of_every_script_are_read() {
         let moscow = Normalized::Valid(E164(79161234567));
@@ -319,11 +323,8 @@ mod tests {
         ];
         for (raw, want) in cases {
             let n = ru();
-            assert_eq!(n.crate_path(raw), *want, "the crate on {raw:?}");
+            assert_eq!(n.read(raw), *want, "{raw:?}");
             assert_eq!(n.normalize(raw), *want, "{raw:?}");
-            if let Some(fast) = n.fast_path(raw) {
-                assert_eq!(fast, *want, "the fast path on {raw:?}");
-            }
         }
     }
 
@@ -333,7 +334,8 @@ mod tests {
             ("79161234567", Some(79161234567)),
             ("+79161234567", Some(79161234567)),
             ("7916", None),
-            ("7916123456789012", None),
+            ("4980012345678900", Some(4980012345678900)),
+            ("79161234567890123456", None),
             ("7916x234567", None),
         ];
         for (text, want) in cases {

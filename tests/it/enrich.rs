@@ -161,7 +161,10 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
 
     let df = ws.read_output();
     assert_eq!(df.height(), 1500);
-    let normalizer = Normalizer::new(phonenumber::country::Id::RU, PhoneMetadata::built_in());
+    let normalizer = Normalizer::new(
+        phone_enrich::normalize::Region::RU,
+        PhoneMetadata::built_in(),
+    );
     let (ids, phones, e164, status, operator) = (
         strings(&df, "id"),
         strings(&df, "phone"),

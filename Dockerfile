@@ -44,7 +44,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 # An unprivileged user with a fixed uid (for volume permissions and runAsNonRoot), whose home
 # is the working directory: job files, inputs, outputs and the state directory go there.
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /work phone-enrich
+RUN groupadd --system --gid 10001 phone-enrich \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /work phone-enrich
 COPY --from=build /usr/local/bin/phone-enrich /usr/local/bin/phone-enrich
 USER 10001:10001
 WORKDIR /work

@@ -2,7 +2,7 @@
 //! answer book, counted, and, when asked, written with its enrichment to the output.
 //!
 //! Contract: [`Pass::run`] reads the input in order on one thread, parses and enriches its pieces
-//! on [`workers`] threads, and writes batches in input order from the calling thread, with at
+//! on [`workers`] threads, and writes frames in input order from the calling thread, with at
 //! most a few pieces in memory at once. A valid number with no fresh answer in the book is
 //! [`Unknown::Collect`]ed (it is to be asked; writing stops at the first, since such a file
 //! could not be the output) or, after the lookups, written as [`Unknown::Fail`]ed. The output
@@ -114,7 +114,7 @@ struct Shared<'a> {
     unknown: Unknown,
     /// Encodes row groups of the output, when there is one.
     encoder: Option<RowGroupEncoder>,
-    /// Whether batches are still wanted for the output.
+    /// Whether frames are still wanted for the output.
     writing: AtomicBool,
     normalizer: Normalizer,
 }
@@ -170,7 +170,7 @@ impl WorkerTally {
             e164: Some(n.0),
             ..Enrichment::EMPTY
         };
-        match shared.book.lookup(n) {
+        match shared.book.known(n) {
             Some(known) => {
                 self.seen[known.slot / 64] |= 1 << (known.slot % 64);
                 self.tally.cells_by_answer[known.id as usize] += 1;
@@ -221,7 +221,7 @@ impl WorkerTally {
     }
 
     /// Reads a piece, counts its cells and, while the output is wanted, adds the enrichment and
-    /// encodes the batch as a row group.
+    /// encodes the frame as a row group.
     fn process(&mut self, shared: &Shared<'_>, piece: Piece) -> Result<Processed, PassError> {
         let encoder = shared
             .encoder
@@ -231,13 +231,13 @@ impl WorkerTally {
             Some(_) => Columns::All,
             None => Columns::PhonesOnly,
         };
-        let batch = piece.into_batch(columns).map_err(PassError::Input)?;
-        let rows = batch.height();
+        let frame = piece.into_frame(columns).map_err(PassError::Input)?;
+        let rows = frame.height();
         self.tally.rows += rows as u64;
         let mut added = Vec::new();
         let input = &shared.job.input;
         for name in &input.phone_columns {
-            let column = batch.column(name).map_err(|e| PassError::Input(e.into()))?;
+            let column = frame.column(name).map_err(|e| PassError::Input(e.into()))?;
             let text = phone_text(column, &input.path).map_err(PassError::Input)?;
             let enriched = self.column(shared, &text, encoder.is_some());
             if encoder.is_some() {
@@ -247,7 +247,7 @@ impl WorkerTally {
         let Some(encoder) = encoder.filter(|_| shared.writing.load(Ordering::Relaxed)) else {
             return Ok(Processed { rows, group: None });
         };
-        let group = encoder.encode(&batch, added).map_err(PassError::Output)?;
+        let group = encoder.encode(&frame, added).map_err(PassError::Output)?;
         Ok(Processed {
             rows,
             group: Some(group),
@@ -320,7 +320,7 @@ impl Pass<'_> {
         let (piece_tx, piece_rx) = sync_channel::<(usize, Piece)>(workers);
         let piece_rx = Mutex::new(piece_rx);
         let (done_tx, done_rx) = channel::<Done>();
-        // A ticket per piece in flight, handed back when its batch is written.
+        // A ticket per piece in flight, handed back when its frame is written.
         let (ticket_tx, ticket_rx) = sync_channel::<()>(window);
         for _ in 0..window {
             ticket_tx.send(()).expect("the channel holds a window");
@@ -456,7 +456,7 @@ struct Writer<'w, 'a> {
 }
 
 impl Writer<'_, '_> {
-    /// Writes batches in input order, from whichever worker finishes first, until every piece
+    /// Writes frames in input order, from whichever worker finishes first, until every piece
     /// is written or one fails.
     fn write_in_order(self, done: &Receiver<Done>) -> Result<(), PassError> {
         let mut waiting = BTreeMap::new();

@@ -1,9 +1,9 @@
 //! What to ask the provider: the distinct numbers without a fresh stored answer (only the
-//! run's shard's, with `run --shard I/N`), handed out a list at a time.
+//! run's shard's, with `run --shard I/N`), handed out a batch at a time.
 //!
 //! Contract: [`Plan::new`] sorts the numbers a pass could not answer from the state store and
 //! keeps those of the run's [`Shard`]; [`Plan::take`] hands them out in that order, each once,
-//! in lists as long as the caller asks (the pacer's sizer decides). A number's shard is a
+//! in batches as long as the caller asks (the pacer's sizer decides). A number's shard is a
 //! stable hash of its E.164 text: xxh3-64 of `+79161234567` (as the output's `phone_e164`
 //! writes it), modulo the shard count, plus one, the same on every machine and in every
 //! version, so shards never overlap and together cover every number.
@@ -23,7 +23,7 @@ pub struct Plan {
     taken: usize,
 }
 
-/// Requests `numbers` numbers take in lists of `batch_size`.
+/// Requests `numbers` numbers take in batches of `batch_size`.
 pub fn requests_for(numbers: usize, batch_size: usize) -> u64 {
     numbers.div_ceil(batch_size.max(1)) as u64
 }
@@ -45,7 +45,7 @@ impl Plan {
         self.numbers.len()
     }
 
-    /// Requests the numbers take in lists of `batch_size`.
+    /// Requests the numbers take in batches of `batch_size`.
     pub fn requests(&self, batch_size: usize) -> u64 {
         requests_for(self.numbers.len(), batch_size)
     }
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn lists_cover_each_unknown_number_once_in_order() {
         let cases: &[(u64, &[usize], usize)] = &[
-            // (unknown numbers, lengths asked, lists handed out)
+            // (unknown numbers, lengths asked, batches handed out)
             (250, &[100], 3),
             (200, &[100], 2),
             (0, &[100], 0),

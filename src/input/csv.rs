@@ -1,5 +1,5 @@
 //! CSV pieces: the reader cuts the decoded text into runs of whole records on its thread, and
-//! any thread parses a run into a batch, each column of its settled type (`types`).
+//! any thread parses a run into a frame, each column of its settled type (`types`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -20,21 +20,21 @@ pub(super) struct CsvSource {
     layout: Arc<CsvLayout>,
     /// The decoded text, positioned after what `buffer` holds.
     text: Box<dyn Read + Send>,
-    batch_rows: usize,
+    frame_rows: usize,
     /// Text is read in slices of at least this size.
     read_size: usize,
-    /// Text read but not yet cut into a chunk; it starts at a record's start.
+    /// Text read but not yet cut into a piece; it starts at a record's start.
     buffer: Vec<u8>,
     /// How far `buffer` has been scanned: complete records up to `scanned.end`.
     scanned: Split,
     /// The line `buffer` starts on.
     line: u64,
     eof: bool,
-    /// Records cut into chunks so far.
+    /// Records cut into pieces so far.
     records: u64,
 }
 
-/// What the parser of a chunk needs to know of the file.
+/// What the parser of a piece needs to know of the file.
 #[derive(Debug)]
 struct CsvLayout {
     path: PathBuf,
@@ -50,7 +50,7 @@ struct CsvLayout {
 }
 
 impl CsvLayout {
-    /// Whether a batch of `columns` holds header column `i`: every column, or the phone
+    /// Whether a frame of `columns` holds header column `i`: every column, or the phone
     /// columns and those whose values are checked against a type.
     fn holds(&self, columns: Columns, i: usize) -> bool {
         columns == Columns::All || self.phones[i] || !self.types[i].is_text()
@@ -70,10 +70,10 @@ fn not_utf8(path: &Path, line: u64, column: &str) -> anyhow::Error {
 }
 
 /// Whole records of a CSV file, cut by the (sequential) reader for any thread to parse.
-pub struct CsvChunk {
+pub struct CsvPiece {
     layout: Arc<CsvLayout>,
     bytes: Vec<u8>,
-    /// The file line the chunk starts on.
+    /// The file line the piece starts on.
     first_line: u64,
     /// The records the reader counted in `bytes`.
     records: usize,
@@ -98,10 +98,10 @@ impl CsvSource {
         cfg: &InputConfig,
         types: &ColumnTypes,
         columns: Columns,
-        batch_rows: usize,
+        frame_rows: usize,
     ) -> Result<InputReader> {
         let text = open_text(cfg)?;
-        Self::from_text(cfg, text, types, columns, batch_rows, READ_SIZE)
+        Self::from_text(cfg, text, types, columns, frame_rows, READ_SIZE)
     }
 
     /// Reads the header from `text` (decoded, without BOM), sniffing the delimiter from what
@@ -111,7 +111,7 @@ impl CsvSource {
         mut text: Box<dyn Read + Send>,
         types: &ColumnTypes,
         columns: Columns,
-        batch_rows: usize,
+        frame_rows: usize,
         read_size: usize,
     ) -> Result<InputReader> {
         let read_error = |e| read_error(&cfg.path, e);
@@ -165,7 +165,7 @@ impl CsvSource {
         let source = CsvSource {
             layout: Arc::new(layout),
             text,
-            batch_rows,
+            frame_rows,
             read_size,
             buffer,
             scanned: Split::default(),
@@ -179,18 +179,18 @@ impl CsvSource {
         })
     }
 
-    /// The next `batch_rows` records (fewer at the end of the file), unparsed.
-    pub(super) fn next_chunk(&mut self) -> Result<Option<CsvChunk>> {
+    /// The next `frame_rows` records (fewer at the end of the file), unparsed.
+    pub(super) fn next_piece(&mut self) -> Result<Option<CsvPiece>> {
         loop {
             self.scanned = split_records(
                 &self.buffer,
                 self.layout.delimiter,
                 self.scanned,
-                self.batch_rows,
+                self.frame_rows,
                 self.eof,
             )
             .map_err(|open| open_quote_error(&self.layout.path, self.line + open.lines))?;
-            if self.scanned.records < self.batch_rows && !self.eof {
+            if self.scanned.records < self.frame_rows && !self.eof {
                 let at_least = self.read_size.max(self.buffer.len() / 2);
                 self.eof = read_more(&mut self.text, &mut self.buffer, at_least)
                     .map_err(|e| read_error(&self.layout.path, e))?;
@@ -207,7 +207,7 @@ impl CsvSource {
             let rest = self.buffer[end..].to_vec();
             let mut bytes = std::mem::replace(&mut self.buffer, rest);
             bytes.truncate(end);
-            let chunk = CsvChunk {
+            let piece = CsvPiece {
                 layout: self.layout.clone(),
                 bytes,
                 first_line: self.line,
@@ -215,11 +215,11 @@ impl CsvSource {
             };
             self.line += lines;
             self.records += records as u64;
-            return Ok(Some(chunk));
+            return Ok(Some(piece));
         }
     }
 
-    /// Records cut into chunks so far.
+    /// Records cut into pieces so far.
     pub(super) fn records(&self) -> u64 {
         self.records
     }
@@ -287,14 +287,14 @@ fn read_more(text: &mut dyn Read, buffer: &mut Vec<u8>, at_least: usize) -> std:
     Ok(false)
 }
 
-impl CsvChunk {
-    /// Parses the chunk's records into a batch of the reader's columns (with
+impl CsvPiece {
+    /// Parses the piece's records into a frame of the reader's columns (with
     /// [`Columns::PhonesOnly`], only its phone columns and those of a type other than text),
     /// each of its type; an empty field is null. Errors name the file and line.
     pub fn parse(&self, columns: Columns) -> Result<DataFrame> {
         let layout = &*self.layout;
-        // Text is checked once for the whole chunk; a field of valid text is valid text (fields
-        // are cut at ASCII bytes). Only a chunk that fails is checked field by field, to name it.
+        // Text is checked once for the whole piece; a field of valid text is valid text (fields
+        // are cut at ASCII bytes). Only a piece that fails is checked field by field, to name it.
         let all_utf8 = simdutf8::basic::from_utf8(&self.bytes).is_ok();
         let mut parsers: Vec<(usize, ColumnParser)> = layout
             .wanted
@@ -323,7 +323,7 @@ impl CsvChunk {
                     return;
                 };
                 let text = if all_utf8 {
-                    // SAFETY: checked above, for the whole chunk this field was cut from.
+                    // SAFETY: checked above, for the whole piece this field was cut from.
                     unsafe { std::str::from_utf8_unchecked(field) }
                 } else if let Ok(text) = std::str::from_utf8(field) {
                     text
@@ -407,10 +407,10 @@ mod tests {
         }
     }
 
-    fn read_all(cfg: &InputConfig, batch: usize) -> Result<DataFrame> {
+    fn read_all(cfg: &InputConfig, frame: usize) -> Result<DataFrame> {
         let types = ColumnTypes::default();
-        let batch = NonZeroUsize::new(batch).unwrap();
-        let mut r = InputReader::open(cfg, &types, Columns::All, batch)?;
+        let frame = NonZeroUsize::new(frame).unwrap();
+        let mut r = InputReader::open(cfg, &types, Columns::All, frame)?;
         let mut out: Option<DataFrame> = None;
         while let Some(b) = r.next_batch()? {
             out = Some(match out {
@@ -574,7 +574,7 @@ mod tests {
 
     /// Reads a CSV file's bytes in pieces of `rows` records, the bytes arriving in reads of
     /// `steps` and read in slices of `read_size`; parses the pieces out of order, and returns
-    /// them as one batch, or the first error in file order (as a pass reports it).
+    /// them as one frame, or the first error in file order (as a pass reports it).
     fn read_trickled(
         bytes: &[u8],
         delimiter: Option<u8>,
@@ -603,13 +603,13 @@ mod tests {
                 Err(e) => break Err(e),
             }
         };
-        let batches: Vec<Result<DataFrame>> = pieces
+        let frames: Vec<Result<DataFrame>> = pieces
             .into_iter()
             .rev()
-            .map(|p| p.into_batch(Columns::All))
+            .map(|p| p.into_frame(Columns::All))
             .collect();
         let mut out = DataFrame::empty_with_schema(reader.schema());
-        for b in batches.into_iter().rev() {
+        for b in frames.into_iter().rev() {
             let b = b?;
             assert!(b.height() <= rows);
             out.vstack_mut(&b)?;

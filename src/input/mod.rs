@@ -1,8 +1,8 @@
-//! Reading the input file as a stream of polars batches, in row order.
+//! Reading the input file as a stream of polars frames, in row order.
 //!
 //! Contract: [`InputReader::open`] checks the file and its header or schema (the phone columns
-//! must exist) and yields the file in order as [`Piece`]s of at most `batch_rows` rows, each
-//! turned into a [`DataFrame`] batch by [`Piece::into_batch`]: reading is sequential, parsing
+//! must exist) and yields the file in order as [`Piece`]s of at most `frame_rows` rows, each
+//! turned into a [`DataFrame`] frame by [`Piece::into_frame`]: reading is sequential, parsing
 //! can run on any thread. A CSV piece is a run of whole records, cut where a line feed falls
 //! outside quotes (the `csv` crate's own reading of quotes), so parsing pieces apart gives the
 //! records parsing the whole would. CSV: a header row, RFC 4180 quoting, `,` `;` tab or `|` (detected from
@@ -14,7 +14,7 @@
 //!
 //! The files: `decode` turns the file's bytes into UTF-8 text, `records` finds record ends in
 //! that text, `csv` cuts and parses CSV pieces (`fields` splits their records), `types` settles each CSV column's type and
-//! `convert` turns its fields into values of it, `parquet` streams Parquet batches, and
+//! `convert` turns its fields into values of it, `parquet` streams Parquet frames, and
 //! `arrow_types` keeps a Parquet input's own types where polars reads others.
 
 mod arrow_types;
@@ -32,7 +32,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use polars::prelude::*;
 
-use self::csv::{CsvChunk, CsvSource};
+use self::csv::{CsvPiece, CsvSource};
 use self::parquet::ParquetSource;
 use crate::config::{InputConfig, InputFormat};
 pub use arrow_types::{declared_schema, restore, InputTypes, Uncarried};
@@ -61,12 +61,12 @@ pub enum Columns {
 
 impl InputReader {
     /// Opens the input named by `cfg`, checking its header or schema, for pieces of at most
-    /// `batch_rows` rows whose CSV columns have the `types` settled for this input.
+    /// `frame_rows` rows whose CSV columns have the `types` settled for this input.
     pub fn open(
         cfg: &InputConfig,
         types: &ColumnTypes,
         columns: Columns,
-        batch_rows: NonZeroUsize,
+        frame_rows: NonZeroUsize,
     ) -> Result<InputReader> {
         let cfg = &InputConfig {
             path: input_file(&cfg.path).to_path_buf(),
@@ -74,8 +74,8 @@ impl InputReader {
         };
         check_regular_file(&cfg.path)?;
         match cfg.format {
-            InputFormat::Csv => CsvSource::open(cfg, types, columns, batch_rows.get()),
-            InputFormat::Parquet => ParquetSource::open(cfg, columns, batch_rows),
+            InputFormat::Csv => CsvSource::open(cfg, types, columns, frame_rows.get()),
+            InputFormat::Parquet => ParquetSource::open(cfg, columns, frame_rows),
         }
     }
 
@@ -100,43 +100,43 @@ impl InputReader {
         }
     }
 
-    /// The schema of the batches this reader yields.
+    /// The schema of the frames this reader yields.
     pub fn schema(&self) -> &Schema {
         &self.schema
     }
 
-    /// The next piece of the input in file order, for [`Piece::into_batch`] (on any thread).
+    /// The next piece of the input in file order, for [`Piece::into_frame`] (on any thread).
     pub fn next_piece(&mut self) -> Result<Option<Piece>> {
         Ok(match &mut self.source {
-            Source::Csv(s) => s.next_chunk()?.map(Piece::Csv),
-            Source::Parquet(s) => s.next_batch()?.map(Piece::Batch),
+            Source::Csv(s) => s.next_piece()?.map(Piece::Csv),
+            Source::Parquet(s) => s.next_batch()?.map(Piece::Frame),
         })
     }
 
-    /// The next batch, read and parsed on this thread.
+    /// The next frame, read and parsed on this thread.
     #[cfg(test)]
     pub fn next_batch(&mut self) -> Result<Option<DataFrame>> {
         self.next_piece()?
-            .map(|p| p.into_batch(Columns::All))
+            .map(|p| p.into_frame(Columns::All))
             .transpose()
     }
 }
 
-/// A piece of the input: CSV records still to parse, or a batch Parquet gave.
+/// A piece of the input: CSV records still to parse, or a frame Parquet gave.
 pub enum Piece {
     /// Whole CSV records, not yet parsed.
-    Csv(CsvChunk),
-    /// A Parquet batch, already decoded.
-    Batch(DataFrame),
+    Csv(CsvPiece),
+    /// A Parquet frame, already decoded.
+    Frame(DataFrame),
 }
 
 impl Piece {
-    /// The piece as a batch: every column of the reader, or with [`Columns::PhonesOnly`] at
+    /// The piece as a frame: every column of the reader, or with [`Columns::PhonesOnly`] at
     /// least the phone columns.
-    pub fn into_batch(self, columns: Columns) -> Result<DataFrame> {
+    pub fn into_frame(self, columns: Columns) -> Result<DataFrame> {
         match self {
-            Piece::Csv(chunk) => chunk.parse(columns),
-            Piece::Batch(df) => Ok(df),
+            Piece::Csv(piece) => piece.parse(columns),
+            Piece::Frame(df) => Ok(df),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Parquet input: polars' streaming engine decodes batches on a thread of its own.
+//! Parquet input: polars' streaming engine decodes frames on a thread of its own.
 
 use std::fs::File;
 use std::num::NonZeroUsize;
@@ -15,7 +15,7 @@ use crate::config::InputConfig;
 pub(super) struct ParquetSource {
     /// Starts the decoding thread; taken by the first read.
     start: Option<Box<dyn FnOnce() -> std::io::Result<()> + Send>>,
-    batches: Receiver<PolarsResult<DataFrame>>,
+    frames: Receiver<PolarsResult<DataFrame>>,
     path: PathBuf,
     /// The rows the file's footer declares.
     records: u64,
@@ -27,7 +27,7 @@ impl ParquetSource {
     pub(super) fn open(
         cfg: &InputConfig,
         columns: Columns,
-        batch_rows: NonZeroUsize,
+        frame_rows: NonZeroUsize,
     ) -> Result<InputReader> {
         let path = cfg.path.clone();
         let mut file = File::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -74,7 +74,7 @@ impl ParquetSource {
             .sink_batches(
                 PlanCallback::new(move |df: DataFrame| Ok(tx.send(Ok(df)).is_err())),
                 true,
-                Some(batch_rows),
+                Some(frame_rows),
             )
             .map_err(anyhow::Error::from)
             .with_context(ctx)?;
@@ -93,7 +93,7 @@ impl ParquetSource {
             schema,
             source: Source::Parquet(ParquetSource {
                 start: Some(start),
-                batches: rx,
+                frames: rx,
                 path,
                 records: metadata.num_rows as u64,
                 types,
@@ -106,7 +106,7 @@ impl ParquetSource {
             start().with_context(|| format!("reading {}", self.path.display()))?;
         }
         loop {
-            match self.batches.recv() {
+            match self.frames.recv() {
                 Ok(Ok(df)) if df.height() == 0 => continue,
                 Ok(Ok(df)) => return Ok(Some(df)),
                 Ok(Err(e)) => {

@@ -119,7 +119,7 @@ impl ColumnTypes {
         let first = match cfg.infer_rows {
             Some(_) => reader
                 .next_piece()
-                .and_then(|p| p.map(|p| p.into_batch(Columns::All)).transpose())
+                .and_then(|p| p.map(|p| p.into_frame(Columns::All)).transpose())
                 .map_err(TypesError::Input)?,
             None => None,
         };
@@ -133,10 +133,10 @@ impl ColumnTypes {
                         dtype: dtype.clone(),
                         origin: Origin::Declared,
                     },
-                    (None, Some(batch)) => ColumnType {
-                        dtype: infer_column(batch.column(&name).and_then(|c| c.str()).ok()),
+                    (None, Some(frame)) => ColumnType {
+                        dtype: infer_column(frame.column(&name).and_then(|c| c.str()).ok()),
                         origin: Origin::Inferred {
-                            rows: batch.height(),
+                            rows: frame.height(),
                         },
                     },
                     (None, None) => ColumnType::TEXT,

@@ -16,9 +16,9 @@ pub(super) fn seconds(since: Instant) -> f64 {
     (since.elapsed().as_secs_f64() * 1000.0).round() / 1000.0
 }
 
-/// How the plan's lookups go: over how many accounts, in lists of which length and why, for
+/// How the plan's lookups go: over how many accounts, in batches of which length and why, for
 /// which shard, and (with `plan --shards N`) split over how many shards.
-pub(super) struct Lookup<'a> {
+pub(super) struct LookupSettings<'a> {
     pub provider: &'a ProviderConfig,
     pub accounts: u64,
     pub batch_size: (usize, String),
@@ -29,7 +29,7 @@ pub(super) struct Lookup<'a> {
 }
 
 /// A plan's figures: the first pass's counts, and the lookups `plan` takes as `lookup` goes.
-pub(super) fn plan_figures(tally: &Tally, plan: &Plan, lookup: &Lookup) -> PlanFigures {
+pub(super) fn plan_figures(tally: &Tally, plan: &Plan, lookup: &LookupSettings) -> PlanFigures {
     let (size, reason) = lookup.batch_size.clone();
     let requests = plan.requests(size);
     let to_look_up = plan.to_look_up() as u64;

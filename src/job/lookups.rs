@@ -1,9 +1,9 @@
-//! The lookup stage: the plan's numbers through the pacer, a list at a time, every answered
-//! list committed to the state store before it counts.
+//! The lookup stage: the plan's numbers through the pacer, a batch at a time, every answered
+//! batch committed to the state store before it counts.
 //!
 //! Contract: [`Lookups::run`] starts the provider (the in-process sandbox, or a client per
-//! account for the real one), keeps enough lists in flight to fill every live account's slots,
-//! commits each answered list (flushed) and only then puts it in the book, and returns the
+//! account for the real one), keeps enough batches in flight to fill every live account's slots,
+//! commits each answered batch (flushed) and only then puts it in the book, and returns the
 //! stage's figures (per login too) whatever the outcome. What `batch_size = "auto"`
 //! learned of the host is remembered in the state store for the next run.
 
@@ -31,7 +31,7 @@ pub(super) struct Lookups<'a> {
     pub job: &'a Job,
     pub state: &'a Arc<StateStore>,
     pub options: &'a RunOptions,
-    /// What an earlier run learned of the longest list the host takes.
+    /// What an earlier run learned of the longest batch the host takes.
     pub remembered: Option<ListLimit>,
     /// Distinct numbers with a fresh answer, for the progress bar.
     pub cached: u64,
@@ -40,7 +40,7 @@ pub(super) struct Lookups<'a> {
 /// How the lookup stage ended, when nothing stopped the run.
 #[derive(Debug)]
 pub(super) enum LookupsEnd {
-    /// Every list was answered or given up on.
+    /// Every batch was answered or given up on.
     Done,
     /// The provider answered none of the first requests (why): the numbers not looked up are
     /// written `failed`, and the run then fails with exit 4.
@@ -129,7 +129,7 @@ impl Lookups<'_> {
         }
     }
 
-    /// Sends the plan's lists, a few more than the live accounts' slots at a time, and commits
+    /// Sends the plan's batches, a few more than the live accounts' slots at a time, and commits
     /// each answered one; stops sending when the pacer stops (a signal, every account refused,
     /// a long block) or a commit fails. Returns the numbers answered and the numbers given up
     /// on, whatever the outcome.
@@ -147,14 +147,14 @@ impl Lookups<'_> {
         let watcher = watch_interrupt(pacer.clone(), self.options.interrupted.clone());
         let mut first_error = None;
         loop {
-            // Enough lists queued to keep every slot of the live accounts busy, no more (see
+            // Enough batches queued to keep every slot of the live accounts busy, no more (see
             // `Pacer::lists_ahead`).
             while in_flight.len() < pacer.lists_ahead() && pacer.stopped().is_none() {
                 let Some(batch) = pacer.next_batch(&mut plan) else {
                     break;
                 };
                 let pacer = pacer.clone();
-                in_flight.spawn(async move { pacer.lookup(batch).await });
+                in_flight.spawn(async move { pacer.ask(batch).await });
             }
             let Some(done) = in_flight.join_next().await else {
                 break;

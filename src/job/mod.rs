@@ -6,7 +6,7 @@
 //! host's answers, then reads the input once, writing the output as it goes; only when that pass finds numbers without a fresh answer does it stop writing, look
 //! them up and read the input a second time to write. Memory grows with the answers and the
 //! distinct numbers, not with rows. It sends only the plan's numbers, commits each answered
-//! list to the state store before counting it, and writes the output only when every number
+//! batch to the state store before counting it, and writes the output only when every number
 //! has a terminal status. A run of one shard (`--shard I/N`) asks only its shard's numbers and
 //! writes no output: its state holds its answers. It always returns a [`RunSummary`]
 //! (partial when the run stopped) and, on failure, a [`JobError`] whose [`ExitKind`] the binary
@@ -37,7 +37,7 @@ use crate::plan::{Plan, Shard};
 use crate::progress::ProgressMode;
 use crate::state::{now_ms, AnswerBook, ListLimit, StateError, StateStore, Ttl};
 use crate::transfer::{name_input_object, storage_error, Transfer};
-use figures::{plan_figures, seconds, Lookup};
+use figures::{plan_figures, seconds, LookupSettings};
 use lookups::{Lookups, LookupsEnd};
 use summary::{Stages, WriteFigures};
 
@@ -97,7 +97,7 @@ struct Prepared {
     types: ColumnTypes,
     schema: Schema,
     stages: StageTimes,
-    /// What an earlier run learned of the longest list the host takes.
+    /// What an earlier run learned of the longest batch the host takes.
     remembered: Option<ListLimit>,
 }
 
@@ -201,7 +201,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
     let p = &job.provider;
     let sizer = BatchSizer::new(p.batch_size, p.max_batch_size, remembered);
     let plan = Plan::new(&first.tally.unknown, how.shard);
-    let lookup = Lookup {
+    let lookup = LookupSettings {
         provider: p,
         accounts: how.accounts as u64,
         batch_size: sizer.choice(),
@@ -249,10 +249,10 @@ fn check_output_location(job: &Job) -> anyhow::Result<()> {
         .unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)
         .with_context(|| format!("output.path: cannot create the directory {}", dir.display()))?;
-    let probe = dir.join(format!(".phone-enrich-probe.{}", std::process::id()));
-    std::fs::write(&probe, b"")
+    let check = dir.join(format!(".phone-enrich-writable.{}", std::process::id()));
+    std::fs::write(&check, b"")
         .with_context(|| format!("output.path: cannot write in {}", dir.display()))?;
-    let _ = std::fs::remove_file(probe);
+    let _ = std::fs::remove_file(check);
     Ok(())
 }
 

@@ -1,13 +1,13 @@
-//! The added columns of one batch as Arrow arrays, ready for the Parquet encoder.
+//! The added columns of one frame as Arrow arrays, ready for the Parquet encoder.
 //!
-//! Contract: [`added_arrays`] turns a batch's [`Enrichment`]s into one array per entry of
+//! Contract: [`added_arrays`] turns a frame's [`Enrichment`]s into one array per entry of
 //! [`ENRICHMENT_COLUMNS`](super::ENRICHMENT_COLUMNS), typed as [`enrichment_dtype`] says. The columns that take few values
 //! (`status` and the operator's fields) come out as dictionary arrays holding exactly the values
-//! the batch uses, so the encoder writes them as dictionary pages without hashing every cell to
+//! the frame uses, so the encoder writes them as dictionary pages without hashing every cell to
 //! find the dictionary (and their statistics, taken from the dictionary, are those of the
 //! values). `e164` and `checked_at` too, unless more than three cells in four are distinct
 //! (polars' rule), then they come out plain. An operator's fields are looked up once per
-//! distinct answer of the batch, not once per cell; a number's text is written once per batch.
+//! distinct answer of the frame, not once per cell; a number's text is written once per frame.
 
 use std::hash::Hash;
 
@@ -28,7 +28,7 @@ use crate::provider::OperatorInfo;
 const NULL: u32 = u32::MAX;
 
 /// Up to this many values, a value's key is found by comparing, not hashing (a status, a
-/// batch's operators or time zones).
+/// frame's operators or time zones).
 const FEW: usize = 8;
 
 /// One column's cells as keys into the distinct values they hold, in order of first use.
@@ -137,7 +137,7 @@ fn text(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-/// The operator's fields of a batch, each a dictionary; an answer's keys are found once.
+/// The operator's fields of a frame, each a dictionary; an answer's keys are found once.
 struct OperatorColumns<'a> {
     country: Dictionary<&'a str>,
     operator: Dictionary<&'a str>,
@@ -197,13 +197,13 @@ impl<'a> OperatorColumns<'a> {
     }
 }
 
-/// The added columns for a batch, one `Enrichment` per row, in
+/// The added columns for a frame, one `Enrichment` per row, in
 /// [`ENRICHMENT_COLUMNS`](super::ENRICHMENT_COLUMNS)' order.
 pub fn added_arrays<'a>(
     rows: impl ExactSizeIterator<Item = Enrichment<'a>>,
 ) -> Vec<Box<dyn Array>> {
     let n = rows.len();
-    // Numbers and times are mostly distinct within a batch: sized once, not grown.
+    // Numbers and times are mostly distinct within a frame: sized once, not grown.
     let mut e164 = Dictionary::<u64>::with_capacity(n, n);
     let mut status = Dictionary::<Status>::with_capacity(n, 0);
     let mut operators = OperatorColumns::with_capacity(n);
@@ -305,17 +305,17 @@ mod tests {
             ),
             (found(&mts), MTS),
         ];
-        // The whole table as one batch, then each row as a batch of its own.
-        let batches = std::iter::once(table.clone()).chain(table.iter().map(|r| vec![*r]));
-        for batch in batches {
-            let rows = batch.iter().map(|(e, _)| *e);
+        // The whole table as one frame, then each row as a frame of its own.
+        let frames = std::iter::once(table.clone()).chain(table.iter().map(|r| vec![*r]));
+        for frame in frames {
+            let rows = frame.iter().map(|(e, _)| *e);
             for array in added_arrays(rows.clone()) {
                 if let Some(d) = array.as_any().downcast_ref::<DictionaryArray<u32>>() {
                     let used: HashSet<u32> = d.keys().iter().flatten().copied().collect();
                     assert_eq!(
                         used.len(),
                         d.values().len(),
-                        "the values the batch uses, once"
+                        "the values the frame uses, once"
                     );
                 }
             }
@@ -335,7 +335,7 @@ mod tests {
                     .iter()
                     .map(|v| v.map(str::to_string))
                     .collect();
-                let want: Vec<Option<String>> = batch
+                let want: Vec<Option<String>> = frame
                     .iter()
                     .map(|(_, row)| row.split('|').nth(c).filter(|v| !v.is_empty()))
                     .map(|v| v.map(str::to_string))

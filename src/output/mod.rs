@@ -5,7 +5,7 @@
 //! [`RowGroupEncoder`] and appended in order by [`OutputFile::write`]; [`OutputFile::finish`]
 //! writes the footer, syncs the file and renames it into place, so the
 //! target path holds either nothing new or a complete file. A file that is never finished is
-//! removed. [`added_arrays`] (in `added.rs`) builds the added columns of one batch for the
+//! removed. [`added_arrays`] (in `added.rs`) builds the added columns of one frame for the
 //! encoder, typed as documented in [`ENRICHMENT_COLUMNS`], the same [`enrichment_columns`] gives
 //! as polars columns. [`refuse_writing_input`] (in `guard.rs`) refuses a job whose writing
 //! could touch its input.
@@ -124,7 +124,7 @@ pub fn output_schema(input: &Schema, prefixes: &[String]) -> Result<Schema> {
     Ok(schema)
 }
 
-/// One phone column's enrichment columns for a batch, one `Enrichment` per row, as polars
+/// One phone column's enrichment columns for a frame, one `Enrichment` per row, as polars
 /// columns named with `prefix` (the output's encoder takes [`added_arrays`] instead).
 pub fn enrichment_columns<'a>(
     prefix: &str,
@@ -221,8 +221,8 @@ struct Encoding {
     options: WriteOptions,
 }
 
-/// Turns batches into compressed Parquet row groups, on any thread: encoding and compressing
-/// are most of the cost of writing, so they happen where the batch was made, in parallel, and
+/// Turns frames into compressed Parquet row groups, on any thread: encoding and compressing
+/// are most of the cost of writing, so they happen where the frame was made, in parallel, and
 /// [`OutputFile::write`] only appends bytes.
 #[derive(Clone)]
 pub struct RowGroupEncoder {
@@ -243,7 +243,7 @@ impl RowGroupEncoder {
         let e = &*self.encoding;
         if input.width() + added.len() != e.arrow_schema.len() {
             bail!(
-                "a batch of {} columns for an output of {}",
+                "a frame of {} columns for an output of {}",
                 input.width() + added.len(),
                 e.arrow_schema.len()
             );

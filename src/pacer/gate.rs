@@ -1,8 +1,8 @@
 //! The first-request gate: until the provider has answered a request, requests go one at a
 //! time and at most [`TRIES`] go out, so credentials it has not accepted cost at most two
 //! requests, never `concurrency` of them and never a third. The second try asks for one
-//! number of its list: whatever one number gets (found, not found, rejected) is an answer,
-//! where a list may be refused whole for one bad number in it.
+//! number of its batch: whatever one number gets (found, not found, rejected) is an answer,
+//! where a batch may be refused whole for one bad number in it.
 //!
 //! Contract: [`FirstRequestGate::enter`] gives a request its turn (or none is needed any more,
 //! or no more may go); [`FirstRequestGate::record`] learns how each request ended and says when
@@ -31,7 +31,7 @@ pub enum Turn<'a> {
     /// The provider has answered a request: no gate any more.
     Open,
     /// This request goes out alone, holding the gate until it has recorded how it ended;
-    /// `one_number`: it is the last try, for the first number of its list only.
+    /// `one_number`: it is the last try, for the first number of its batch only.
     Alone {
         _held: MutexGuard<'a, ()>,
         one_number: bool,

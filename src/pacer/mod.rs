@@ -1,13 +1,13 @@
 //! Pacing and resilience: every request to the provider goes through one [`Pacer`].
 //!
-//! Contract: [`Pacer::lookup`] takes a batch of numbers and returns, for each, a terminal answer
+//! Contract: [`Pacer::ask`] takes a batch of numbers and returns, for each, a terminal answer
 //! or a failure, or stops the whole job ([`Stop`]). The stages a request passes on its way to
 //! the wire, and their order, are written in one place: `Pacer::send`, whose first stage gives
 //! the request a free slot of whichever account has one. What follows each class of failure
-//! (retry after a back-off, pause a login or every login, drop a login, split the list, give
-//! up, stop) is one table, `reaction.rs`; [`Pacer::lookup`] here acts on it, and asks again for
+//! (retry after a back-off, pause a login or every login, drop a login, split the batch, give
+//! up, stop) is one table, `reaction.rs`; [`Pacer::ask`] here acts on it, and asks again for
 //! numbers an answer left out. `send.rs` holds the request path, `accounts.rs` the accounts and
-//! their dispatcher, `sizing.rs` the lists' length, `window.rs` the limiters, `gate.rs` the
+//! their dispatcher, `sizing.rs` the batches' length, `window.rs` the limiters, `gate.rs` the
 //! first-request gate, `adaptive.rs` a login's rate and requests at once as error 9 and clean
 //! answers move them, `shared.rs` a login's limits shared with every run on the machine.
 
@@ -82,7 +82,7 @@ pub struct Sent<'a> {
     /// The login's first-request gate, held (before its first answer) until the caller has
     /// acted on this answer: the pause it calls for is set before the login's next try goes.
     turn: gate::Turn<'a>,
-    /// How many numbers of the list were asked: all, except on the last try before any answer,
+    /// How many numbers of the batch were asked: all, except on the last try before any answer,
     /// which asks for the first alone.
     pub asked: usize,
     /// When it went out.
@@ -94,24 +94,24 @@ pub struct Sent<'a> {
     pub result: Result<Answered, ProviderError>,
 }
 
-/// A list to look up, as [`Pacer::next_batch`] cuts it.
+/// A batch to look up, as [`Pacer::next_batch`] cuts it.
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
     pub numbers: Vec<E164>,
     /// Whether its length is the one `batch_size = "auto"` is trying (see `sizing`).
-    pub probe: bool,
+    pub trial: bool,
 }
 
 impl From<Vec<E164>> for Batch {
     fn from(numbers: Vec<E164>) -> Batch {
         Batch {
             numbers,
-            probe: false,
+            trial: false,
         }
     }
 }
 
-/// What became of a batch. Numbers in neither list were not asked: the job is stopping.
+/// What became of a batch. Numbers in neither batch were not asked: the job is stopping.
 #[derive(Debug, Default)]
 pub struct BatchResult {
     /// Terminal answers, one per number answered.
@@ -127,7 +127,7 @@ pub struct PacerCounters {
     pub requests: AtomicU64,
     /// Requests sent again after a failure.
     pub retries: AtomicU64,
-    /// Lists split in two after the provider rejected them whole.
+    /// Batches split in two after the provider rejected them whole.
     pub splits: AtomicU64,
     /// Failures by [`ProviderError::label`].
     pub errors: Mutex<HashMap<String, u64>>,
@@ -159,9 +159,9 @@ struct Policy {
 }
 
 /// What the answers so far decided for every request, whatever its account: set by
-/// [`Pacer::lookup`]'s policy, read by the stages of `Pacer::send`.
+/// [`Pacer::ask`]'s policy, read by the stages of `Pacer::send`.
 struct Control {
-    /// Set once a list's entries came back without a usable `phone`: from then on every
+    /// Set once a batch's entries came back without a usable `phone`: from then on every
     /// request asks for one number.
     singles: AtomicBool,
     /// Values that could not be read, each logged once.
@@ -314,9 +314,9 @@ impl Pacer {
         self.accounts.concurrency()
     }
 
-    /// How many lists to keep cut, out or waiting for a slot: twice the slots, so no slot waits
-    /// for a list; but one at a time while `auto` is still finding its length, so that no list
-    /// is cut at a length the next answer outgrows (a few lists in a row, once per host).
+    /// How many batches to keep cut, out or waiting for a slot: twice the slots, so no slot waits
+    /// for a batch; but one at a time while `auto` is still finding its length, so that no batch
+    /// is cut at a length the next answer outgrows (a few batches in a row, once per host).
     pub fn lists_ahead(&self) -> usize {
         match self.sizer.settled() {
             true => self.concurrency() * 2,
@@ -329,17 +329,17 @@ impl Pacer {
         self.accounts.figures()
     }
 
-    /// The lists' length and why (see `sizing`).
+    /// The batches' length and why (see `sizing`).
     pub fn batch_size(&self) -> (usize, String) {
         self.sizer.choice()
     }
 
-    /// What the run learned of the longest list the provider takes (with `auto`).
+    /// What the run learned of the longest batch the provider takes (with `auto`).
     pub fn list_limit(&self) -> Option<ListLimit> {
         self.sizer.learned()
     }
 
-    /// The next list to look up from `plan`, as long as the sizer says; `None` when none is left.
+    /// The next batch to look up from `plan`, as long as the sizer says; `None` when none is left.
     pub fn next_batch(&self, plan: &mut Plan) -> Option<Batch> {
         if plan.is_empty() {
             return None;
@@ -347,7 +347,7 @@ impl Pacer {
         let length = self.sizer.next();
         Some(Batch {
             numbers: plan.take(length.len),
-            probe: length.probe,
+            trial: length.trial,
         })
     }
 
@@ -382,7 +382,7 @@ impl Pacer {
 
     /// Looks up a batch: reacts to each failure as the table in `reaction.rs` says (retries,
     /// pauses, splits, ...), and asks again for numbers the answer left out.
-    pub async fn lookup(&self, batch: impl Into<Batch>) -> BatchResult {
+    pub async fn ask(&self, batch: impl Into<Batch>) -> BatchResult {
         let batch = batch.into();
         let mut result = BatchResult::default();
         let mut splits = Splits::default();
@@ -398,7 +398,7 @@ impl Pacer {
             let Some((asked, outcome)) = self.request_with_retries(&ask.list).await else {
                 continue;
             };
-            // The rest of a list whose first number went alone is still to ask; the part asked
+            // The rest of a batch whose first number went alone is still to ask; the part asked
             // is no longer a half of anything.
             let mut ask = ask;
             if asked < ask.list.len() {
@@ -415,13 +415,13 @@ impl Pacer {
                 Err(e) => self.after_failure(e, ask, &mut splits, &mut pending, &mut result.failed),
             }
         }
-        if batch.probe {
-            self.sizer.probe_done();
+        if batch.trial {
+            self.sizer.trial_done();
         }
         result
     }
 
-    /// A list answered: its answers kept, the numbers left out asked again.
+    /// A batch answered: its answers kept, the numbers left out asked again.
     fn after_answer(
         &self,
         answered: Answered,
@@ -447,7 +447,7 @@ impl Pacer {
         }
     }
 
-    /// A list's entries came back without a usable `phone`: no list answer can be paired with
+    /// A batch's entries came back without a usable `phone`: no batch answer can be paired with
     /// its numbers, so from now on every request asks for one number (logged once).
     fn switch_to_singles(&self, list_len: usize) {
         if !self.control.singles.swap(true, Ordering::SeqCst) {
@@ -458,7 +458,7 @@ impl Pacer {
         }
     }
 
-    /// Numbers an answer left out: asked again as a list once (a glitch), then one by one (a
+    /// Numbers an answer left out: asked again as a batch once (a glitch), then one by one (a
     /// provider that omits unknown numbers answers a lone one), then failed.
     fn ask_again(
         &self,
@@ -476,7 +476,7 @@ impl Pacer {
         }
     }
 
-    /// A list that got no answer: split it (rejected whole), leave it unasked (the job is
+    /// A batch that got no answer: split it (rejected whole), leave it unasked (the job is
     /// stopping, or every account was refused), or fail its numbers.
     fn after_failure(
         &self,
@@ -505,7 +505,7 @@ impl Pacer {
         }
     }
 
-    /// One list, sent until it gets an answer or an error that retrying will not fix, with how
+    /// One batch, sent until it gets an answer or an error that retrying will not fix, with how
     /// many of its numbers the last try asked (see [`Sent::asked`]); `None` when the job
     /// stopped before it could be sent.
     async fn request_with_retries(
@@ -538,14 +538,14 @@ impl Pacer {
                     };
                     let delay = (self.policy.jitter)(delay);
                     tracing::debug!(error = %error, delay_ms = delay.as_millis() as u64, "retrying");
-                    // Before the account's first answer, its next try (whichever list) waits too.
+                    // Before the account's first answer, its next try (whichever batch) waits too.
                     match account.gate.is_open() {
                         true => tokio::time::sleep(delay).await,
                         false => account.pause(delay),
                     }
                 }
                 // Over a limit despite pacing: the login waits a window and slows down (`learn`
-                // lowered its rate); the list goes to whichever account is free.
+                // lowered its rate); the batch goes to whichever account is free.
                 Reaction::PauseLogin => account.pause(self.policy.limited_pause),
                 Reaction::PauseAll => {
                     if !self.pause_for_block(blocked_pause, &error) {
@@ -553,7 +553,7 @@ impl Pacer {
                     }
                     blocked_pause *= BLOCKED_PAUSE_FACTOR;
                 }
-                // The account was dropped (`learn`): the list goes to another one.
+                // The account was dropped (`learn`): the batch goes to another one.
                 Reaction::DropLogin => {}
                 Reaction::Stop(_) | Reaction::Split | Reaction::GiveUp => return failed,
             }
@@ -589,12 +589,12 @@ impl Pacer {
     }
 }
 
-/// A list still to ask in a lookup.
+/// A batch still to ask in a lookup.
 struct Ask {
     list: Vec<E164>,
     /// Rounds already spent on numbers left out of answers.
     rounds: usize,
-    /// The refused list this is a half of (an index into the lookup's [`Splits`]).
+    /// The refused batch this is a half of (an index into the lookup's [`Splits`]).
     half_of: Option<usize>,
 }
 
@@ -616,19 +616,19 @@ impl Ask {
     }
 }
 
-/// The lists a lookup split after the provider refused them whole (error 1), each with how
-/// many of its halves were answered: a list whose halves both were was refused for its length.
+/// The batches a lookup split after the provider refused them whole (error 1), each with how
+/// many of its halves were answered: a batch whose halves both were was refused for its length.
 #[derive(Default)]
 struct Splits(Vec<(usize, u8)>);
 
 impl Splits {
-    /// A list of `len` numbers split in two; its index.
+    /// A batch of `len` numbers split in two; its index.
     fn add(&mut self, len: usize) -> usize {
         self.0.push((len, 0));
         self.0.len() - 1
     }
 
-    /// A half of split `index` was answered; the refused list's length once both were.
+    /// A half of split `index` was answered; the refused batch's length once both were.
     fn answered(&mut self, index: usize) -> Option<usize> {
         let (len, halves) = &mut self.0[index];
         *halves += 1;

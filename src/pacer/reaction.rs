@@ -2,7 +2,7 @@
 //!
 //! Contract: [`reaction`] maps every [`ErrorClass`] to the [`Reaction`] the pacer takes; the
 //! three places that act on a failure (what an answer teaches the run in `send.rs`, the retry
-//! loop and the lookup's handling of a list that got no answer in `mod.rs`) match on the
+//! loop and the lookup's handling of a batch that got no answer in `mod.rs`) match on the
 //! reaction, never on the class, so the table here is the whole policy and every description
 //! of it points here.
 
@@ -12,22 +12,22 @@ use crate::provider::ErrorClass;
 /// What the pacer does after a request failed with an error of some class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Reaction {
-    /// Send the list again after an exponential back-off (with jitter), `max_retries` times at
+    /// Send the batch again after an exponential back-off (with jitter), `max_retries` times at
     /// most; then give its numbers up (`failed`).
     RetryAfter,
     /// Pause the login that got it for a window, lower its rate and concurrency (shared by every
-    /// run under that login on the machine), and send the list again with whichever login is
+    /// run under that login on the machine), and send the batch again with whichever login is
     /// free.
     PauseLogin,
     /// Pause every login (the provider blocked our IP), doubling the pause on each repeat; stop
     /// the job past `max_blocked_wait`, or when it answered a login's two first requests.
     PauseAll,
-    /// Drop the login (the provider refused its credentials) and send the list with another;
+    /// Drop the login (the provider refused its credentials) and send the batch with another;
     /// stop the job when no login is left.
     DropLogin,
-    /// Split the list in two to find the number at fault; a list of one number gives it up.
+    /// Split the batch in two to find the number at fault; a batch of one number gives it up.
     Split,
-    /// Give the list's numbers up (`failed`); the next run asks again.
+    /// Give the batch's numbers up (`failed`); the next run asks again.
     GiveUp,
     /// Stop the job: its settings are wrong, as the cause says.
     Stop(StopCause),

@@ -23,7 +23,7 @@ impl Pacer {
             // 1. Account: a free slot of whichever account has one (`concurrency` requests out
             //    at once per login), through that account's first-request gate: until the
             //    provider has answered the login, one at a time, two at most, the second for
-            //    the first number of its list only.
+            //    the first number of its batch only.
             let (slot, turn) = self.turn().await?;
             let account = slot.account();
             let asked = match turn {
@@ -32,11 +32,11 @@ impl Pacer {
                 } => &list[..1],
                 _ => list,
             };
-            // 2. Identical-request guard: `identical_limit` sends of this very list per
+            // 2. Identical-request guard: `identical_limit` sends of this very batch per
             //    window, per login.
             let same_list = account.limits.identical.window(asked);
             let _same = same_list.acquire(u32::MAX).await;
-            // 3. Numbers limiter, with `number_limit`: the list's length per window, per login.
+            // 3. Numbers limiter, with `number_limit`: the batch's length per window, per login.
             let _numbers = match &account.limits.numbers {
                 Some(w) => Some(w.acquire_weighted(asked.len() as u32, u32::MAX).await),
                 None => None,

@@ -54,9 +54,9 @@ struct Held {
     holder: u64,
     /// When its answer came; `None` while it is out.
     done: Option<u64>,
-    /// Its list's length, for the numbers limit.
+    /// Its batch's length, for the numbers limit.
     weight: u32,
-    /// The xxh3-64 of its list as sent, for the identical-request limit.
+    /// The xxh3-64 of its batch as sent, for the identical-request limit.
     list: u64,
 }
 
@@ -262,7 +262,7 @@ impl SharedLogin {
         self.dir.join(format!("{}.{suffix}", self.key))
     }
 
-    /// Waits until a request for `list` fits under every run's requests (see the contract).
+    /// Waits until a request for `batch` fits under every run's requests (see the contract).
     pub async fn acquire(&self, list: &[E164]) -> SharedTicket<'_> {
         let text: Vec<String> = list.iter().map(E164::to_string).collect();
         let hash = xxhash_rust::xxh3::xxh3_64(text.join(",").as_bytes());

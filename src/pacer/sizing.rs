@@ -1,13 +1,13 @@
-//! How long the lists are: `provider.batch_size` as set, or found by the run (`"auto"`).
+//! How long the batches are: `provider.batch_size` as set, or found by the run (`"auto"`).
 //!
-//! Contract: [`BatchSizer::next`] gives the length of the next list. A fixed size is all there
+//! Contract: [`BatchSizer::next`] gives the length of the next batch. A fixed size is all there
 //! is to it. With `auto` the run starts at [`AUTO_START`] (or at what an earlier run learned of
-//! the host, [`ListLimit`], which the state store keeps) and one list at a time probes a longer length: twice the longest
-//! list taken, up to `provider.max_batch_size`, until the provider refuses one for its length
-//! ([`BatchSizer::too_long`]: error 1 on a list whose halves were both answered, so no number in
-//! it was at fault); from then on each probe halves the gap between the longest list taken and
+//! the host, [`ListLimit`], which the state store keeps) and one batch at a time tries a longer length in a trial: twice the longest
+//! batch taken, up to `provider.max_batch_size`, until the provider refuses one for its length
+//! ([`BatchSizer::too_long`]: error 1 on a batch whose halves were both answered, so no number in
+//! it was at fault); from then on each trial halves the gap between the longest batch taken and
 //! the shortest refused, until that gap is within [`CLOSE_ENOUGH`] of the longest taken. Every
-//! list that is not a probe has the longest length taken, so a refused probe costs one request.
+//! batch that is not a trial has the longest length taken, so a refused trial costs one request.
 
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
@@ -18,15 +18,15 @@ use crate::state::ListLimit;
 /// The first length of `auto`, when nothing is known of the host.
 pub const AUTO_START: usize = 100;
 
-/// Probing stops once the longest list refused is within this share (1/16) of the longest
-/// taken: the lists then carry at least 94% of what the provider would take.
+/// Probing stops once the longest batch refused is within this share (1/16) of the longest
+/// taken: the batches then carry at least 94% of what the provider would take.
 pub const CLOSE_ENOUGH: usize = 16;
 
-/// The length of the next list, and whether it is the one probing a longer length.
+/// The length of the next batch, and whether it is the one probing a longer length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListLength {
     pub len: usize,
-    pub probe: bool,
+    pub trial: bool,
 }
 
 /// See the module's contract.
@@ -46,7 +46,7 @@ struct Found {
 }
 
 impl Found {
-    /// The length of a list that is no probe.
+    /// The length of a batch that is no trial.
     fn length(&self, max: usize) -> usize {
         match (self.taken, self.refused) {
             (0, Some(refused)) => (refused / 2).max(1),
@@ -55,8 +55,8 @@ impl Found {
         }
     }
 
-    /// The next length worth a probe, if any.
-    fn probe(&self, max: usize) -> Option<usize> {
+    /// The next length worth a trial, if any.
+    fn trial(&self, max: usize) -> Option<usize> {
         let taken = self.taken;
         match self.refused {
             _ if taken == 0 || taken >= max => None,
@@ -96,37 +96,37 @@ impl BatchSizer {
         }
     }
 
-    /// The next list's length: a probe when none is out and a longer length is worth trying.
+    /// The next batch's length: a trial when none is out and a longer length is worth trying.
     pub fn next(&self) -> ListLength {
         if let Some(len) = self.fixed {
-            return ListLength { len, probe: false };
+            return ListLength { len, trial: false };
         }
         let mut found = self.found.lock().unwrap();
-        match found.probe(self.max) {
+        match found.trial(self.max) {
             Some(len) if !found.probing => {
                 found.probing = true;
-                ListLength { len, probe: true }
+                ListLength { len, trial: true }
             }
             _ => ListLength {
                 len: found.length(self.max),
-                probe: false,
+                trial: false,
             },
         }
     }
 
-    /// Whether the length is found: fixed, or no longer length is worth a probe. Until then
-    /// a list cut ahead may have a length the next answer outgrows.
+    /// Whether the length is found: fixed, or no longer length is worth a trial. Until then
+    /// a batch cut ahead may have a length the next answer outgrows.
     pub fn settled(&self) -> bool {
         let found = self.found.lock().unwrap();
-        self.fixed.is_some() || (found.taken > 0 && found.probe(self.max).is_none())
+        self.fixed.is_some() || (found.taken > 0 && found.trial(self.max).is_none())
     }
 
-    /// The probe's list has every number answered or given up on.
-    pub fn probe_done(&self) {
+    /// The trial's batch has every number answered or given up on.
+    pub fn trial_done(&self) {
         self.found.lock().unwrap().probing = false;
     }
 
-    /// The provider answered a list of `len` numbers.
+    /// The provider answered a batch of `len` numbers.
     pub fn taken(&self, len: usize) {
         let mut found = self.found.lock().unwrap();
         if self.fixed.is_some() || len <= found.taken {
@@ -139,7 +139,7 @@ impl BatchSizer {
         }
     }
 
-    /// The provider refused a list of `len` numbers whose halves it answered: `len` is too long.
+    /// The provider refused a batch of `len` numbers whose halves it answered: `len` is too long.
     pub fn too_long(&self, len: usize) {
         let mut found = self.found.lock().unwrap();
         if self.fixed.is_some() {
@@ -152,7 +152,7 @@ impl BatchSizer {
     }
 
     /// What the run learned of the host, for the state store (`None` with a fixed size or
-    /// before any list was answered).
+    /// before any batch was answered).
     pub fn learned(&self) -> Option<ListLimit> {
         let found = self.found.lock().unwrap();
         (self.fixed.is_none() && found.taken > 0).then_some(ListLimit {
@@ -161,7 +161,7 @@ impl BatchSizer {
         })
     }
 
-    /// The length the lists have (before any answer: will have) and why, for the plan and the
+    /// The length the batches have (before any answer: will have) and why, for the plan and the
     /// report.
     pub fn choice(&self) -> (usize, String) {
         let max = self.max;
@@ -198,8 +198,8 @@ impl BatchSizer {
 mod tests {
     use super::*;
 
-    /// Lists cut one after another against a provider taking at most `limit`: each refused list
-    /// is split, its halves answered. The length settled on, and the lists refused.
+    /// Batches cut one after another against a provider taking at most `limit`: each refused batch
+    /// is split, its halves answered. The length settled on, and the batches refused.
     fn settle(sizer: &BatchSizer, limit: usize) -> (usize, usize) {
         let mut refused = 0;
         for _ in 0..100 {
@@ -211,8 +211,8 @@ mod tests {
                 sizer.taken(next.len - next.len / 2);
                 sizer.too_long(next.len);
             }
-            if next.probe {
-                sizer.probe_done();
+            if next.trial {
+                sizer.trial_done();
             }
         }
         (sizer.next().len, refused)
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn auto_settles_just_under_the_longest_list_the_provider_takes() {
         let cases: &[(usize, usize, usize, usize)] = &[
-            // (provider's limit, max_batch_size, settled at least, lists refused at most)
+            // (provider's limit, max_batch_size, settled at least, batches refused at most)
             (250, 1000, 235, 5),
             (300, 1000, 282, 5),
             (1000, 1000, 1000, 0),
@@ -243,14 +243,14 @@ mod tests {
                 "{limit}/{most}: {len}"
             );
             assert!(refused <= refusals, "{limit}/{most}: {refused} refused");
-            // A run that starts from what this one learned probes nothing more.
+            // A run that starts from what this one learned tries nothing more.
             let again = BatchSizer::new(BatchSize::Auto, max(most), sizer.learned());
             assert_eq!(settle(&again, limit), (len, 0), "{limit}/{most}");
         }
     }
 
     #[test]
-    fn one_probe_at_a_time_and_a_fixed_size_never_moves() {
+    fn one_trial_at_a_time_and_a_fixed_size_never_moves() {
         let sizer = BatchSizer::new(BatchSize::Auto, max(1000), None);
         assert!(!sizer.settled());
         sizer.taken(100);
@@ -259,24 +259,24 @@ mod tests {
             first,
             ListLength {
                 len: 200,
-                probe: true
+                trial: true
             }
         );
-        // While the probe is out, lists keep the length taken.
+        // While the trial is out, batches keep the length taken.
         assert_eq!(
             sizer.next(),
             ListLength {
                 len: 100,
-                probe: false
+                trial: false
             }
         );
         sizer.taken(200);
-        sizer.probe_done();
+        sizer.trial_done();
         assert_eq!(
             sizer.next(),
             ListLength {
                 len: 400,
-                probe: true
+                trial: true
             }
         );
 
@@ -288,7 +288,7 @@ mod tests {
             fixed.next(),
             ListLength {
                 len: 50,
-                probe: false
+                trial: false
             }
         );
         assert_eq!(fixed.learned(), None);

@@ -31,7 +31,7 @@ impl Client for Script {
     }
 }
 
-/// One login of several: answers every list whole, or refuses every request with error 2, and
+/// One login of several: answers every batch whole, or refuses every request with error 2, and
 /// notes when each request arrived and with which login.
 struct Login {
     name: &'static str,
@@ -54,7 +54,7 @@ impl Client for Login {
     }
 }
 
-/// The documented answer to `list`: an entry with its `phone` per number.
+/// The documented answer to `batch`: an entry with its `phone` per number.
 fn found_list(list: &[E164]) -> String {
     let entries: Vec<String> = list
         .iter()
@@ -85,12 +85,12 @@ fn logins(settings: &str, names: &[&'static str], refused: &[&str]) -> (Arc<Pace
     (Arc::new(pacer), sent)
 }
 
-/// `lists` lookups at once, of one number each from `first` on: what became of each.
+/// `batches` lookups at once, of one number each from `first` on: what became of each.
 async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<BatchResult> {
     let lookups: Vec<_> = (0..lists)
         .map(|i| {
             let pacer = pacer.clone();
-            tokio::spawn(async move { pacer.lookup(vec![E164(first + i)]).await })
+            tokio::spawn(async move { pacer.ask(vec![E164(first + i)]).await })
         })
         .collect();
     let mut results = Vec::new();
@@ -100,7 +100,7 @@ async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<Batc
     results
 }
 
-/// `lists` lookups at once, each of which must be answered.
+/// `batches` lookups at once, each of which must be answered.
 async fn all_answered(pacer: &Arc<Pacer>, lists: u64) {
     let results = look_up_at_once(pacer, 79161230000, lists).await;
     assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
@@ -166,7 +166,7 @@ fn answers(body: &str, n: usize) -> Vec<Result<RawAnswer, ProviderError>> {
 
 /// The first request: answered, so the credentials are, and the gate is open.
 async fn warm_up(pacer: &Pacer) {
-    assert_eq!(pacer.lookup(vec![E164(79000000000)]).await.answers.len(), 1);
+    assert_eq!(pacer.ask(vec![E164(79000000000)]).await.answers.len(), 1);
 }
 
 /// The gaps between consecutive instants, after the warm-up's request.
@@ -174,7 +174,7 @@ fn gaps(times: &[Duration]) -> Vec<Duration> {
     times[1..].windows(2).map(|w| w[1] - w[0]).collect()
 }
 
-/// Retries of one list, with room for every one of them in the identical-request window.
+/// Retries of one batch, with room for every one of them in the identical-request window.
 const RETRIES: &str = "retry_base_delay = \"1s\"\nretry_max_delay = \"10s\"\nmax_retries = 5\nidentical_limit = \"10/60s\"\n";
 
 fn secs(s: &[u64]) -> Vec<Duration> {
@@ -188,7 +188,7 @@ async fn transient_failures_back_off_exponentially_up_to_the_cap() {
     let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
     let (pacer, sent) = scripted(builder, failures(5));
     warm_up(&pacer).await;
-    let result = pacer.lookup(vec![number]).await;
+    let result = pacer.ask(vec![number]).await;
     assert_eq!(gaps(&sent()), secs(&[1, 2, 4, 8, 10]));
     assert_eq!(result.answers.len(), 1);
     assert!(result.failed.is_empty());
@@ -197,7 +197,7 @@ async fn transient_failures_back_off_exponentially_up_to_the_cap() {
     let builder = PacerBuilder::new(&provider(RETRIES)).without_jitter();
     let (pacer, sent) = scripted(builder, failures(6));
     warm_up(&pacer).await;
-    let result = pacer.lookup(vec![number]).await;
+    let result = pacer.ask(vec![number]).await;
     assert_eq!(sent().len(), 1 + 6);
     assert_eq!(result.failed, vec![number]);
     assert!(result.answers.is_empty());
@@ -210,7 +210,7 @@ async fn full_jitter_stays_within_the_schedule() {
     for _ in 0..20 {
         let (pacer, sent) = scripted(PacerBuilder::new(&provider(RETRIES)), failures(5));
         warm_up(&pacer).await;
-        assert_eq!(pacer.lookup(vec![E164(79161234567)]).await.answers.len(), 1);
+        assert_eq!(pacer.ask(vec![E164(79161234567)]).await.answers.len(), 1);
         let gaps = gaps(&sent());
         assert_eq!(gaps.len(), schedule.len());
         for (gap, most) in gaps.iter().zip(&schedule) {
@@ -228,7 +228,7 @@ async fn error_4_pauses_everyone_doubling_then_stops_the_job() {
     let blocked = r#"{"error": "IP address is temporarily blocked", "error_code": 4}"#;
     let (pacer, sent) = scripted(PacerBuilder::new(&provider(settings)), answers(blocked, 10));
     warm_up(&pacer).await;
-    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    let result = pacer.ask(vec![E164(79161234567)]).await;
     // Paused 100 ms, then 200 ms; a third pause would pass 350 ms in all: the job stops.
     let ms = |m: &[u64]| {
         m.iter()
@@ -249,7 +249,7 @@ async fn error_9_pauses_a_window_and_lowers_the_rate() {
         answers(limited, 1),
     );
     warm_up(&pacer).await;
-    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    let result = pacer.ask(vec![E164(79161234567)]).await;
     assert_eq!(gaps(&sent()), secs(&[2]));
     assert_eq!(result.answers.len(), 1);
     // Halved to 10 by the error (and concurrency from 4 to 2); it climbs back only after two
@@ -289,7 +289,7 @@ async fn before_any_answer_two_requests_at_most_then_the_job_stops() {
 
 #[tokio::test(start_paused = true)]
 async fn before_any_answer_the_second_try_is_one_number() {
-    // Every list is refused whole (one bad number in each), every number alone answered.
+    // Every batch is refused whole (one bad number in each), every number alone answered.
     struct Lists(Arc<Mutex<Vec<usize>>>);
     impl Client for Lists {
         fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
@@ -313,13 +313,13 @@ async fn before_any_answer_the_second_try_is_one_number() {
         .map(|l| {
             let pacer = pacer.clone();
             let list: Vec<E164> = (0..8).map(|i| E164(79161234500 + l * 10 + i)).collect();
-            tokio::spawn(async move { pacer.lookup(list).await })
+            tokio::spawn(async move { pacer.ask(list).await })
         })
         .collect();
     for lookup in lookups {
         assert_eq!(lookup.await.unwrap().answers.len(), 8);
     }
-    // A list of 8 refused; whichever lookup went next, it went with one number, answered.
+    // A batch of 8 refused; whichever lookup went next, it went with one number, answered.
     assert_eq!(sent.lock().unwrap()[..2], [8, 1]);
     assert!(pacer.stopped().is_none());
 }
@@ -389,7 +389,7 @@ async fn a_refused_account_is_dropped_after_one_request_and_the_others_carry_on(
 
     // Every account refused: the job stops as refused, naming each login.
     let (pacer, sent) = logins("concurrency = 4\n", &["a", "b"], &["a", "b"]);
-    let result = pacer.lookup(vec![E164(79161234567)]).await;
+    let result = pacer.ask(vec![E164(79161234567)]).await;
     assert!(result.answers.is_empty() && result.failed.is_empty());
     assert_eq!(sent.lock().unwrap().len(), 2);
     match pacer.stopped() {
@@ -459,7 +459,7 @@ async fn error_4_pauses_every_account_not_only_the_one_that_got_it() {
 
 #[tokio::test(start_paused = true)]
 async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() {
-    /// Refuses lists longer than 250 with error 1, answers the others whole.
+    /// Refuses batches longer than 250 with error 1, answers the others whole.
     struct UpTo250(Arc<Mutex<u64>>);
     impl Client for UpTo250 {
         fn send<'a>(&'a self, list: &'a [E164]) -> BoxFuture<'a, Result<RawAnswer, ProviderError>> {
@@ -485,7 +485,7 @@ async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() 
     let mut plan = Plan::new(&numbers, None);
     let mut answered = 0;
     while let Some(batch) = pacer.next_batch(&mut plan) {
-        answered += pacer.lookup(batch).await.answers.len();
+        answered += pacer.ask(batch).await.answers.len();
     }
     assert_eq!(answered, 50_000);
     let (size, why) = pacer.batch_size();

@@ -1,5 +1,5 @@
 //! Sliding-window limits: how many requests (or numbers) may be counted against the provider's
-//! window at once, and how many times one identical list may be sent per window.
+//! window at once, and how many times one identical batch may be sent per window.
 //!
 //! Contract: a [`Ticket`] counts against its [`SlidingWindow`] from the moment it is taken (just
 //! before the request is sent) until a full window, plus the safety margin, after it is dropped
@@ -18,7 +18,7 @@ use crate::config::Rate;
 use crate::normalize::E164;
 
 /// A sliding-window limiter. A request takes `weight` units when it is sent (1 for a request
-/// limit, its list's length for a numbers limit) and holds them until a full window after it
+/// limit, its batch's length for a numbers limit) and holds them until a full window after it
 /// finished.
 #[derive(Debug)]
 pub struct SlidingWindow {
@@ -144,7 +144,7 @@ impl SlidingWindow {
     }
 }
 
-/// Limits identical requests: one [`SlidingWindow`] per distinct list of numbers.
+/// Limits identical requests: one [`SlidingWindow`] per distinct batch of numbers.
 #[derive(Debug)]
 pub struct IdenticalGuard {
     rate: Rate,
@@ -152,12 +152,12 @@ pub struct IdenticalGuard {
     windows: Mutex<HashMap<String, Arc<SlidingWindow>>>,
 }
 
-/// Past this many lists, windows nothing holds any more are dropped (a long run sends tens of
-/// thousands of distinct lists; only the last window's worth matter).
+/// Past this many batches, windows nothing holds any more are dropped (a long run sends tens of
+/// thousands of distinct batches; only the last window's worth matter).
 const IDENTICAL_WINDOWS_KEPT: usize = 256;
 
 impl IdenticalGuard {
-    /// At most `rate` sends of one list, each held the safety `margin` longer.
+    /// At most `rate` sends of one batch, each held the safety `margin` longer.
     pub fn new(rate: Rate, margin: f64) -> Self {
         IdenticalGuard {
             rate,
@@ -166,7 +166,7 @@ impl IdenticalGuard {
         }
     }
 
-    /// The window of the list `batch`, as the provider sees it: its comma-separated numbers.
+    /// The window of the batch `batch`, as the provider sees it: its comma-separated numbers.
     pub fn window(&self, batch: &[E164]) -> Arc<SlidingWindow> {
         let key = batch
             .iter()
@@ -250,7 +250,7 @@ mod tests {
         }
         assert_eq!(&times[..3], &[Duration::ZERO; 3]);
         assert_eq!(times[3], Duration::from_secs(60));
-        // Another list is not held back.
+        // Another batch is not held back.
         let other = guard.window(&[E164(79161234567)]);
         let _t = other.acquire(u32::MAX).await;
         assert_eq!(
@@ -269,9 +269,9 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         let live = guard.window_of("live".into());
         let _ticket = live.acquire(u32::MAX).await;
-        // The old lists' windows have passed: only the live one is left.
+        // The old batches' windows have passed: only the live one is left.
         assert_eq!(guard.windows.lock().unwrap().len(), 1);
-        // A list still within its window is kept, and still limited.
+        // A batch still within its window is kept, and still limited.
         drop(_ticket);
         drop(guard.window_of("live".into()).acquire(u32::MAX).await);
         drop(guard.window_of("live".into()).acquire(u32::MAX).await);

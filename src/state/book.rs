@@ -2,7 +2,7 @@
 //! answers it points into, and the freshness rule.
 //!
 //! Contract: a book holds every stored answer of one host, fresh or not; [`AnswerBook::get`]
-//! and [`AnswerBook::lookup`] give only those fresh at the book's clock. Answers are kept to
+//! and [`AnswerBook::known`] give only those fresh at the book's clock. Answers are kept to
 //! the second. A dictionary's ids are dense from 0 and never change: the store, its snapshots
 //! and a run's book all name an answer by the same id.
 
@@ -134,7 +134,7 @@ pub(super) fn encode(answer: &NumberAnswer) -> Vec<u8> {
 
 /// A host's answers in memory: numbers pointing into a dictionary of the distinct answers (ids
 /// below [`AnswerBook::answer_ids`]). It holds every stored answer, fresh or not;
-/// [`AnswerBook::get`] returns only those fresh at the book's clock.
+/// [`AnswerBook::known`] returns only those fresh at the book's clock.
 #[derive(Debug)]
 pub struct AnswerBook {
     pub(super) dictionary: Dictionary,
@@ -170,13 +170,13 @@ impl AnswerBook {
     /// The fresh answer for `n` and when it was checked (Unix milliseconds).
     #[inline]
     pub fn get(&self, n: &E164) -> Option<(&NumberAnswer, i64)> {
-        self.lookup(*n).map(|k| (k.answer, k.checked_at_ms))
+        self.known(*n).map(|k| (k.answer, k.checked_at_ms))
     }
 
     /// The fresh answer for `n`, with where it is held: its slot (below [`Self::slots`]) and its
     /// answer id (below [`Self::answer_ids`]).
     #[inline]
-    pub fn lookup(&self, n: E164) -> Option<Known<'_>> {
+    pub fn known(&self, n: E164) -> Option<Known<'_>> {
         let (slot, id, at_s) = self.numbers.find(n.0)?;
         let answer = &self.dictionary.answers[id as usize];
         let at_ms = at_s as i64 * 1000;
@@ -196,18 +196,18 @@ impl AnswerBook {
         self.numbers.reserve(additional);
     }
 
-    /// Starts fetching `n`'s slot from memory, for a [`Self::lookup`] a little later.
+    /// Starts fetching `n`'s slot from memory, for a [`Self::known`] a little later.
     #[inline]
     pub fn prefetch(&self, n: E164) {
         self.numbers.prefetch(n.0);
     }
 
-    /// How many slots numbers are held in (see [`Self::lookup`]).
+    /// How many slots numbers are held in (see [`Self::known`]).
     pub fn slots(&self) -> usize {
         self.numbers.slots()
     }
 
-    /// How many distinct answers there are (see [`Self::lookup`]).
+    /// How many distinct answers there are (see [`Self::known`]).
     pub fn answer_ids(&self) -> usize {
         self.dictionary.answers.len()
     }

@@ -1,4 +1,4 @@
-//! The longest list each provider host takes, as `batch_size = "auto"` found it: remembered so
+//! The longest batch each provider host takes, as `batch_size = "auto"` found it: remembered so
 //! the next run starts there instead of finding it again.
 //!
 //! Contract: [`StateStore::list_limit`] reads what [`StateStore::set_list_limit`] last wrote for
@@ -7,18 +7,18 @@
 //! keys they do not know, the database's rewrite copies every tree, and MANIFEST records only
 //! answers, so the format (`phone-enrich-state/4`) is unchanged. It is a hint, not an answer:
 //! an unreadable value reads as nothing remembered, and a repaired store forgets it (the next
-//! run probes again).
+//! run tries longer batches again).
 
 use serde::{Deserialize, Serialize};
 
 use super::{StateError, StateStore};
 
-/// What a run learned of the longest list a host takes.
+/// What a run learned of the longest batch a host takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListLimit {
-    /// The longest list the provider answered.
+    /// The longest batch the provider answered.
     pub taken: usize,
-    /// The shortest list it refused for its length, if one was.
+    /// The shortest batch it refused for its length, if one was.
     pub refused: Option<usize>,
 }
 
@@ -27,7 +27,7 @@ fn key(host: &str) -> String {
 }
 
 impl StateStore {
-    /// The longest list `host` took, as last remembered.
+    /// The longest batch `host` took, as last remembered.
     pub fn list_limit(&self, host: &str) -> Result<Option<ListLimit>, StateError> {
         let failed = |e| StateError::sled(&self.dir, format!("reading {}", key(host)), e);
         let meta = self.db.open_tree("meta").map_err(failed)?;
@@ -35,7 +35,7 @@ impl StateStore {
         Ok(value.and_then(|v| postcard::from_bytes(&v).ok()))
     }
 
-    /// Remembers the longest list `host` took, flushed before this returns.
+    /// Remembers the longest batch `host` took, flushed before this returns.
     pub fn set_list_limit(&self, host: &str, limit: ListLimit) -> Result<(), StateError> {
         let failed = |e| StateError::sled(&self.dir, format!("writing {}", key(host)), e);
         let value = postcard::to_stdvec(&limit).expect("two numbers always encode");

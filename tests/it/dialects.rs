@@ -209,7 +209,8 @@ fn a_redirect_is_never_followed_and_names_where_it_points() {
 fn found_number() -> u64 {
     (79161234567..)
         .find(|n| {
-            phone_enrich::provider::sandbox::lookup(phone_enrich::normalize::E164(*n), 25).is_some()
+            phone_enrich::provider::sandbox::operator_of(phone_enrich::normalize::E164(*n), 25)
+                .is_some()
         })
         .unwrap()
 }

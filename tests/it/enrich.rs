@@ -6,7 +6,7 @@ use std::io::Write;
 
 use crate::common::*;
 use phone_enrich::normalize::{Normalized, Normalizer, PhoneMetadata};
-use phone_enrich::provider::sandbox::lookup;
+use phone_enrich::provider::sandbox::operator_of;
 use polars::prelude::*;
 use polars_parquet::parquet::statistics::Statistics;
 
@@ -75,7 +75,7 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
     assert_eq!(strings(&df, "comment")[2], None);
 
     // The enrichment is what the sandbox answers for the number.
-    let want = lookup(phone_enrich::normalize::E164(79161234567), 0).unwrap();
+    let want = operator_of(phone_enrich::normalize::E164(79161234567), 0).unwrap();
     assert_eq!(
         strings(&df, "phone_operator")[0].as_deref(),
         Some(want.operator.as_str())
@@ -187,7 +187,7 @@ fn a_generated_export_matches_the_sandbox_row_by_row() {
             Normalized::Valid(n) => {
                 distinct.insert(n);
                 assert_eq!(e164[i], Some(format!("+{n}")), "row {i}");
-                match lookup(n, 3) {
+                match operator_of(n, 3) {
                     Some(info) => {
                         assert_eq!(status[i].as_deref(), Some("ok"), "row {i}");
                         assert_eq!(

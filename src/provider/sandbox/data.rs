@@ -130,7 +130,7 @@ const COUNTRIES: &[Country] = &[
 ];
 
 /// What the sandbox answers for a number: `None` is "operator not found".
-pub fn lookup(number: E164, not_found_percent: u8) -> Option<OperatorInfo> {
+pub fn operator_of(number: E164, not_found_percent: u8) -> Option<OperatorInfo> {
     let digits = number.to_string();
     let country = COUNTRIES.iter().find(|c| digits.starts_with(c.prefix))?;
     let h = mix(number.0);
@@ -164,13 +164,13 @@ mod tests {
             (12025550123, None),
         ];
         for (n, want) in cases {
-            let got = lookup(E164(*n), 0);
+            let got = operator_of(E164(*n), 0);
             assert_eq!(
                 got.as_ref().map(|i| (i.country.as_str(), i.mcc.unwrap())),
                 *want,
                 "{n}"
             );
-            assert_eq!(got, lookup(E164(*n), 0));
+            assert_eq!(got, operator_of(E164(*n), 0));
         }
     }
 
@@ -178,7 +178,7 @@ mod tests {
     fn not_found_share_follows_the_setting() {
         let total = 20_000u64;
         let missing = (0..total)
-            .filter(|i| lookup(E164(79_000_000_000 + i * 7919), 3).is_none())
+            .filter(|i| operator_of(E164(79_000_000_000 + i * 7919), 3).is_none())
             .count() as f64;
         let share = missing / total as f64;
         assert!((0.02..0.04).contains(&share), "{share}");

@@ -29,7 +29,7 @@ use axum::Router;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-pub use data::lookup;
+pub use data::operator_of;
 use limits::{Logins, Refusal};
 use render::Item;
 
@@ -441,7 +441,7 @@ impl Shared {
             .map(|(n, sent)| Item {
                 number: *n,
                 phone: sent.to_string(),
-                info: lookup(*n, cfg.not_found_percent),
+                info: operator_of(*n, cfg.not_found_percent),
             })
             .collect();
         // One number not found is an error for the whole request, as the provider's page has

@@ -266,7 +266,7 @@ mod tests {
             .map(|n| Item {
                 number: E164(*n),
                 phone: n.to_string(),
-                info: super::super::lookup(E164(*n), 30),
+                info: super::super::operator_of(E164(*n), 30),
             })
             .collect()
     }

@@ -2,28 +2,13 @@
 //! are libphonenumber 9.0.33's XML (committed gzipped) and a copy edited to open a new RU
 //! mobile range, `+7 300 …`.
 
-use std::io::Read;
-
 use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
 /// The crate's XML and the edited copy, written into the workspace; their SHA-256s.
 fn write_metadata(ws: &Workspace) -> [(String, String); 2] {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
-    );
-    let mut xml = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut xml)
-        .unwrap();
-    let mobile = r"<nationalNumberPattern>9\d{9}</nationalNumberPattern>";
-    assert_eq!(xml.matches(mobile).count(), 1, "RU's mobile pattern");
-    let edited = xml.replace(
-        mobile,
-        r"<nationalNumberPattern>9\d{9}|300\d{7}</nationalNumberPattern>",
-    );
+    let (xml, edited) = plans_with_ru_300();
     [("crate.xml", xml), ("edited.xml", edited)].map(|(name, text)| {
         let path = ws.write(name, &text);
         let sha256: String = Sha256::digest(text.as_bytes())

@@ -4,8 +4,6 @@
 //! between runs, a number that became valid is looked up and a cached answer of a number no
 //! longer valid is not written as `ok`.
 
-use std::io::Read;
-
 use crate::common::*;
 
 /// Runs a job over `rows` (`phone` cells) in `region` against a fresh sandbox; returns each
@@ -141,20 +139,7 @@ fn short_valid_numbers_are_looked_up() {
 /// libphonenumber 9.0.33's XML with RU's mobile pattern opening `300…`, written to the
 /// workspace as `opened.xml`.
 fn write_opened_plans(ws: &Workspace) {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
-    );
-    let mut xml = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
-        .read_to_string(&mut xml)
-        .unwrap();
-    let mobile = r"<nationalNumberPattern>9\d{9}</nationalNumberPattern>";
-    assert_eq!(xml.matches(mobile).count(), 1, "RU's mobile pattern");
-    let opened = xml.replace(
-        mobile,
-        r"<nationalNumberPattern>9\d{9}|300\d{7}</nationalNumberPattern>",
-    );
+    let (_, opened) = plans_with_ru_300();
     ws.write("opened.xml", opened);
 }
 

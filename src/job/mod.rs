@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context};
 use polars::prelude::Schema;
 
-use crate::config::{Job, ProviderKind};
+use crate::config::{Credentials, Job, ProviderKind};
 use crate::input::{ColumnTypes, Columns, InputReader, TypesError};
 use crate::outcome::{ExitKind, JobError, PlanFigures, RunSummary, StageTimes};
 use crate::output::{output_schema, refuse_writing_input, OutputFile};
@@ -111,6 +111,8 @@ struct Preparation<'a> {
     interrupted: &'a Arc<AtomicBool>,
     /// The accounts the lookups are spread over.
     accounts: usize,
+    /// The logins of those accounts, when this command has them (`plan` may run without).
+    logins: Vec<String>,
     shard: Option<Shard>,
     /// `plan --shards N`.
     shards: Option<NonZeroU32>,
@@ -207,7 +209,7 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
         batch_size: sizer.choice(),
         shard: how.shard,
         shards: how.shards,
-        runs_sharing_logins: runs_sharing_logins(job),
+        runs_sharing_logins: runs_sharing_logins(job, &how.logins),
     };
     let figures = plan_figures(&first.tally, &plan, &lookup);
     // The plan holds the numbers now; the second pass counts them again.
@@ -227,14 +229,15 @@ fn prepare(job: &Job, how: &Preparation) -> Result<Prepared, JobError> {
 }
 
 /// Other runs on this machine holding one of the job's logins now, over all its logins: they
-/// share each login's limits with this one. None counted when this command has no logins
-/// (`plan` without credentials).
-fn runs_sharing_logins(job: &Job) -> u64 {
-    let Ok(accounts) = job.provider.accounts() else {
-        return 0;
-    };
+/// share each login's limits with this one.
+fn runs_sharing_logins(job: &Job, logins: &[String]) -> u64 {
     let held = |login: &str| crate::pacer::runs_holding(&job.provider, login) as u64;
-    accounts.iter().map(|a| held(&a.login)).sum()
+    logins.iter().map(|l| held(l)).sum()
+}
+
+/// The logins of `accounts`.
+fn logins(accounts: &[Credentials]) -> Vec<String> {
+    accounts.iter().map(|a| a.login.clone()).collect()
 }
 
 /// The output's directory must exist or be creatable, and be writable, before any request.
@@ -269,6 +272,12 @@ pub fn plan(
         progress,
         interrupted: &Arc::new(AtomicBool::new(false)),
         accounts: job.provider.account_count().or_kind(ExitKind::Usage)?,
+        // Without credentials `plan` still plans; it then counts no other runs.
+        logins: job
+            .provider
+            .accounts()
+            .map(|a| logins(&a))
+            .unwrap_or_default(),
         shard: None,
         shards,
     };
@@ -312,6 +321,7 @@ async fn run_stages(job: &Job, options: &RunOptions, stages: &mut Stages) -> Res
     let accounts = job.provider.accounts().or_kind(ExitKind::Usage)?;
     let prepared = {
         let (job, options, count) = (job.clone(), options.clone(), accounts.len());
+        let logins = logins(&accounts);
         tokio::task::spawn_blocking(move || {
             let how = Preparation {
                 refresh: options.refresh,
@@ -319,6 +329,7 @@ async fn run_stages(job: &Job, options: &RunOptions, stages: &mut Stages) -> Res
                 progress: options.progress,
                 interrupted: &options.interrupted,
                 accounts: count,
+                logins,
                 shard: options.shard,
                 shards: None,
             };

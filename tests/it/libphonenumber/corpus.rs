@@ -2,8 +2,8 @@
 //! region, libphonenumber's example number of every region and type in every layout (E.164,
 //! international, national, RFC 3966, the default region's international prefix, digits
 //! without `+`), near misses of each (a digit dropped, added, changed), random numbers over
-//! the default region's ranges in the layouts people type, the messy profile's cells, junk,
-//! and cells holding two of these.
+//! the default region's ranges in the layouts people type, the messy profile's cells, notes
+//! and extensions around numbers, junk, and cells holding two of these.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -80,6 +80,14 @@ pub fn cells(examples: &[Example], seed: u64) -> Vec<Cell> {
             });
         }
         let mine = cells.len() - start;
+        for _ in 0..1_000 {
+            let text = cells[start + rng.random_range(0..mine)].text.clone();
+            cells.push(Cell {
+                region,
+                text: noted(&text, &mut rng),
+                kind: "notes and extensions",
+            });
+        }
         for _ in 0..500 {
             let a = cells[start + rng.random_range(0..mine)].text.clone();
             let b = cells[start + rng.random_range(0..mine)].text.clone();
@@ -229,6 +237,54 @@ fn group(digits: &str, separator: char) -> String {
         rest = &rest[take..];
         first = false;
     }
+    out
+}
+
+/// A cell with what people and systems write around a number: notes before and after it,
+/// extensions (`доб. 12`, `ext. 12`, `x12`, `, 12`, `;12`, `- 503#`), vanity letters.
+fn noted(text: &str, rng: &mut StdRng) -> String {
+    const BEFORE: &[&str] = &["моб. ", "тел.: ", "Tel ", "т.", "(", "№ ", "WhatsApp "];
+    const AFTER: &[&str] = &[
+        " доб. 12",
+        " доб.45",
+        " ДОБ 7",
+        " ext. 12",
+        " ext12",
+        " extension 3",
+        " x123",
+        " X 7",
+        " #12",
+        "#",
+        " ~5",
+        ", 123",
+        ",123",
+        ",,12",
+        "; 45",
+        ";45",
+        ";ext=12",
+        ";isub=12",
+        " int 12",
+        " anexo 3",
+        " - 503#",
+        " (Иван)",
+        " жена",
+        " - раб.",
+        " WhatsApp",
+        "ab",
+        " FLOWERS",
+        "-CALL-NOW",
+        " / x12",
+        "*",
+        "\t12",
+        "\u{a0}доб.\u{a0}3",
+        "\u{2013}12#",
+    ];
+    let mut out = String::new();
+    if rng.random_bool(0.3) {
+        out.push_str(BEFORE[rng.random_range(0..BEFORE.len())]);
+    }
+    out.push_str(text);
+    out.push_str(AFTER[rng.random_range(0..AFTER.len())]);
     out
 }
 

@@ -1,15 +1,19 @@
 //! libphonenumber's `parse` then `isValidNumber`, step by step, for the common cell.
 //!
-//! Contract: [`parse_valid`] gives what `reference::parse_valid` (`rlibphonenumber`) gives for
-//! a cell of ASCII digits, spaces, `-` `.` `(` `)` `/` and `+` — `Some(Some(number))` valid,
-//! `Some(None)` not — and `None` for any other cell and for the few steps it leaves to
-//! `rlibphonenumber` (a national-prefix transform rule that applies, a `+` not followed by a
-//! country code, a pattern the fast path cannot compile, two digits alone). For such a cell
-//! libphonenumber's `extractPossibleNumber`, `isViablePhoneNumber` and `maybeStripExtension`
-//! come down to: the digits, whether a `+` leads them, and whether a `+` stands anywhere else
-//! (then it is no number); each later step is named after the `PhoneNumberUtil` method it
-//! mirrors. The rules are [`super::rules`], compiled per thread from the plans
-//! `rlibphonenumber` reads with. The differential test and `tests` hold the two equal.
+//! Contract: [`parse_valid`] gives what `reference::parse_valid` (`rlibphonenumber`) gives —
+//! `Some(Some(number))` valid, `Some(None)` not — for a cell of ASCII, Russian letters and
+//! libphonenumber's punctuation, and `None` for any other cell and for the few steps it leaves
+//! to `rlibphonenumber` (a national-prefix transform rule that applies, a `+` not followed by a
+//! country code, a pattern the fast path cannot compile, two digits alone, and what
+//! [`extract`] leaves). The first steps, `extractPossibleNumber`, `isViablePhoneNumber` and
+//! `maybeStripExtension`, come down to the digits and whether a `+` leads them: [`scan`] takes
+//! them from the common cell (digits, pluses, separators) in one pass, [`extract`] from a cell
+//! with notes, extensions, letters or several numbers. Each later step is named after the
+//! `PhoneNumberUtil` method it mirrors. The rules are [`super::rules`], compiled per thread
+//! from the plans `rlibphonenumber` reads with. The differential test and `tests` hold the two
+//! equal.
+
+mod extract;
 
 use super::rules::{self, Country, Length, RegionRules};
 use super::{PhoneMetadata, E164};
@@ -36,8 +40,10 @@ impl Home {
 /// libphonenumber's `MAX_INPUT_STRING_LENGTH`.
 const MAX_INPUT: usize = 250;
 
-/// The cell's digits, and whether a `+` leads them; `Err(())` where libphonenumber finds no
-/// viable number; `None` for a cell this path does not read.
+/// The cell's digits, and whether a `+` leads them, for a cell of digits, pluses and
+/// separators (the ASCII ones and libphonenumber's others, [`extract::punctuation`]);
+/// `Err(())` where libphonenumber finds no viable number; `None` for a cell this step does not
+/// read (any other character, or two digits alone).
 fn scan(text: &str, digits: &mut Digits) -> Option<Result<bool, ()>> {
     if text.len() > MAX_INPUT {
         return None;
@@ -50,9 +56,11 @@ fn scan(text: &str, digits: &mut Digits) -> Option<Result<bool, ()>> {
     // last digit is cut off with the other trailing punctuation).
     let mut stray_plus = false;
     let mut spoiled = false;
-    for b in text.bytes() {
-        match b {
-            b'0'..=b'9' => {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        match bytes[at] {
+            b @ b'0'..=b'9' => {
                 digits.push(b);
                 started = true;
                 pluses_only = false;
@@ -66,8 +74,18 @@ fn scan(text: &str, digits: &mut Digits) -> Option<Result<bool, ()>> {
             b'+' if pluses_only => {}
             b'+' => stray_plus = true,
             b' ' | b'-' | b'.' | b'(' | b')' | b'/' => pluses_only = false,
+            0x80.. => {
+                let c = text[at..].chars().next()?;
+                if !extract::punctuation(c) {
+                    return None;
+                }
+                pluses_only = false;
+                at += c.len_utf8();
+                continue;
+            }
             _ => return None,
         }
+        at += 1;
     }
     match digits.len() {
         // Two digits alone are viable (`\d{2}`): left to rlibphonenumber.
@@ -78,11 +96,24 @@ fn scan(text: &str, digits: &mut Digits) -> Option<Result<bool, ()>> {
     }
 }
 
+/// The first steps for any cell: [`scan`] where it reads the cell, else [`extract::extract`].
+fn first_steps(
+    metadata: PhoneMetadata,
+    text: &str,
+    digits: &mut Digits,
+) -> Option<Result<bool, ()>> {
+    if let Some(read) = scan(text, digits) {
+        return Some(read);
+    }
+    digits.clear();
+    extract::extract(metadata.util(), text, digits)
+}
+
 /// The reading of `text` in `home`'s region: `Some(Some(number))` valid, `Some(None)` not,
 /// `None` where this path does not tell.
 pub(super) fn parse_valid(metadata: PhoneMetadata, home: Home, text: &str) -> Option<Option<E164>> {
     let mut digits = Digits::default();
-    let plus = match scan(text, &mut digits)? {
+    let plus = match first_steps(metadata, text, &mut digits)? {
         Ok(plus) => plus,
         Err(()) => return Some(None),
     };
@@ -241,6 +272,10 @@ impl Digits {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
     }
 
     fn as_str(&self) -> &str {

@@ -5,6 +5,7 @@ mod common;
 mod dialects;
 mod disk;
 mod enrich;
+mod fast_path;
 mod input;
 mod jobs;
 mod libphonenumber;

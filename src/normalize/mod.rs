@@ -253,6 +253,7 @@ mod tests {
 
     #[test]
     fn formats_people_type() {
+        let moscow = Normalized::Valid(E164(79161234567));
         let cases: &[(&str, Normalized)] = &[
             ("8 (916) 123-45-67", Normalized::Valid(E164(79161234567))),
             ("+7 916 123 45 67", Normalized::Valid(E164(79161234567))),
@@ -289,6 +290,20 @@ mod tests {
             ),
             ("+6837012", Normalized::Valid(E164(6837012))),
             ("+989601", Normalized::Valid(E164(989601))),
+            // Notes, extensions and vanity letters, as libphonenumber (`phonenumbers` 9.0.42)
+            // reads them; docs/GUIDE.md's examples.
+            ("моб. 8 916 123-45-67", moscow),
+            ("Тел.: +7 916 123 45 67", moscow),
+            ("8 916 123-45-67 доб. 12", moscow),
+            ("8 916 123-45-67, 123", moscow),
+            ("8 916 123-45-67;45", moscow),
+            ("8 916 123-45-67 x12", moscow),
+            ("8 916 123-45-67\u{a0}доб.\u{a0}3", moscow),
+            ("+7 916 123\u{2013}45\u{2013}67", moscow),
+            ("8 916 123-45-67 (Иван)", Normalized::Invalid),
+            ("8 916 123-45-67 жена", Normalized::Invalid),
+            ("8 800 FLOWERS", Normalized::Valid(E164(78003569377))),
+            ("+7 916 123 45 67 WhatsApp", Normalized::Invalid),
         ];
         for (raw, want) in cases {
             assert_eq!(ru().normalize(raw), *want, "{raw:?}");

@@ -156,7 +156,7 @@ pub struct StageTimes {
     pub write_s: f64,
 }
 
-/// The least time `requests` lists holding `numbers` numbers take at the job's limits, each
+/// The least time `requests` batches holding `numbers` numbers take at the job's limits, each
 /// login keeping its own (each window a little longer by the safety margin).
 pub fn least_time(p: &ProviderConfig, requests: u64, numbers: u64, accounts: u64) -> Duration {
     let accounts = accounts.max(1);

@@ -139,7 +139,7 @@ mod tests {
             let mut plan = Plan::new(&unknown(n), None);
             assert_eq!(plan.requests(lengths[0]), n.div_ceil(lengths[0] as u64));
             let mut asked = Vec::new();
-            let mut lists = 0;
+            let mut batches = 0;
             for len in lengths.iter().cycle() {
                 if plan.is_empty() {
                     break;
@@ -147,9 +147,9 @@ mod tests {
                 let list = plan.take(*len);
                 assert!(list.len() <= *len && !list.is_empty());
                 asked.extend(list);
-                lists += 1;
+                batches += 1;
             }
-            assert_eq!(lists, want, "{n} {lengths:?}");
+            assert_eq!(batches, want, "{n} {lengths:?}");
             let unique: HashSet<E164> = asked.iter().copied().collect();
             assert_eq!((asked.len(), unique.len()), (n as usize, n as usize));
             assert!(asked.windows(2).all(|w| w[0] < w[1]), "sorted");

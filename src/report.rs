@@ -175,7 +175,7 @@ pub fn closing_table(s: &RunSummary, output: &Path, failure: Option<&JobError>) 
         .collect()
 }
 
-/// The closing table's lines below the figures: the logins, the lists, the output, the
+/// The closing table's lines below the figures: the logins, the batches, the output, the
 /// rejected answers kept.
 fn closing_notes(s: &RunSummary, output: &Path, failure: Option<&JobError>) -> String {
     let mut out = String::new();
@@ -184,7 +184,7 @@ fn closing_notes(s: &RunSummary, output: &Path, failure: Option<&JobError>) -> S
     }
     if s.batch_size > 0 {
         let (size, why) = (s.batch_size, &s.batch_size_reason);
-        let _ = writeln!(out, "  {:<12} {size} numbers ({why})", "lists");
+        let _ = writeln!(out, "  {:<12} {size} numbers ({why})", "batches");
     }
     let written = failure.is_none_or(|f| f.kind == ExitKind::TooManyFailed);
     let _ = match written {
@@ -229,7 +229,7 @@ pub fn report_json(
     serde_json::to_string_pretty(&report).expect("a report serializes") + "\n"
 }
 
-/// `plan`'s figures, aligned, one per line, then where the lists' length comes from.
+/// `plan`'s figures, aligned, one per line, then where the batches' length comes from.
 pub fn plan_text(f: &PlanFigures) -> String {
     let time =
         |s: f64| humantime::format_duration(Duration::from_secs(s.ceil() as u64)).to_string();

@@ -31,7 +31,7 @@ pub struct SandboxConfig {
     pub number_limit: Option<Rate>,
     /// Requests at once per login at which the sandbox answers error 9 (the provider: 15).
     pub max_concurrent: usize,
-    /// Longest `phone` list accepted; longer lists get error 1.
+    /// Longest `phone` list accepted; longer batches get error 1.
     pub max_list: usize,
     /// Percentage (0..=100) of numbers for which the operator is "not found".
     pub not_found_percent: u8,

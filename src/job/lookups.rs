@@ -148,8 +148,8 @@ impl Lookups<'_> {
         let mut first_error = None;
         loop {
             // Enough batches queued to keep every slot of the live accounts busy, no more (see
-            // `Pacer::lists_ahead`).
-            while in_flight.len() < pacer.lists_ahead() && pacer.stopped().is_none() {
+            // `Pacer::batches_ahead`).
+            while in_flight.len() < pacer.batches_ahead() && pacer.stopped().is_none() {
                 let Some(batch) = pacer.next_batch(&mut plan) else {
                     break;
                 };

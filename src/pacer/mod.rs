@@ -317,7 +317,7 @@ impl Pacer {
     /// How many batches to keep cut, out or waiting for a slot: twice the slots, so no slot waits
     /// for a batch; but one at a time while `auto` is still finding its length, so that no batch
     /// is cut at a length the next answer outgrows (a few batches in a row, once per host).
-    pub fn lists_ahead(&self) -> usize {
+    pub fn batches_ahead(&self) -> usize {
         match self.sizer.settled() {
             true => self.concurrency() * 2,
             false => 1,

@@ -180,11 +180,11 @@ impl BatchSizer {
         };
         let why = match found.refused {
             _ if taken == 0 => format!(
-                "auto: starts at {AUTO_START} and grows while the provider takes the lists, up to provider.max_batch_size {max}"
+                "auto: starts at {AUTO_START} and grows while the provider takes the batches, up to provider.max_batch_size {max}"
             ),
             Some(r) => format!("auto: the longest list the provider took is {taken}, it refused {r}{since}"),
             None if taken >= max => format!(
-                "auto: the provider took lists up to provider.max_batch_size {max}{since}"
+                "auto: the provider took batches up to provider.max_batch_size {max}{since}"
             ),
             None => format!(
                 "auto: the provider took every list up to {taken}, longer ones up to {max} are tried next{since}"

@@ -86,8 +86,8 @@ fn logins(settings: &str, names: &[&'static str], refused: &[&str]) -> (Arc<Pace
 }
 
 /// `batches` lookups at once, of one number each from `first` on: what became of each.
-async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<BatchResult> {
-    let lookups: Vec<_> = (0..lists)
+async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, batches: u64) -> Vec<BatchResult> {
+    let lookups: Vec<_> = (0..batches)
         .map(|i| {
             let pacer = pacer.clone();
             tokio::spawn(async move { pacer.ask(vec![E164(first + i)]).await })
@@ -101,8 +101,8 @@ async fn look_up_at_once(pacer: &Arc<Pacer>, first: u64, lists: u64) -> Vec<Batc
 }
 
 /// `batches` lookups at once, each of which must be answered.
-async fn all_answered(pacer: &Arc<Pacer>, lists: u64) {
-    let results = look_up_at_once(pacer, 79161230000, lists).await;
+async fn all_answered(pacer: &Arc<Pacer>, batches: u64) {
+    let results = look_up_at_once(pacer, 79161230000, batches).await;
     assert!(results.iter().all(|r| r.answers.len() == 1), "{results:?}");
 }
 
@@ -458,7 +458,7 @@ async fn error_4_pauses_every_account_not_only_the_one_that_got_it() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() {
+async fn auto_batches_settle_under_the_providers_longest_with_few_requests_more() {
     /// Refuses batches longer than 250 with error 1, answers the others whole.
     struct UpTo250(Arc<Mutex<u64>>);
     impl Client for UpTo250 {
@@ -494,7 +494,7 @@ async fn auto_lists_settle_under_the_providers_longest_with_few_requests_more() 
     let requests = *requests.lock().unwrap();
     assert!(
         requests as f64 <= 1.1 * fixed as f64,
-        "{requests} requests against {fixed} in lists of 250"
+        "{requests} requests against {fixed} in batches of 250"
     );
     let learned = pacer.list_limit().unwrap();
     assert_eq!((learned.taken, learned.refused.is_some()), (size, true));

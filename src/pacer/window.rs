@@ -260,7 +260,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn identical_guard_forgets_lists_whose_window_passed() {
+    async fn identical_guard_forgets_batches_whose_window_passed() {
         let guard = IdenticalGuard::new(rate("3/60s"), 0.0);
         for i in 0..IDENTICAL_WINDOWS_KEPT {
             drop(guard.window_of(i.to_string()).acquire(u32::MAX).await);

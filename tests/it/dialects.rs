@@ -1,5 +1,5 @@
 //! The real provider in every shape (issue 9): the sandbox speaks each dialect, and the binary
-//! must read every one exactly right, with lists and with single numbers; refuse wrong
+//! must read every one exactly right, with batches and with single numbers; refuse wrong
 //! credentials in every form after at most two requests; stop after two requests against a
 //! server that only serves an HTML page; and never follow a redirect.
 
@@ -17,7 +17,7 @@ const SANDBOX: &str = "request_limit = \"1000/2s\"\nidentical_limit = \"3/2s\"\n
 const WRONG_PASSWORD: &[(&str, &str)] = &[("SMSC_LOGIN", "sandbox"), ("SMSC_PASSWORD", "wrong")];
 
 /// A workspace with `in.csv` (the same export for every dialect) and a sandbox speaking
-/// `dialect`; `job.toml` asks it in lists of `batch` numbers.
+/// `dialect`; `job.toml` asks it in batches of `batch` numbers.
 fn setup(dialect: Dialect, batch: usize) -> (Workspace, SandboxProcess, std::path::PathBuf) {
     let ws = Workspace::new();
     generate(&ws, "in.csv", 60, 9);
@@ -85,7 +85,7 @@ fn answering() -> Vec<Dialect> {
 }
 
 #[test]
-fn every_dialect_gives_every_row_exactly_right_in_lists_and_alone() {
+fn every_dialect_gives_every_row_exactly_right_in_batches_and_alone() {
     let cases: Vec<(Dialect, usize)> = answering()
         .into_iter()
         .flat_map(|d| [(d, 10), (d, 1)])
@@ -108,7 +108,7 @@ fn every_dialect_gives_every_row_exactly_right_in_lists_and_alone() {
         );
     }
     for o in &outcomes {
-        let what = format!("{:?} in lists of {}", o.dialect, o.batch);
+        let what = format!("{:?} in batches of {}", o.dialect, o.batch);
         assert_exit(&o.run, 0);
         let output = enrichment(o.output.as_ref().unwrap());
         assert!(
@@ -160,7 +160,7 @@ fn a_server_that_only_serves_html_stops_after_two_requests_and_keeps_them() {
         let report = ws.path("report.json");
         let out = ws.run(&job, &["--report", report.to_str().unwrap()]);
         assert_exit(&out, 4);
-        assert_eq!(sandbox.stats().requests, 2, "lists of {batch}");
+        assert_eq!(sandbox.stats().requests, 2, "batches of {batch}");
         // The output is written, every number `failed`; nothing is stored.
         let df = ws.read_output();
         let status: Vec<_> = strings(&df, "phone_status").into_iter().flatten().collect();

@@ -168,7 +168,7 @@ fn a_full_disk_is_named_as_such_never_damage_and_the_rerun_buys_only_what_was_lo
     eprintln!(
         "full disk: clean run {clean_requests} requests; failed run {first_requests}, rerun {rerun_requests}: {bought_twice} bought twice"
     );
-    // At most the lists in flight or awaiting their commit when the disk filled.
+    // At most the batches in flight or awaiting their commit when the disk filled.
     assert!(bought_twice <= 8, "{bought_twice} requests bought twice");
     assert_eq!(
         enrichment(&ws.read_output()),

@@ -139,7 +139,7 @@ fn csv_rows_come_back_in_order_with_the_sandbox_answers() {
             .collect::<Vec<_>>()
     );
 
-    // 6 distinct valid numbers, asked once each, in lists of at most 2.
+    // 6 distinct valid numbers, asked once each, in batches of at most 2.
     let stats = sandbox.stats();
     assert_eq!(stats.numbers_answered, 6);
     assert_eq!(stats.requests, 3);

@@ -192,7 +192,7 @@ fn error_4_past_the_allowed_wait_stops_resumably() {
 }
 
 #[test]
-fn lists_the_provider_rejects_are_split_down_to_the_number() {
+fn batches_the_provider_rejects_are_split_down_to_the_number() {
     let Setup { ws, sandbox, job } = setup(
         400,
         25,
@@ -220,7 +220,7 @@ fn lists_the_provider_rejects_are_split_down_to_the_number() {
     let share = rejected_numbers.len() as f64 / valid.len() as f64;
     assert!(
         share < 0.08,
-        "{} of {} numbers marked invalid: whole lists were condemned",
+        "{} of {} numbers marked invalid: whole batches were condemned",
         rejected_numbers.len(),
         valid.len()
     );

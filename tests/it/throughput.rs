@@ -1,4 +1,4 @@
-//! Throughput past one login (issue 12): several accounts, lists as long as the provider takes,
+//! Throughput past one login (issue 12): several accounts, batches as long as the provider takes,
 //! shards exported and imported, through the binary against sandboxes at short windows.
 
 use crate::common::*;
@@ -122,7 +122,7 @@ fn an_accounts_file_others_can_read_or_beside_smsc_login_is_refused() {
 }
 
 #[test]
-fn auto_lists_settle_under_the_providers_longest_and_the_next_run_starts_there() {
+fn auto_batches_settle_under_the_providers_longest_and_the_next_run_starts_there() {
     let ws = Workspace::new();
     generate(&ws, "in.csv", 90_000, 13);
     let fast = "request_limit = \"1000/1s\"\nidentical_limit = \"3/1s\"\n";
@@ -157,16 +157,16 @@ fn auto_lists_settle_under_the_providers_longest_and_the_next_run_starts_there()
     );
     assert!(
         requests as f64 <= 1.1 * fixed as f64,
-        "{requests} requests; lists of 250 take {fixed}"
+        "{requests} requests; batches of 250 take {fixed}"
     );
     let refused = sandbox.stats().errors.get("1").copied().unwrap_or(0);
-    assert!(refused <= 6, "{refused} lists refused for their length");
+    assert!(refused <= 6, "{refused} batches refused for their length");
     // The state remembers it: the next plan starts there, and says why.
     let after = plan(&[]);
     assert_eq!(after["batch_size"].as_u64(), Some(settled));
     let why = after["batch_size_reason"].as_str().unwrap();
     assert!(why.contains("remembered from an earlier run"), "{why}");
-    eprintln!("auto: settled at {settled} with {requests} requests ({fixed} in lists of 250), {refused} refused: {why}");
+    eprintln!("auto: settled at {settled} with {requests} requests ({fixed} in batches of 250), {refused} refused: {why}");
 }
 
 /// The numbers an export holds.

@@ -300,6 +300,8 @@ mod tests {
             ("8 916 123-45-67 x12", moscow),
             ("8 916 123-45-67\u{a0}доб.\u{a0}3", moscow),
             ("+7 916 123\u{2013}45\u{2013}67", moscow),
+            // A fullwidth tilde is punctuation to libphonenumber; rlibphonenumber 2.2.15 forgot it.
+            ("+7 916 123\u{ff5e}45 67", moscow),
             ("8 916 123-45-67 (Иван)", Normalized::Invalid),
             ("8 916 123-45-67 жена", Normalized::Invalid),
             ("8 800 FLOWERS", Normalized::Valid(E164(78003569377))),

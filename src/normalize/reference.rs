@@ -6,7 +6,11 @@
 //! `rlibphonenumber` is libphonenumber's algorithm step by step (`parseHelper`,
 //! `maybeExtractCountryCode`, `maybeStripNationalPrefixAndCarrierCode`,
 //! `getRegionCodeForNumberFromRegionList`, `isValidNumberForRegion`); the differential test
-//! (`tests/it/libphonenumber.rs`) holds it to libphonenumber itself.
+//! (`tests/it/libphonenumber.rs`) holds it to libphonenumber itself. Where rlibphonenumber
+//! 2.2.15 departs from libphonenumber, the text is first rewritten into one it reads as
+//! libphonenumber reads the original: `tel:` after a phone context, and the fullwidth tilde.
+
+use std::borrow::Cow;
 
 use rlibphonenumber::{PhoneNumber, Region};
 
@@ -15,6 +19,7 @@ use super::{PhoneMetadata, E164};
 /// The valid number `text` holds read in `region`, if any.
 pub(super) fn parse_valid(metadata: PhoneMetadata, region: Region, text: &str) -> Option<E164> {
     let text = tel_after_phone_context(text)?;
+    let text = fullwidth_tilde_as_ascii(text);
     let util = metadata.util();
     // A panic inside rlibphonenumber on some text would end the run; the cell is no number.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -31,7 +36,7 @@ const MAX_INPUT: usize = 250;
 /// `;phone-context=`; when `tel:` comes later, libphonenumber (Python's slice) takes nothing
 /// there, and `rlibphonenumber` 2.2.15 panics slicing backwards. The same text with nothing
 /// between a leading `tel:` and the phone context reads the same; `None`: too long to read.
-fn tel_after_phone_context(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+fn tel_after_phone_context(text: &str) -> Option<Cow<'_, str>> {
     const CONTEXT: &str = ";phone-context=";
     match (text.find(CONTEXT), text.find("tel:")) {
         (Some(context), Some(tel)) if tel + 4 > context => {
@@ -41,6 +46,18 @@ fn tel_after_phone_context(text: &str) -> Option<std::borrow::Cow<'_, str>> {
             Some(format!("tel:{}", &text[context..]).into())
         }
         _ => Some(text.into()),
+    }
+}
+
+/// libphonenumber names the fullwidth tilde (U+FF5E) wherever it names `~`: among its
+/// punctuation (`VALID_PUNCTUATION`), the extension labels and an international prefix's
+/// tildes, so the two read alike. rlibphonenumber 2.2.15 leaves U+FF5E out of its punctuation,
+/// and a number written with one is no number to it (`+7 921～073 94 65`, valid to
+/// libphonenumber); written with `~`, it reads as libphonenumber reads it.
+fn fullwidth_tilde_as_ascii(text: Cow<'_, str>) -> Cow<'_, str> {
+    match text.contains('\u{FF5E}') {
+        true => text.replace('\u{FF5E}', "~").into(),
+        false => text,
     }
 }
 

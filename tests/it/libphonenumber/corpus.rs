@@ -240,51 +240,19 @@ fn group(digits: &str, separator: char) -> String {
     out
 }
 
-/// A cell with what people and systems write around a number: notes before and after it,
-/// extensions (`доб. 12`, `ext. 12`, `x12`, `, 12`, `;12`, `- 503#`), vanity letters.
+/// What [`noted`] writes around numbers (shared with the fast path's unit tests).
+const AROUND: &[&str] = include!("../../data/around_numbers.rs");
+
+/// A cell with what people and systems write around a number: a note before it (a third of
+/// the time), and a note, extension (`доб. 12`, `ext. 12`, `x12`, `, 12`, `;12`, `- 503#`),
+/// vanity word or other text after it.
 fn noted(text: &str, rng: &mut StdRng) -> String {
-    const BEFORE: &[&str] = &["моб. ", "тел.: ", "Tel ", "т.", "(", "№ ", "WhatsApp "];
-    const AFTER: &[&str] = &[
-        " доб. 12",
-        " доб.45",
-        " ДОБ 7",
-        " ext. 12",
-        " ext12",
-        " extension 3",
-        " x123",
-        " X 7",
-        " #12",
-        "#",
-        " ~5",
-        ", 123",
-        ",123",
-        ",,12",
-        "; 45",
-        ";45",
-        ";ext=12",
-        ";isub=12",
-        " int 12",
-        " anexo 3",
-        " - 503#",
-        " (Иван)",
-        " жена",
-        " - раб.",
-        " WhatsApp",
-        "ab",
-        " FLOWERS",
-        "-CALL-NOW",
-        " / x12",
-        "*",
-        "\t12",
-        "\u{a0}доб.\u{a0}3",
-        "\u{2013}12#",
-    ];
     let mut out = String::new();
     if rng.random_bool(0.3) {
-        out.push_str(BEFORE[rng.random_range(0..BEFORE.len())]);
+        out.push_str(AROUND[rng.random_range(0..AROUND.len())]);
     }
     out.push_str(text);
-    out.push_str(AFTER[rng.random_range(0..AFTER.len())]);
+    out.push_str(AROUND[rng.random_range(0..AROUND.len())]);
     out
 }
 

@@ -408,9 +408,8 @@ pub fn cache(ws: &Workspace, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// libphonenumber 9.0.33's `PhoneNumberMetadata.xml` (tests/data), and a copy whose RU mobile
-/// pattern also opens the range `300…` (a range no release has), for tests of loaded plans.
-pub fn plans_with_ru_300() -> (String, String) {
+/// libphonenumber 9.0.33's `PhoneNumberMetadata.xml`, unpacked from tests/data.
+pub fn plans_9_0_33() -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
@@ -419,6 +418,13 @@ pub fn plans_with_ru_300() -> (String, String) {
     flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
         .read_to_string(&mut xml)
         .unwrap();
+    xml
+}
+
+/// [`plans_9_0_33`], and a copy whose RU mobile pattern also opens the range `300…` (a range no
+/// release has), for tests of loaded plans.
+pub fn plans_with_ru_300() -> (String, String) {
+    let xml = plans_9_0_33();
     let mobile = r"<nationalNumberPattern>9\d{9}</nationalNumberPattern>";
     assert_eq!(xml.matches(mobile).count(), 1, "RU's mobile pattern");
     let opened = xml.replace(

@@ -21,7 +21,7 @@ use super::{Digits, MAX_INPUT};
 
 /// The characters whose Unicode category this step knows: ASCII, the Russian alphabet, and
 /// libphonenumber's punctuation (`VALID_PUNCTUATION`) outside ASCII, less U+30FC, a letter.
-pub(super) fn known_char(c: char) -> bool {
+fn known_char(c: char) -> bool {
     c.is_ascii() || russian_letter(c) || punctuation(c)
 }
 

@@ -220,17 +220,7 @@ fn every_cell_reads_as_libphonenumber_reads_it_with_the_built_in_plans() {
 fn every_cell_reads_as_libphonenumber_reads_it_with_loaded_plans() {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("PhoneNumberMetadata-9.0.33.xml");
-    let gz = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/PhoneNumberMetadata-9.0.33.xml.gz"
-    );
-    let mut text = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap()),
-        &mut text,
-    )
-    .unwrap();
-    std::fs::write(&xml, text).unwrap();
+    std::fs::write(&xml, crate::common::plans_9_0_33()).unwrap();
     let metadata = PhoneMetadata::load(&xml).expect("the 9.0.33 XML loads");
     hold_to_libphonenumber(&Oracle::at_version("9.0.33"), metadata, "9.0.33");
 }
